@@ -1,0 +1,146 @@
+"""The one interface every checkpoint store implements.
+
+A checkpoint is a plain dict (see :class:`Checkpoint`); stores persist each
+channel's value as a separate blob keyed by ``(thread_id, checkpoint_ns,
+channel, version)`` and write only the channels listed in ``new_versions``, so
+a step that changes one channel writes one blob. Pending writes are keyed by
+``(thread_id, checkpoint_ns, checkpoint_id, task_id, idx)`` and are idempotent:
+a task that runs twice (at-least-once delivery) leaves one set of writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Iterator, AsyncIterator, NamedTuple, Optional, Sequence, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+
+# Special write channels get fixed negative indexes so that a later write of the
+# same kind for the same task replaces the earlier one instead of piling up.
+WRITES_IDX_MAP = {"__error__": -1, "__scheduled__": -2, "__interrupt__": -3, "__resume__": -4}
+
+
+class Checkpoint(TypedDict, total=False):
+    v: int
+    id: str
+    ts: str
+    channel_values: dict[str, Any]
+    channel_versions: dict[str, str]
+    versions_seen: dict[str, dict[str, str]]
+    updated_channels: Optional[list[str]]
+
+
+class CheckpointTuple(NamedTuple):
+    config: RunnableConfig
+    checkpoint: Checkpoint
+    metadata: dict[str, Any]
+    parent_config: Optional[RunnableConfig] = None
+    pending_writes: Optional[list[tuple[str, str, Any]]] = None
+
+
+def get_checkpoint_id(config: RunnableConfig) -> Optional[str]:
+    return (config.get("configurable") or {}).get("checkpoint_id")
+
+
+def get_thread_id(config: RunnableConfig) -> str:
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    if thread_id is None:
+        from lgdist.errors import MissingThreadIdError
+
+        raise MissingThreadIdError()
+    return str(thread_id)
+
+
+def get_checkpoint_ns(config: RunnableConfig) -> str:
+    return (config.get("configurable") or {}).get("checkpoint_ns", "")
+
+
+class BaseCheckpointSaver:
+    """Interface of a checkpoint store (memory, SQLite, Postgres).
+
+    Method names and signatures follow LangGraph's savers so that code written
+    against them keeps working. Async twins run the sync method in a thread.
+    """
+
+    def get_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
+        """The checkpoint named by ``config`` (its ``checkpoint_id``), or the
+        thread's latest one in ``checkpoint_ns`` when no id is given."""
+        raise NotImplementedError
+
+    def get(self, config: RunnableConfig) -> Optional[Checkpoint]:
+        tup = self.get_tuple(config)
+        return tup.checkpoint if tup else None
+
+    def list(
+        self,
+        config: Optional[RunnableConfig],
+        *,
+        filter: Optional[dict[str, Any]] = None,
+        before: Optional[RunnableConfig] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints of a thread (and namespace), newest first."""
+        raise NotImplementedError
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        idempotency_key: Optional[str] = None,
+    ) -> Optional[RunnableConfig]:
+        """Store a checkpoint whose parent is ``config``'s ``checkpoint_id``.
+
+        Returns the config naming the stored checkpoint. With an
+        ``idempotency_key``, a second put with the same key for the thread
+        stores nothing and returns ``None`` (a duplicated step is a no-op).
+        """
+        raise NotImplementedError
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's writes against the checkpoint in ``config``."""
+        raise NotImplementedError
+
+    def delete_thread(self, thread_id: str) -> None:
+        raise NotImplementedError
+
+    def get_next_version(self, current: Optional[str], channel: Any = None) -> str:
+        """Versions are sortable strings; the random suffix keeps two branches
+        forked from one checkpoint from reusing a (channel, version) blob key."""
+        if current is None:
+            n = 0
+        else:
+            n = int(str(current).split(".")[0])
+        return f"{n + 1:032}.{random.getrandbits(64):016x}"
+
+    # async twins -------------------------------------------------------
+    async def aget_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def aget(self, config: RunnableConfig) -> Optional[Checkpoint]:
+        return await asyncio.to_thread(self.get, config)
+
+    async def alist(self, config, *, filter=None, before=None, limit=None) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(self, config, checkpoint, metadata, new_versions, **kwargs):
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions, **kwargs)
+
+    async def aput_writes(self, config, writes, task_id, task_path=""):
+        return await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        return await asyncio.to_thread(self.delete_thread, thread_id)

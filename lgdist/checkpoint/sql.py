@@ -1,0 +1,428 @@
+"""Checkpoint store over SQLAlchemy Core, for SQLite and Postgres.
+
+Three tables (prefix ``lgdist_``):
+
+* ``lgdist_checkpoints`` - one row per checkpoint, its channel values left out;
+  ``UNIQUE (thread_id, checkpoint_ns, idempotency_key)`` makes a duplicated
+  step (a chord callback that runs twice) a no-op instead of a second row.
+* ``lgdist_blobs`` - one row per ``(channel, version)``; a step writes blobs only
+  for the channels in ``new_versions``, so unchanged state is never rewritten.
+* ``lgdist_writes`` - pending writes keyed by ``(checkpoint_id, task_id, idx)``;
+  a task that runs twice leaves its first writes (insert-or-ignore), except the
+  special channels of ``WRITES_IDX_MAP``, whose latest write wins (upsert).
+
+Every write is one transaction; statements are built once per store so a step
+costs SQLAlchemy's compiled-cache lookups, not statement construction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import defaultdict
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import sqlalchemy as sa
+from langchain_core.runnables import RunnableConfig
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateTable
+
+from lgdist import serde
+from lgdist.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    Checkpoint,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_ns,
+    get_thread_id,
+)
+
+__all__ = ["SQLCheckpointSaver", "create_checkpoint_engine"]
+
+# Postgres compares text by locale by default; "C" makes ORDER BY and "<" on ids
+# agree with Python's string order (SQLite's BINARY collation already does).
+_Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+metadata_obj = sa.MetaData()
+
+checkpoints_table = sa.Table(
+    "lgdist_checkpoints",
+    metadata_obj,
+    sa.Column("thread_id", _Key, primary_key=True),
+    sa.Column("checkpoint_ns", _Key, primary_key=True),
+    sa.Column("checkpoint_id", _Key, primary_key=True),
+    sa.Column("parent_checkpoint_id", _Key, nullable=True),
+    sa.Column("idempotency_key", _Key, nullable=True),
+    sa.Column("checkpoint", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("thread_id", "checkpoint_ns", "idempotency_key", name="lgdist_checkpoints_idempotency"),
+)
+
+blobs_table = sa.Table(
+    "lgdist_blobs",
+    metadata_obj,
+    sa.Column("thread_id", _Key, primary_key=True),
+    sa.Column("checkpoint_ns", _Key, primary_key=True),
+    sa.Column("channel", _Key, primary_key=True),
+    sa.Column("version", _Key, primary_key=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("blob", sa.LargeBinary, nullable=True),
+)
+
+writes_table = sa.Table(
+    "lgdist_writes",
+    metadata_obj,
+    sa.Column("thread_id", _Key, primary_key=True),
+    sa.Column("checkpoint_ns", _Key, primary_key=True),
+    sa.Column("checkpoint_id", _Key, primary_key=True),
+    sa.Column("task_id", _Key, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("blob", sa.LargeBinary, nullable=True),
+    sa.Column("task_path", sa.Text, nullable=False, server_default=""),
+)
+
+_EMPTY = "empty"  # a blob row for a channel that has a version but no value
+_LOAD_BATCH = 100  # checkpoints whose blobs and writes are fetched together
+_IN_BATCH = 500  # values per IN (...) list
+_SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
+
+
+def create_checkpoint_engine(url: str) -> Engine:
+    """An engine tuned for checkpoints: shared in-memory SQLite, WAL for file
+    SQLite, psycopg 3 with pre-ping (recovers after a server restart) for Postgres."""
+    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
+        # StaticPool: one connection, so every thread sees the same database.
+        return sa.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme):]
+    backend = sa.make_url(url).get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported checkpoint database {backend!r}; use SQLite or Postgres")
+    if backend == "sqlite":
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        sa.event.listen(engine, "connect", _tune_sqlite_file)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite_file(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run while a writer commits; the busy timeout makes a
+    # second writer wait for the lock instead of failing with "database is locked".
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+class _Statements:
+    """Every statement a store runs, built once for its dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise ValueError(f"unsupported checkpoint database {dialect!r}; use SQLite or Postgres")
+        cp, bl, wr = checkpoints_table, blobs_table, writes_table
+        p = sa.bindparam
+        ins = insert(cp)
+        self.upsert_checkpoint = ins.on_conflict_do_update(
+            index_elements=[cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id],
+            set_={
+                "parent_checkpoint_id": ins.excluded.parent_checkpoint_id,
+                "checkpoint": ins.excluded.checkpoint,
+                "metadata": ins.excluded.metadata,
+            },
+        )
+        # No conflict target: the row is skipped when EITHER the id or the
+        # idempotency key already exists. RETURNING (not rowcount, which the
+        # psycopg dialect reports as -1 here) says whether it was inserted.
+        self.insert_checkpoint_once = insert(cp).on_conflict_do_nothing().returning(cp.c.checkpoint_id)
+        self.insert_blobs = insert(bl).on_conflict_do_nothing()
+        self.insert_writes = insert(wr).on_conflict_do_nothing()
+        ins = insert(wr)
+        self.upsert_writes = ins.on_conflict_do_update(
+            index_elements=[wr.c.thread_id, wr.c.checkpoint_ns, wr.c.checkpoint_id, wr.c.task_id, wr.c.idx],
+            set_={name: ins.excluded[name] for name in ("channel", "type", "blob", "task_path")},
+        )
+        self.checkpoint_columns = [
+            cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id,
+            cp.c.parent_checkpoint_id, cp.c.checkpoint, cp.c.metadata,
+        ]  # fmt: skip
+        in_thread = sa.and_(cp.c.thread_id == p("thread_id"), cp.c.checkpoint_ns == p("ns"))
+        self.select_checkpoint = sa.select(*self.checkpoint_columns).where(
+            in_thread, cp.c.checkpoint_id == p("checkpoint_id")
+        )
+        self.select_latest = (
+            sa.select(*self.checkpoint_columns).where(in_thread).order_by(cp.c.checkpoint_id.desc()).limit(1)
+        )
+        self.select_blobs = sa.select(bl.c.channel, bl.c.version, bl.c.type, bl.c.blob).where(
+            bl.c.thread_id == p("thread_id"),
+            bl.c.checkpoint_ns == p("ns"),
+            bl.c.version.in_(p("versions", expanding=True)),
+        )
+        self.select_writes = (
+            sa.select(wr.c.checkpoint_id, wr.c.task_id, wr.c.channel, wr.c.type, wr.c.blob)
+            .where(
+                wr.c.thread_id == p("thread_id"),
+                wr.c.checkpoint_ns == p("ns"),
+                wr.c.checkpoint_id.in_(p("ids", expanding=True)),
+            )
+            .order_by(wr.c.checkpoint_id, wr.c.task_id, wr.c.idx)  # pending_writes order
+        )
+        self.delete_thread = [sa.delete(t).where(t.c.thread_id == p("thread_id")) for t in (cp, bl, wr)]
+
+
+class SQLCheckpointSaver(BaseCheckpointSaver):
+    """Checkpoint store on SQLite or Postgres.
+
+    ``SQLCheckpointSaver(url_or_engine)`` takes a database URL
+    (``sqlite:///path.db``, ``sqlite://`` or ``":memory:"``,
+    ``postgresql://user@host/db``) or a ready SQLAlchemy engine. Tables are
+    created on first use (or by :meth:`setup`). The store is also a context
+    manager that disposes the engine it created on exit.
+    """
+
+    def __init__(self, url_or_engine: Union[str, Engine]) -> None:
+        self._owns_engine = not isinstance(url_or_engine, Engine)
+        self.engine: Engine = (
+            create_checkpoint_engine(url_or_engine) if self._owns_engine else url_or_engine
+        )
+        self._statements = _Statements(self.engine.dialect.name)
+        # One shared connection (in-memory SQLite, a wrapped sqlite3 connection)
+        # cannot interleave transactions from several threads: serialize them.
+        shared = isinstance(self.engine.pool, StaticPool)
+        self._lock: Any = threading.RLock() if shared else contextlib.nullcontext()
+        self._setup_lock = threading.Lock()
+        self._is_setup = False
+
+    # ---------------------------------------------------------- lifecycle
+    def setup(self) -> None:
+        """Create the tables if they do not exist (safe to call repeatedly and
+        from several processes at once)."""
+        with self._setup_lock:
+            if self._is_setup:
+                return
+            with self._lock, self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # CREATE TABLE IF NOT EXISTS still races on Postgres's catalog.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SETUP_LOCK_KEY})
+                # IF NOT EXISTS, not check-then-create: two processes starting
+                # on one new SQLite file must not both try to create the tables.
+                for table in metadata_obj.sorted_tables:
+                    conn.execute(CreateTable(table, if_not_exists=True))
+            self._is_setup = True
+
+    def close(self) -> None:
+        """Dispose the engine if this store created it."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> "SQLCheckpointSaver":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if not self._is_setup:
+            self.setup()
+        with self._lock, self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        if not self._is_setup:
+            self.setup()
+        with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    # -------------------------------------------------------------- reads
+    def get_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
+        params = {"thread_id": get_thread_id(config), "ns": get_checkpoint_ns(config)}
+        checkpoint_id = get_checkpoint_id(config)
+        with self._read() as conn:
+            if checkpoint_id is None:
+                row = conn.execute(self._statements.select_latest, params).first()
+            else:
+                row = conn.execute(self._statements.select_checkpoint, {**params, "checkpoint_id": checkpoint_id}).first()
+            return self._load_tuples(conn, [row])[0] if row is not None else None
+
+    def list(
+        self,
+        config: Optional[RunnableConfig],
+        *,
+        filter: Optional[dict[str, Any]] = None,
+        before: Optional[RunnableConfig] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first; ``config=None`` lists every thread.
+        ``filter`` matches metadata keys by equality."""
+        cp = checkpoints_table
+        stmt = sa.select(*self._statements.checkpoint_columns)
+        if config is not None:
+            configurable = config.get("configurable") or {}
+            stmt = stmt.where(cp.c.thread_id == get_thread_id(config))
+            if "checkpoint_ns" in configurable:
+                stmt = stmt.where(cp.c.checkpoint_ns == configurable["checkpoint_ns"])
+            if configurable.get("checkpoint_id") is not None:
+                stmt = stmt.where(cp.c.checkpoint_id == configurable["checkpoint_id"])
+        before_id = get_checkpoint_id(before) if before else None
+        if before_id is not None:
+            stmt = stmt.where(cp.c.checkpoint_id < before_id)
+        # Checkpoint ids are time-ordered, so string order is history order.
+        stmt = stmt.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id, cp.c.checkpoint_ns)
+        if limit is not None and not filter:
+            stmt = stmt.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        if filter:
+            rows = [row for row in rows if _matches(serde.loads(row.metadata), filter)]
+            rows = rows[:limit] if limit is not None else rows
+        # Load values in batches and release the connection between them: the
+        # caller may write to this store while iterating.
+        for start in range(0, len(rows), _LOAD_BATCH):
+            with self._read() as conn:
+                batch = self._load_tuples(conn, rows[start : start + _LOAD_BATCH])
+            yield from batch
+
+    def _load_tuples(self, conn: Connection, rows: Sequence[Any]) -> list[CheckpointTuple]:
+        """Rebuild checkpoints from their rows: values from the blobs named by
+        channel_versions, pending writes from the writes table."""
+        checkpoints = [serde.loads(row.checkpoint) for row in rows]
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            groups[(row.thread_id, row.checkpoint_ns)].append(i)
+        blobs: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
+        writes: dict[tuple[str, str, str], list[tuple[str, str, Any]]] = defaultdict(list)
+        for (thread_id, ns), members in groups.items():
+            params = {"thread_id": thread_id, "ns": ns}
+            versions = sorted(
+                {str(v) for i in members for v in (checkpoints[i].get("channel_versions") or {}).values()}
+            )
+            for part in _chunks(versions, _IN_BATCH):
+                for b in conn.execute(self._statements.select_blobs, {**params, "versions": part}):
+                    blobs[(thread_id, ns, b.channel, b.version)] = (b.type, b.blob)
+            ids = [rows[i].checkpoint_id for i in members]
+            for part in _chunks(ids, _IN_BATCH):
+                for w in conn.execute(self._statements.select_writes, {**params, "ids": part}):
+                    writes[(thread_id, ns, w.checkpoint_id)].append(
+                        (w.task_id, w.channel, serde.deserialize_value(w.type, w.blob))
+                    )
+        result = []
+        for row, checkpoint in zip(rows, checkpoints):
+            thread_id, ns = row.thread_id, row.checkpoint_ns
+            values = {}
+            for channel, version in (checkpoint.get("channel_versions") or {}).items():
+                found = blobs.get((thread_id, ns, channel, str(version)))
+                if found is not None and found[0] != _EMPTY:
+                    values[channel] = serde.deserialize_value(*found)
+            checkpoint["channel_values"] = values
+            parent = row.parent_checkpoint_id
+            result.append(
+                CheckpointTuple(
+                    config=_config(thread_id, ns, row.checkpoint_id),
+                    checkpoint=checkpoint,
+                    metadata=serde.loads(row.metadata),
+                    parent_config=_config(thread_id, ns, parent) if parent else None,
+                    pending_writes=writes.get((thread_id, ns, row.checkpoint_id), []),
+                )
+            )
+        return result
+
+    # ------------------------------------------------------------- writes
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        idempotency_key: Optional[str] = None,
+    ) -> Optional[RunnableConfig]:
+        thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
+        values = checkpoint.get("channel_values") or {}
+        # Serialize before opening the transaction: a bad value stores nothing.
+        blob_rows = []
+        for channel, version in new_versions.items():
+            type_, blob = serde.serialize_value(values[channel], channel) if channel in values else (_EMPTY, None)
+            blob_rows.append(
+                {"thread_id": thread_id, "checkpoint_ns": ns, "channel": channel,
+                 "version": str(version), "type": type_, "blob": blob}
+            )  # fmt: skip
+        row = {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": get_checkpoint_id(config),
+            "idempotency_key": idempotency_key,
+            "checkpoint": serde.dumps({k: v for k, v in checkpoint.items() if k != "channel_values"}).decode(),
+            "metadata": serde.dumps_key("metadata", metadata).decode(),
+        }
+        statements = self._statements
+        with self._transaction() as conn:
+            if idempotency_key is None:
+                conn.execute(statements.upsert_checkpoint, row)
+            elif conn.execute(statements.insert_checkpoint_once, row).first() is None:
+                # This step was already stored (same key, or same id): write
+                # nothing. The checkpoint row goes first so no blob was written.
+                conn.rollback()
+                return None
+            if blob_rows:
+                # Blob keys carry a random version suffix, so an existing row is
+                # the same value written by a retried step: keep it.
+                conn.execute(statements.insert_blobs, blob_rows)
+        return _config(thread_id, ns, checkpoint["id"])
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
+        checkpoint_id = get_checkpoint_id(config)
+        regular, special = [], []
+        for idx, (channel, value) in enumerate(writes):
+            type_, blob = serde.serialize_value(value, channel)
+            row = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
+                   "task_id": task_id, "idx": WRITES_IDX_MAP.get(channel, idx), "channel": channel,
+                   "type": type_, "blob": blob, "task_path": task_path}  # fmt: skip
+            (special if channel in WRITES_IDX_MAP else regular).append(row)
+        if not writes:
+            return
+        with self._transaction() as conn:
+            # A task that runs twice keeps its first writes; special channels
+            # (error, interrupt, resume, ...) keep the latest.
+            if regular:
+                conn.execute(self._statements.insert_writes, regular)
+            if special:
+                conn.execute(self._statements.upsert_writes, special)
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._transaction() as conn:
+            for stmt in self._statements.delete_thread:
+                conn.execute(stmt, {"thread_id": str(thread_id)})
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+def _matches(metadata: dict[str, Any], filter: dict[str, Any]) -> bool:
+    return all(metadata.get(key) == value for key, value in filter.items())
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

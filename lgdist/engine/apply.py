@@ -1,0 +1,91 @@
+"""Apply a finished step's writes to the channels, in a deterministic order."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
+
+from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, PUSH, RESUME, TASKS
+from lgdist.engine.channels import BaseChannel
+from lgdist.engine.tasks import Task
+
+# Bookkeeping writes that are stored as pending writes but are not state.
+SPECIAL_WRITES = frozenset({ERROR, INTERRUPT, RESUME, NO_WRITES})
+
+NextVersion = Callable[[Optional[str]], str]
+
+
+def task_order(task: Task) -> tuple:
+    # Pull tasks sort by node name, push tasks by send order; pushes after
+    # pulls. This is the order in which writes to a reducer are folded in.
+    if len(task.path) < 2:
+        return (2, 0, task.name)  # input / null-task writes come last
+    kind, key = task.path[0], task.path[1]
+    return (1, key, "") if kind == PUSH else (0, 0, key)
+
+
+def apply_writes(
+    checkpoint: MutableMapping[str, Any],
+    channels: Mapping[str, BaseChannel],
+    tasks: Iterable[Task],
+    next_version: NextVersion,
+) -> set[str]:
+    """Fold every task's writes into ``channels`` and bump the versions of the
+    channels that changed. Mutates ``checkpoint``'s version bookkeeping.
+
+    Returns the names of the channels updated in this step.
+    """
+    ordered = sorted(tasks, key=task_order)
+    versions = checkpoint["channel_versions"]
+    seen_all = checkpoint["versions_seen"]
+
+    # Record what each task saw, so it is not triggered again by the same write.
+    for task in ordered:
+        if task.triggers == (PUSH,):
+            continue
+        seen = seen_all.setdefault(task.name, {})
+        for chan in task.triggers:
+            if chan in versions:
+                seen[chan] = versions[chan]
+
+    max_version = max(versions.values(), default=None)
+
+    def bump(chan: str) -> None:
+        nonlocal max_version
+        max_version = next_version(max_version)
+        versions[chan] = max_version
+
+    for task in ordered:
+        for chan in task.triggers:
+            if chan in channels and channels[chan].consume():
+                bump(chan)
+
+    grouped: dict[str, list[Any]] = {}
+    for task in ordered:
+        for chan, value in task.writes:
+            if chan in SPECIAL_WRITES:
+                continue
+            if chan not in channels:
+                continue  # writes to unknown keys were validated by the node writer
+            grouped.setdefault(chan, []).append(value)
+
+    updated: set[str] = set()
+    for chan, values in grouped.items():
+        if channels[chan].update(values):
+            bump(chan)
+            updated.add(chan)
+
+    # Ephemeral channels (edge triggers, input, Send packets) clear one step
+    # after they were written; a step with no tasks clears nothing.
+    if ordered:
+        for chan, channel in channels.items():
+            if chan in updated or chan not in versions:
+                continue
+            if channel.update([]):
+                bump(chan)
+                updated.add(chan)
+    return updated
+
+
+def pending_sends(channels: Mapping[str, BaseChannel]) -> list:
+    chan = channels.get(TASKS)
+    return chan.get() if chan is not None and chan.is_available() else []

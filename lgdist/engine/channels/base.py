@@ -1,0 +1,87 @@
+"""The base class of every channel: a named slot that takes writes at the end
+of a superstep and is read by the nodes of the next one."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Sequence, TypeVar
+
+from lgdist.errors import EmptyChannelError
+
+Value = TypeVar("Value")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class BaseChannel(Generic[Value]):
+    """A channel holds one value derived from the writes it received.
+
+    Subclasses implement ``update`` (fold a step's writes in; return whether
+    the value changed), ``get`` and the checkpoint round trip.
+    """
+
+    __slots__ = ("key", "typ")
+
+    def __init__(self, typ: Any = Any, key: str = "") -> None:
+        self.typ = typ
+        self.key = key
+
+    def fresh(self) -> "BaseChannel":
+        """An empty channel of the same kind and configuration."""
+        new = object.__new__(type(self))
+        for cls in type(self).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if hasattr(self, slot):
+                    object.__setattr__(new, slot, getattr(self, slot))
+        new._reset()
+        return new
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def copy(self) -> "BaseChannel":
+        return self.from_checkpoint(self.checkpoint())
+
+    def checkpoint(self) -> Any:
+        """The value to store, or ``MISSING`` when the channel is empty."""
+        try:
+            return self.get()
+        except EmptyChannelError:
+            return MISSING
+
+    def from_checkpoint(self, value: Any) -> "BaseChannel":
+        new = self.fresh()
+        if value is not MISSING:
+            new._restore(value)
+        return new
+
+    def _restore(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def get(self) -> Value:
+        raise NotImplementedError
+
+    def is_available(self) -> bool:
+        try:
+            self.get()
+            return True
+        except EmptyChannelError:
+            return False
+
+    def update(self, values: Sequence[Value]) -> bool:
+        raise NotImplementedError
+
+    def consume(self) -> bool:
+        """Called when a task triggered by this channel ran; barrier channels
+        reset here. Returns whether the value changed."""
+        return False
+
+    def finish(self) -> bool:
+        return False

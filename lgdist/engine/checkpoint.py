@@ -1,0 +1,74 @@
+"""Build checkpoints from channels and channels from checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from lgdist.engine.channels import MISSING, BaseChannel
+from lgdist.engine.ids import new_checkpoint_id
+
+CHECKPOINT_VERSION = 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def empty_checkpoint() -> dict:
+    return {
+        "v": CHECKPOINT_VERSION,
+        "id": new_checkpoint_id(),
+        "ts": now_iso(),
+        "channel_values": {},
+        "channel_versions": {},
+        "versions_seen": {},
+        "updated_channels": None,
+    }
+
+
+def copy_checkpoint(checkpoint: Mapping[str, Any]) -> dict:
+    return {
+        **checkpoint,
+        "channel_values": dict(checkpoint["channel_values"]),
+        "channel_versions": dict(checkpoint["channel_versions"]),
+        "versions_seen": {k: dict(v) for k, v in checkpoint["versions_seen"].items()},
+    }
+
+
+def create_checkpoint(
+    previous: Mapping[str, Any],
+    channels: Optional[Mapping[str, BaseChannel]],
+    *,
+    updated_channels: Optional[set[str]] = None,
+) -> dict:
+    """A new checkpoint (fresh id and timestamp) holding the channels' values
+    and the previous checkpoint's versions bookkeeping."""
+    if channels is None:
+        values = dict(previous["channel_values"])
+    else:
+        values = {}
+        for name, chan in channels.items():
+            if name not in previous["channel_versions"]:
+                continue
+            value = chan.checkpoint()
+            if value is not MISSING:
+                values[name] = value
+    return {
+        "v": CHECKPOINT_VERSION,
+        "id": new_checkpoint_id(),
+        "ts": now_iso(),
+        "channel_values": values,
+        "channel_versions": dict(previous["channel_versions"]),
+        "versions_seen": {k: dict(v) for k, v in previous["versions_seen"].items()},
+        "updated_channels": sorted(updated_channels) if updated_channels is not None else None,
+    }
+
+
+def channels_from_checkpoint(
+    prototypes: Mapping[str, BaseChannel], checkpoint: Mapping[str, Any]
+) -> dict[str, BaseChannel]:
+    values = checkpoint["channel_values"]
+    return {
+        name: proto.from_checkpoint(values.get(name, MISSING)) for name, proto in prototypes.items()
+    }

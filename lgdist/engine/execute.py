@@ -1,0 +1,181 @@
+"""Run one task: call the node, turn its output into writes, apply its
+``RetryPolicy``. Used by the local runtime's thread pool and by distributed
+workers alike; the caller decides where the writes go."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from lgdist.constants import INTERRUPT, NO_WRITES
+from lgdist.engine.channels import BaseChannel
+from lgdist.engine.spec import Write
+from lgdist.engine.task_context import TaskContext, reset_task_context, set_task_context
+from lgdist.engine.tasks import Task
+from lgdist.errors import GraphBubbleUp, GraphInterrupt
+from lgdist.types import RetryPolicy
+
+FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
+
+_NOT_RETRIED = (
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    ImportError,
+    LookupError,
+    NameError,
+    SyntaxError,
+    RuntimeError,
+    ReferenceError,
+    StopIteration,
+    StopAsyncIteration,
+    OSError,
+)
+
+
+def default_retry_on(exc: Exception) -> bool:
+    """Retry what looks transient: not programming errors, and for HTTP
+    client errors only server-side (5xx) statuses."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and type(exc).__module__.split(".")[0] in ("httpx", "requests"):
+        return 500 <= status < 600
+    return not isinstance(exc, _NOT_RETRIED)
+
+
+def _should_retry(policy: RetryPolicy, exc: Exception) -> bool:
+    retry_on = policy.retry_on or default_retry_on
+    if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
+        return isinstance(exc, retry_on)
+    if isinstance(retry_on, (list, tuple)):
+        return isinstance(exc, tuple(retry_on))
+    return bool(retry_on(exc))
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> float:
+    interval = min(policy.max_interval, policy.initial_interval * policy.backoff_factor ** (attempt - 1))
+    return interval + (random.uniform(0, 1) if policy.jitter else 0)
+
+
+def make_fresh_reader(channels: Mapping[str, BaseChannel]) -> FreshReader:
+    """State as a task sees it after its own writes: the step-start channels
+    with only this task's writes applied (copies; the originals are untouched)."""
+
+    def read_fresh(writes: Sequence[Write]) -> Mapping[str, BaseChannel]:
+        grouped: dict[str, list] = {}
+        for chan, value in writes:
+            if chan in channels:
+                grouped.setdefault(chan, []).append(value)
+        if not grouped:
+            return channels
+        view = dict(channels)
+        for chan, values in grouped.items():
+            copy = channels[chan].copy()
+            copy.update(values)
+            view[chan] = copy
+        return view
+
+    return read_fresh
+
+
+def _finish(task: Task, output: Any, read_fresh: FreshReader) -> None:
+    writes = task.node.write_output(output, read_fresh)
+    task.writes[:] = writes if writes else [(NO_WRITES, None)]
+
+
+def _record_interrupt(task: Task, ctx: TaskContext, exc: GraphInterrupt) -> None:
+    task.writes[:] = [(INTERRUPT, list(exc.interrupts))]
+    resume = ctx.resume_write()
+    if resume:
+        task.writes.append(resume)
+
+
+def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader) -> None:
+    """Run ``task`` to completion, filling ``task.writes``.
+
+    Raises ``GraphInterrupt`` (after recording the interrupt as a write) or
+    the node's exception once its retry policy gives up.
+    """
+    policy: Optional[RetryPolicy] = task.node.retry_policy
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.counter = 0
+        token = set_task_context(ctx)
+        try:
+            output = task.node.bound.invoke(task.input, config)
+            _finish(task, output, read_fresh)
+            return
+        except GraphInterrupt as exc:
+            _record_interrupt(task, ctx, exc)
+            raise
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            if policy is None or attempt >= policy.max_attempts or not _should_retry(policy, exc):
+                raise
+            time.sleep(_backoff(policy, attempt))
+        finally:
+            reset_task_context(token)
+
+
+async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader) -> None:
+    """Async twin of :func:`run_task`."""
+    policy: Optional[RetryPolicy] = task.node.retry_policy
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.counter = 0
+        token = set_task_context(ctx)
+        try:
+            output = await task.node.bound.ainvoke(task.input, config)
+            _finish(task, output, read_fresh)
+            return
+        except GraphInterrupt as exc:
+            _record_interrupt(task, ctx, exc)
+            raise
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            if policy is None or attempt >= policy.max_attempts or not _should_retry(policy, exc):
+                raise
+            await asyncio.sleep(_backoff(policy, attempt))
+        finally:
+            reset_task_context(token)
+
+
+def task_config(
+    base: Mapping[str, Any],
+    task: Task,
+    step: int,
+    *,
+    checkpoint_ns: str = "",
+    callbacks: Any = None,
+) -> dict:
+    """The RunnableConfig a node is invoked with (same metadata keys as
+    LangGraph, so nodes and tracing that read them keep working)."""
+    task_ns = f"{checkpoint_ns}|{task.name}:{task.id}" if checkpoint_ns else f"{task.name}:{task.id}"
+    metadata = {
+        **(base.get("metadata") or {}),
+        "langgraph_step": step,
+        "langgraph_node": task.name,
+        "langgraph_triggers": task.triggers,
+        "langgraph_path": task.path,
+        "langgraph_checkpoint_ns": task_ns,
+    }
+    configurable = {**(base.get("configurable") or {}), "checkpoint_ns": task_ns}
+    configurable.pop("checkpoint_id", None)
+    config = {
+        **{k: v for k, v in base.items() if k not in ("metadata", "configurable", "callbacks", "run_name", "run_id")},
+        "metadata": metadata,
+        "configurable": configurable,
+        "run_name": task.name,
+        "tags": list(base.get("tags") or []) + list(task.node.tags),
+    }
+    if callbacks is not None:
+        config["callbacks"] = callbacks
+    elif base.get("callbacks") is not None:
+        config["callbacks"] = base["callbacks"]
+    return config

@@ -1,0 +1,62 @@
+"""What the engine needs to know about a compiled graph.
+
+``GraphSpec`` is produced by ``StateGraph.compile()`` (or ``MessageGraph``)
+and consumed by the planner, the step applier and both runtimes. It holds
+plain values and callables; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from lgdist.engine.channels import BaseChannel
+
+# A write is (channel name, value).
+Write = tuple[str, Any]
+
+
+@dataclass
+class NodeSpec:
+    """One node: which channels trigger it, how its input is read and how its
+    output becomes channel writes (state updates plus routing)."""
+
+    name: str
+    # Called as bound.invoke(input, config) / await bound.ainvoke(...).
+    bound: Any
+    triggers: tuple[str, ...]
+    # read_input(channels) -> the value the node receives.
+    read_input: Callable[[Mapping[str, BaseChannel]], Any]
+    # write_output(output, read_fresh) -> writes; read_fresh(writes) gives the
+    # state as this task sees it after its own writes (for conditional edges).
+    write_output: Callable[[Any, Callable[[Sequence[Write]], Any]], list[Write]]
+    retry_policy: Any = None
+    metadata: dict = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    hidden: bool = False
+    is_subgraph: bool = False
+
+
+@dataclass
+class GraphSpec:
+    """The channels and nodes of a compiled graph, plus its I/O shape."""
+
+    channels: dict[str, BaseChannel]
+    nodes: dict[str, NodeSpec]
+    # map_input(input) -> writes to the START channel; output/stream keys.
+    input_channel: str
+    output_keys: Any  # str (single root channel) or list[str]
+    stream_keys: Any
+    interrupt_before: Sequence[str] | str = ()
+    interrupt_after: Sequence[str] | str = ()
+    # Converts a node-style update (from update_state) into writes of `as_node`.
+    read_output: Optional[Callable[[Mapping[str, BaseChannel], Any], Any]] = None
+    # Triggers, precomputed: channel -> nodes it can trigger.
+    trigger_to_nodes: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for name, node in self.nodes.items():
+            for chan in node.triggers:
+                index.setdefault(chan, []).append(name)
+        self.trigger_to_nodes = index

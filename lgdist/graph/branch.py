@@ -1,0 +1,73 @@
+"""Conditional edges: a routing function evaluated after its source node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from lgdist.constants import END, TASKS
+from lgdist.engine.spec import Write
+from lgdist.errors import InvalidUpdateError
+from lgdist.graph.node import as_runnable
+from lgdist.types import Send
+
+
+def trigger_channel(node: str) -> str:
+    """The channel whose write makes ``node`` run in the next step."""
+    return f"branch:to:{node}"
+
+
+@dataclass
+class Branch:
+    """``add_conditional_edges(source, path, path_map)``."""
+
+    path: Any  # a Runnable
+    ends: Optional[dict[Any, str]]
+
+    @classmethod
+    def create(cls, path: Callable | Any, path_map: Optional[dict | Sequence[str]]) -> "Branch":
+        ends: Optional[dict[Any, str]] = None
+        if isinstance(path_map, dict):
+            ends = dict(path_map)
+        elif path_map is not None:
+            ends = {name: name for name in path_map}
+        return cls(as_runnable(path), ends)
+
+    def destinations(self, result: Any) -> list[Any]:
+        results = result if isinstance(result, (list, tuple)) else [result]
+        if self.ends is not None:
+            mapped = []
+            for r in results:
+                if isinstance(r, Send):
+                    mapped.append(r)
+                    continue
+                try:
+                    mapped.append(self.ends[r])
+                except (KeyError, TypeError):
+                    raise InvalidUpdateError(
+                        f"Branch returned {r!r}, which is not in its path map: {sorted(map(str, self.ends))}"
+                    ) from None
+            return mapped
+        return list(results)
+
+    def route(self, state: Any, config: dict) -> list[Write]:
+        result = self.path.invoke(state, config)
+        return destinations_to_writes(self.destinations(result))
+
+
+def destinations_to_writes(destinations: Sequence[Any], known: Optional[set[str]] = None) -> list[Write]:
+    writes: list[Write] = []
+    for dest in destinations:
+        if isinstance(dest, Send):
+            if known is not None and dest.node not in known:
+                raise InvalidUpdateError(f"Invalid node name {dest.node!r} in Send")
+            writes.append((TASKS, dest))
+        elif dest == END or dest is None:
+            continue
+        elif isinstance(dest, str):
+            if known is not None and dest not in known:
+                raise InvalidUpdateError(f"Unknown destination {dest!r}; nodes: {sorted(known)}")
+            writes.append((trigger_channel(dest), None))
+        else:
+            raise InvalidUpdateError(f"Invalid routing destination {dest!r}")
+    return writes

@@ -1,0 +1,137 @@
+"""Wrap a user function as a node: a LangChain ``Runnable`` that passes
+``config``, ``writer`` or ``runtime`` when the function's signature asks."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from typing import Any, Callable, Optional
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+    patch_config,
+    run_in_executor,
+    set_config_context,
+)
+
+
+def _wants(func: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
+
+
+def _wants_config_positionally(func: Callable) -> bool:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2 and positional[1].name not in ("writer", "store", "runtime"):
+        return True
+    return False
+
+
+class NodeRunnable(Runnable):
+    """A function (sync or async) as a graph node."""
+
+    def __init__(self, func: Callable, name: Optional[str] = None, *, trace: bool = True) -> None:
+        self.name = name or getattr(func, "__name__", "node")
+        self.trace = trace
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+            self.afunc: Optional[Callable] = func
+            self.func: Optional[Callable] = None
+        else:
+            self.func = func
+            self.afunc = None
+        target = func
+        self._config_positional = _wants_config_positionally(target)
+        self._config_kw = not self._config_positional and _wants(target, "config")
+        self._writer = _wants(target, "writer")
+        self._runtime = _wants(target, "runtime")
+        self._store = _wants(target, "store")
+
+    def __repr__(self) -> str:
+        return f"NodeRunnable({self.name})"
+
+    def _args(self, input: Any, config: RunnableConfig) -> tuple[tuple, dict]:
+        from lgdist.engine.task_context import maybe_task_context
+
+        args: tuple = (input, config) if self._config_positional else (input,)
+        kwargs: dict = {}
+        if self._config_kw:
+            kwargs["config"] = config
+        if self._writer or self._runtime or self._store:
+            ctx = maybe_task_context()
+            if self._writer:
+                kwargs["writer"] = ctx.stream_writer if ctx else (lambda chunk: None)
+            if self._runtime:
+                kwargs["runtime"] = ctx.runtime if ctx else None
+            if self._store:
+                kwargs["store"] = getattr(ctx.runtime, "store", None) if ctx else None
+        return args, kwargs
+
+    def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
+        config = ensure_config(config)
+        if self.func is None:
+            # An async node called from the sync runtime.
+            return asyncio.run(self.ainvoke(input, config))
+        run_manager = None
+        if self.trace and config.get("callbacks"):
+            run_manager = get_callback_manager_for_config(config).on_chain_start(
+                None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
+            )
+            config = patch_config(config, callbacks=run_manager.get_child())
+        args, kw = self._args(input, config)
+        try:
+            with set_config_context(config) as context:
+                output = context.run(self.func, *args, **kw)
+        except BaseException as exc:
+            if run_manager is not None:
+                run_manager.on_chain_error(exc)
+            raise
+        if run_manager is not None:
+            run_manager.on_chain_end(output)
+        return output
+
+    async def ainvoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
+        config = ensure_config(config)
+        if self.afunc is None:
+            return await run_in_executor(config, self.invoke, input, config)
+        run_manager = None
+        if self.trace and config.get("callbacks"):
+            run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
+                None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
+            )
+            config = patch_config(config, callbacks=run_manager.get_child())
+        args, kw = self._args(input, config)
+        try:
+            with set_config_context(config) as context:
+                coro = self.afunc(*args, **kw)
+                if sys.version_info >= (3, 11):
+                    output = await asyncio.create_task(coro, context=context)
+                else:  # pragma: no cover - 3.10 has no context= on create_task
+                    output = await coro
+        except BaseException as exc:
+            if run_manager is not None:
+                await run_manager.on_chain_error(exc)
+            raise
+        if run_manager is not None:
+            await run_manager.on_chain_end(output)
+        return output
+
+
+def as_runnable(action: Any, name: Optional[str] = None) -> Any:
+    """Anything a user may pass to ``add_node``, as something with
+    ``invoke``/``ainvoke``."""
+    if isinstance(action, Runnable):
+        return action
+    if callable(action):
+        return NodeRunnable(action, name)
+    raise TypeError(f"Expected a function or Runnable as node action, got {type(action).__name__}")

@@ -1,0 +1,110 @@
+"""Read a state schema (TypedDict, dataclass, pydantic model) into channels,
+and convert between state objects and plain dicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Annotated, Any, Optional, get_args, get_origin, get_type_hints
+
+from lgdist.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
+
+
+def _is_pydantic(schema: Any) -> bool:
+    return isinstance(schema, type) and hasattr(schema, "model_fields") and hasattr(schema, "model_validate")
+
+
+def _reducer_from(meta: tuple) -> Optional[Any]:
+    for item in reversed(meta):
+        if callable(item) and not isinstance(item, type):
+            try:
+                params = [
+                    p
+                    for p in inspect.signature(item).parameters.values()
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                ]
+            except (TypeError, ValueError):
+                return item  # builtins such as operator.add have no signature
+            if len(params) >= 2:
+                return item
+    return None
+
+
+def _channel_from_meta(meta: tuple) -> Optional[BaseChannel]:
+    for item in meta:
+        if isinstance(item, BaseChannel):
+            return item
+        if isinstance(item, type) and issubclass(item, BaseChannel):
+            return item(Any)
+    return None
+
+
+def channel_for(key: str, annotation: Any) -> BaseChannel:
+    """The channel a state key gets: a reducer channel for
+    ``Annotated[T, reducer]``, an explicit channel if one is annotated,
+    otherwise ``LastValue``."""
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        explicit = _channel_from_meta(tuple(meta))
+        if explicit is not None:
+            explicit.key = key
+            return explicit
+        reducer = _reducer_from(tuple(meta))
+        if reducer is not None:
+            return BinaryOperatorAggregate(base, reducer, key=key)
+        return LastValue(base, key=key)
+    return LastValue(annotation, key=key)
+
+
+def schema_hints(schema: Any) -> dict[str, Any]:
+    """Field name -> annotation (with ``Annotated`` extras) for a schema."""
+    if schema is None or schema is Any:
+        return {}
+    if _is_pydantic(schema):
+        hints = get_type_hints(schema, include_extras=True)
+        return {name: hints.get(name, field.annotation) for name, field in schema.model_fields.items()}
+    try:
+        hints = get_type_hints(schema, include_extras=True)
+    except (TypeError, NameError):
+        hints = dict(getattr(schema, "__annotations__", {}))
+    if dataclasses.is_dataclass(schema):
+        names = [f.name for f in dataclasses.fields(schema)]
+        return {n: hints.get(n, Any) for n in names}
+    return {k: v for k, v in hints.items() if not k.startswith("__")}
+
+
+def channels_for_schema(schema: Any) -> dict[str, BaseChannel]:
+    return {key: channel_for(key, ann) for key, ann in schema_hints(schema).items()}
+
+
+def state_to_dict(value: Any) -> Optional[dict]:
+    """A node's state-object output as a dict of updates, or None if the value
+    is not a state object."""
+    if isinstance(value, dict):
+        return value
+    if hasattr(value, "model_fields") and hasattr(value, "model_dump"):
+        # Only fields that differ from their defaults or were set explicitly
+        # count as updates, like a partial dict would.
+        return {name: getattr(value, name) for name in type(value).model_fields if name in value.model_fields_set}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return None
+
+
+def coerce_to_schema(schema: Any, values: dict) -> Any:
+    """Build the object a node receives for a schema from channel values."""
+    if schema is None or schema is Any:
+        return values
+    if _is_pydantic(schema):
+        return schema.model_validate(values) if values else schema.model_construct()
+    if dataclasses.is_dataclass(schema):
+        try:
+            return schema(**values)
+        except TypeError:
+            return values
+    return values
+
+
+def is_typed_dict(schema: Any) -> bool:
+    return isinstance(schema, type) and typing.is_typeddict(schema)

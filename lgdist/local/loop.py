@@ -1,0 +1,383 @@
+"""``ThreadLoop``: one thread's supersteps against a checkpoint store.
+
+It owns the I/O around the pure engine — loading the checkpoint, saving each
+task's writes as it finishes, saving the next checkpoint — and records stream
+chunks in an outbox. It does not run nodes: the local drivers (threads or
+asyncio) and the Celery workers do, then report back. So the rules of a step
+live once, and both runtimes produce the same checkpoints and events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_ns
+from lgdist.constants import END, ERROR, INTERRUPT, NO_WRITES, RESUME, START
+from lgdist.engine import (
+    apply_writes,
+    channels_from_checkpoint,
+    create_checkpoint,
+    empty_checkpoint,
+    mark_resumed,
+    plan_next_step,
+    should_interrupt,
+)
+from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.spec import GraphSpec
+from lgdist.engine.tasks import Task
+from lgdist.errors import (
+    EmptyInputError,
+    ErrorCode,
+    GraphRecursionError,
+    InvalidUpdateError,
+    create_error_message,
+)
+from lgdist.local import events as ev
+from lgdist.types import Command, Interrupt
+
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_RECURSION_LIMIT = int(os.environ.get("LGDIST_DEFAULT_RECURSION_LIMIT", "10007"))
+
+
+def _default_next_version(current: Optional[str]) -> str:
+    n = int(str(current).split(".")[0]) if current is not None else 0
+    return f"{n + 1:032}.0"
+
+
+class ThreadLoop:
+    """State of one invocation of a graph on one thread."""
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        config: dict,
+        *,
+        saver: Optional[BaseCheckpointSaver],
+        stream_modes: Sequence[str] = ("values",),
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        output_keys: Any = None,
+        stream_keys: Any = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.saver = saver
+        self.modes = set(stream_modes)
+        self.interrupt_before = interrupt_before if interrupt_before is not None else spec.interrupt_before
+        self.interrupt_after = interrupt_after if interrupt_after is not None else spec.interrupt_after
+        self.output_keys = output_keys if output_keys is not None else spec.output_keys
+        self.stream_keys = stream_keys if stream_keys is not None else spec.output_keys
+        self.outbox: deque = deque()
+        self.next_version: Callable = saver.get_next_version if saver else _default_next_version
+        self.status = "pending"
+        self.tasks: dict[str, Task] = {}
+        self.interrupts: list[Interrupt] = []
+        self.checkpoint_ns = get_checkpoint_ns(config)
+        self.recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
+        self.null_writes: list[tuple[str, Any]] = []
+
+    # -- stream outbox ----------------------------------------------------------
+    def emit(self, mode: str, chunk: Any) -> None:
+        if mode in self.modes:
+            self.outbox.append((mode, chunk))
+
+    def _emit_values(self, extra: Optional[dict] = None) -> None:
+        if "values" in self.modes:
+            values = ev.read_values(self.channels, self.output_keys)
+            if extra and isinstance(values, dict):
+                values = {**values, **extra}
+            self.outbox.append(("values", values))
+
+    def _emit_checkpoint(self, tasks: Iterable[Task]) -> None:
+        if not ({"checkpoints", "debug"} & self.modes):
+            return
+        payload = ev.checkpoint_payload(
+            self.checkpoint_config,
+            self.parent_config,
+            ev.read_values(self.channels, self.stream_keys),
+            self.metadata,
+            tasks,
+        )
+        self.emit("checkpoints", payload)
+        self.emit("debug", ev.debug_event("checkpoint", self.metadata["step"], payload))
+
+    def emit_task_start(self, task: Task) -> None:
+        if task.hidden or not ({"tasks", "debug"} & self.modes):
+            return
+        payload = ev.task_start(task)
+        self.emit("tasks", payload)
+        self.emit("debug", ev.debug_event("task", self.step, payload))
+
+    # -- loading ----------------------------------------------------------------
+    def load(self, input: Any) -> None:
+        """Load the thread's checkpoint and apply the input (new input, a
+        resume ``Command``, or ``None`` to continue)."""
+        saved = self.saver.get_tuple(self.config) if self.saver and self._thread_id() else None
+        if saved is not None:
+            self.checkpoint = copy_checkpoint(saved.checkpoint)
+            self.checkpoint_config = saved.config
+            self.parent_config = saved.parent_config
+            self.metadata = saved.metadata
+            self.pending_writes = list(saved.pending_writes or [])
+            self.step = saved.metadata.get("step", -2) + 1
+            self.saved_versions = dict(saved.checkpoint["channel_versions"])
+        else:
+            self.saved_versions = {}
+            self.checkpoint = empty_checkpoint()
+            self.checkpoint_config = {
+                "configurable": {
+                    "thread_id": self._thread_id(),
+                    "checkpoint_ns": self.checkpoint_ns,
+                }
+            }
+            self.parent_config = None
+            self.metadata = {"step": -2}
+            self.pending_writes = []
+            self.step = -1
+        self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
+        self.stop = self.step + self.recursion_limit + 1
+
+        if isinstance(input, Command):
+            if saved is None and input.resume is not None:
+                raise EmptyInputError("Cannot resume: this thread has no checkpoint to resume from")
+            self._apply_command(input)
+            mark_resumed(self.checkpoint)
+            self._emit_values()
+        elif input is None:
+            if saved is None:
+                raise EmptyInputError(f"Received no input for {self.spec.input_channel}")
+            mark_resumed(self.checkpoint)
+            self._emit_values()
+        else:
+            # New input discards the previous step's unfinished work.
+            self.pending_writes = []
+            input_task = Task("", INPUT_TASK_NAME, (), None, (), None)  # type: ignore[arg-type]
+            input_task.writes = [(self.spec.input_channel, input)]
+            updated = apply_writes(self.checkpoint, self.channels, [input_task], self.next_version)
+            self._put_checkpoint("input", updated)
+            self.step += 1
+
+    def _apply_command(self, cmd: Command) -> None:
+        """A resume/update/goto passed as graph input becomes writes of a
+        'null task' applied together with the next step's writes."""
+        writes: list[tuple[str, Any]] = []
+        if cmd.resume is not None:
+            interrupted = self._interrupted_tasks_from_pending()
+            if isinstance(cmd.resume, dict) and cmd.resume and all(
+                any(i.id == k for ints in interrupted.values() for i in ints) for k in cmd.resume
+            ):
+                for task_id, ints in interrupted.items():
+                    answers = [cmd.resume[i.id] for i in ints if i.id in cmd.resume]
+                    if not answers:
+                        continue
+                    previous = next(
+                        (v for t, c, v in self.pending_writes if t == task_id and c == RESUME), []
+                    )
+                    resume = list(previous) + answers
+                    self.pending_writes = [
+                        w for w in self.pending_writes if not (w[0] == task_id and w[1] == RESUME)
+                    ] + [(task_id, RESUME, resume)]
+                    if self.saver:
+                        self.saver.put_writes(self.checkpoint_config, [(RESUME, resume)], task_id)
+            else:
+                n_pending = sum(len(v) for v in interrupted.values())
+                if n_pending > 1:
+                    raise InvalidUpdateError(
+                        "When there are multiple pending interrupts, you must specify the "
+                        "interrupt id when resuming. Docs: "
+                        "https://docs.langchain.com/oss/python/langgraph/add-human-in-the-loop"
+                    )
+                writes.append((RESUME, cmd.resume))
+        if cmd.update is not None:
+            from lgdist.graph.branch import trigger_channel  # noqa: F401
+
+            for key, value in cmd._update_as_tuples():
+                writes.append((key, value))
+        if cmd.goto:
+            from lgdist.graph.branch import destinations_to_writes
+
+            gotos = cmd.goto if isinstance(cmd.goto, (list, tuple)) else [cmd.goto]
+            writes.extend(destinations_to_writes(gotos))
+        if writes:
+            self.null_writes.extend(writes)
+            if self.saver:
+                self.saver.put_writes(self.checkpoint_config, writes, NULL_TASK_ID)
+
+    def _interrupted_tasks_from_pending(self) -> dict[str, list[Interrupt]]:
+        out: dict[str, list[Interrupt]] = {}
+        for task_id, chan, value in self.pending_writes:
+            if chan == INTERRUPT:
+                out[task_id] = list(value)
+        return out
+
+    def _thread_id(self) -> Optional[str]:
+        configurable = self.config.get("configurable") or {}
+        return configurable.get("thread_id")
+
+    # -- a superstep --------------------------------------------------------------
+    def plan(self) -> list[Task]:
+        """Plan the next step. Returns the tasks that must run now; tasks whose
+        writes were saved earlier are restored instead of re-run. An empty
+        list with ``status`` set means the loop is over."""
+        if self.step > self.stop:
+            raise GraphRecursionError(
+                create_error_message(
+                    message=f"Recursion limit of {self.recursion_limit} reached without hitting a "
+                    "stop condition. You can increase the limit by setting the `recursion_limit` "
+                    "config key.",
+                    error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+                )
+            )
+        self.tasks = plan_next_step(
+            self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns
+        )
+        if not self.tasks and not self._null_state_writes():
+            self.status = "done"
+            return []
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, chan, value in self.pending_writes:
+            by_task.setdefault(task_id, []).append((chan, value))
+        to_run: list[Task] = []
+        for task in self.tasks.values():
+            saved = by_task.get(task.id, [])
+            # A task that completed once (state writes or the no-writes marker)
+            # is not re-run; interrupt/error/resume records alone mean it must.
+            completed = [w for w in saved if w[0] not in (INTERRUPT, ERROR, RESUME)]
+            if completed:
+                task.writes = completed
+            else:
+                to_run.append(task)
+        if self.interrupt_before and should_interrupt(self.checkpoint, self.interrupt_before, to_run):
+            self.status = "interrupt_before"
+            self.emit("updates", {INTERRUPT: ()})
+            self._emit_values_interrupt(())
+            return []
+        for task in to_run:
+            self.emit_task_start(task)
+        return to_run
+
+    def _null_state_writes(self) -> list:
+        return [
+            (c, v)
+            for t, c, v in self.pending_writes
+            if t == NULL_TASK_ID and c not in (RESUME, INTERRUPT, ERROR)
+        ] + [(c, v) for c, v in self.null_writes if c != RESUME]
+
+    def resume_values(self, task: Task) -> tuple[list, Any]:
+        """Resume values already recorded for ``task`` and the unassigned one."""
+        from lgdist.engine.channels import MISSING
+
+        resume: list = []
+        unassigned: Any = MISSING
+        for task_id, chan, value in self.pending_writes:
+            if chan != RESUME:
+                continue
+            if task_id == task.id:
+                resume = list(value)
+            elif task_id == NULL_TASK_ID:
+                unassigned = value
+        for chan, value in self.null_writes:
+            if chan == RESUME:
+                unassigned = value
+        return resume, unassigned
+
+    def record(self, task: Task, error: Optional[BaseException] = None) -> None:
+        """A task finished: save its writes (idempotently) and stream them."""
+        if error is not None and not any(c == INTERRUPT for c, _ in task.writes):
+            if self.saver:
+                self.saver.put_writes(
+                    self.checkpoint_config, [(ERROR, f"{type(error).__name__}: {error}")], task.id
+                )
+            return
+        if self.saver:
+            self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
+        interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
+        if interrupts:
+            self.interrupts.extend(interrupts)
+            return
+        if not task.hidden:
+            if "updates" in self.modes:
+                self.outbox.append(("updates", {task.name: ev.task_update(task, self.stream_keys)}))
+            if {"tasks", "debug"} & self.modes:
+                payload = ev.task_result(task, self.stream_keys)
+                self.emit("tasks", payload)
+                self.emit("debug", ev.debug_event("task_result", self.step, payload))
+
+    def finish(self) -> None:
+        """All tasks of the step finished: stop at interrupts, else apply the
+        writes and save the next checkpoint."""
+        if self.interrupts:
+            self.status = "interrupted"
+            interrupts = tuple(self.interrupts)
+            self.emit("updates", {INTERRUPT: interrupts})
+            self._emit_values_interrupt(interrupts)
+            for task in self.tasks.values():
+                ints = [i for c, v in task.writes if c == INTERRUPT for i in v]
+                if ints and {"tasks", "debug"} & self.modes:
+                    payload = ev.task_result(task, self.stream_keys)
+                    self.emit("tasks", payload)
+                    self.emit("debug", ev.debug_event("task_result", self.step, payload))
+            return
+        tasks = list(self.tasks.values())
+        null_writes = self._null_state_writes()
+        if null_writes:
+            null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
+            null_task.writes = null_writes
+            tasks.append(null_task)
+        updated = apply_writes(self.checkpoint, self.channels, tasks, self.next_version)
+        self.null_writes = []
+        if updated & _as_set(self.output_keys):
+            self._emit_values()
+        self._put_checkpoint("loop", updated)
+        ran = [t for t in tasks if t.node is not None]
+        self.step += 1
+        self.pending_writes = []
+        if self.interrupt_after and should_interrupt(self.checkpoint, self.interrupt_after, ran):
+            self.status = "interrupt_after"
+            self.emit("updates", {INTERRUPT: ()})
+            self._emit_values_interrupt(())
+
+    def _emit_values_interrupt(self, interrupts: tuple) -> None:
+        if "values" in self.modes and interrupts:
+            self._emit_values({INTERRUPT: interrupts})
+
+    def _put_checkpoint(self, source: str, updated: set[str]) -> None:
+        new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
+        metadata = {"source": source, "step": self.step, "parents": {}}
+        parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
+            "configurable", {}
+        ) else None
+        if self.saver and self._thread_id() is not None:
+            # Only channels whose version changed since the last stored
+            # checkpoint need a new blob.
+            new_versions = {
+                c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
+            }
+            config = self.saver.put(self.checkpoint_config, new, metadata, new_versions)
+        else:
+            config = {
+                "configurable": {
+                    "thread_id": self._thread_id(),
+                    "checkpoint_ns": self.checkpoint_ns,
+                    "checkpoint_id": new["id"],
+                }
+            }
+        self.parent_config = parent_config
+        self.checkpoint = new
+        self.checkpoint_config = config
+        self.metadata = metadata
+        self.saved_versions = dict(new["channel_versions"])
+        next_tasks = plan_next_step(
+            self.spec, self.checkpoint, self.channels, self.step + 1, checkpoint_ns=self.checkpoint_ns,
+            read_inputs=False,
+        ) if {"checkpoints", "debug"} & self.modes else {}
+        self._emit_checkpoint(next_tasks.values())
+
+
+INPUT_TASK_NAME = "__input__"
+
+
+def _as_set(keys: Any) -> set:
+    return {keys} if isinstance(keys, str) else set(keys)

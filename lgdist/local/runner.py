@@ -1,0 +1,168 @@
+"""Drivers that run a :class:`ThreadLoop`'s tasks in-process: a thread pool
+for ``stream``/``invoke`` and asyncio for ``astream``/``ainvoke``."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+from typing import Any, AsyncIterator, Iterator, Optional
+
+from langchain_core.runnables.config import get_executor_for_config
+
+from lgdist.engine.execute import arun_task, make_fresh_reader, run_task, task_config
+from lgdist.engine.task_context import TaskContext
+from lgdist.engine.tasks import Task
+from lgdist.errors import GraphInterrupt
+from lgdist.local.loop import ThreadLoop
+from lgdist.local.messages import StreamMessagesHandler
+from lgdist.runtime import Runtime
+
+
+def _callbacks(loop: ThreadLoop) -> Any:
+    """The run's callbacks plus, in ``messages`` mode, the token forwarder."""
+    base = loop.config.get("callbacks")
+    if "messages" not in loop.modes:
+        return base, None
+    handler = StreamMessagesHandler(lambda item: loop.outbox.append(("messages", item)))
+    if base is None:
+        return [handler], handler
+    if isinstance(base, list):
+        return [*base, handler], handler
+    manager = base.copy()
+    manager.add_handler(handler, inherit=True)
+    return manager, handler
+
+
+def _prepare(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, store: Any) -> tuple[dict, TaskContext]:
+    config = task_config(loop.config, task, loop.step, checkpoint_ns=loop.checkpoint_ns, callbacks=callbacks)
+    resume, unassigned = loop.resume_values(task)
+    ctx = TaskContext(
+        task_id=task.id,
+        node=task.name,
+        checkpoint_ns=config["configurable"]["checkpoint_ns"],
+        config=config,
+        resume=resume,
+        unassigned_resume=unassigned,
+        stream_writer=lambda chunk: loop.outbox.append(("custom", chunk)),
+        runtime=Runtime(context=context, store=store, stream_writer=lambda chunk: loop.outbox.append(("custom", chunk))),
+    )
+    return config, ctx
+
+
+def _after_task(loop: ThreadLoop, task: Task, handler: Optional[StreamMessagesHandler], config: dict) -> None:
+    if handler is not None and not task.hidden:
+        handler.emit_node_output(dict(task.writes), config["metadata"])
+
+
+def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
+    outbox = loop.outbox
+    while outbox:
+        yield outbox.popleft()
+
+
+def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
+    """Run the loop to its end, yielding ``(mode, chunk)`` as they happen."""
+    loop.load(input)
+    yield from _drain(loop)
+    callbacks, handler = _callbacks(loop)
+    if handler is not None and input is not None:
+        handler.mark_seen(input)
+    with get_executor_for_config(loop.config) as executor:
+        while loop.status == "pending":
+            tasks = loop.plan()
+            yield from _drain(loop)
+            if loop.status != "pending":
+                break
+            read_fresh = make_fresh_reader(loop.channels)
+            error: Optional[BaseException] = None
+            if len(tasks) == 1:
+                # One task: run it on this thread (no pool hop per step).
+                task = tasks[0]
+                config, ctx = _prepare(loop, task, callbacks, context, store)
+                try:
+                    run_task(task, config, ctx, read_fresh)
+                    _after_task(loop, task, handler, config)
+                    loop.record(task)
+                except GraphInterrupt:
+                    loop.record(task)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    loop.record(task, exc)
+                    error = exc
+                yield from _drain(loop)
+            elif tasks:
+                futures: dict[concurrent.futures.Future, tuple[Task, dict]] = {}
+                for task in tasks:
+                    config, ctx = _prepare(loop, task, callbacks, context, store)
+                    fut = executor.submit(contextvars.copy_context().run, run_task, task, config, ctx, read_fresh)
+                    futures[fut] = (task, config)
+                pending = set(futures)
+                while pending:
+                    done, pending = concurrent.futures.wait(
+                        pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
+                    for fut in done:
+                        task, config = futures[fut]
+                        exc = fut.exception()
+                        if exc is None:
+                            _after_task(loop, task, handler, config)
+                            loop.record(task)
+                        elif isinstance(exc, GraphInterrupt):
+                            loop.record(task)
+                        else:
+                            loop.record(task, exc)
+                            error = error or exc
+                    yield from _drain(loop)
+            if error is not None:
+                raise error
+            loop.finish()
+            yield from _drain(loop)
+
+
+async def stream_async(
+    loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None
+) -> AsyncIterator[tuple[str, Any]]:
+    """Async twin of :func:`stream_sync`; nodes run as asyncio tasks (sync
+    nodes in the default executor). Checkpoint I/O goes through a thread."""
+    await asyncio.to_thread(loop.load, input)
+    for item in _drain(loop):
+        yield item
+    callbacks, handler = _callbacks(loop)
+    if handler is not None and input is not None:
+        handler.mark_seen(input)
+    while loop.status == "pending":
+        tasks = await asyncio.to_thread(loop.plan) if loop.saver else loop.plan()
+        for item in _drain(loop):
+            yield item
+        if loop.status != "pending":
+            break
+        read_fresh = make_fresh_reader(loop.channels)
+        error: Optional[BaseException] = None
+        running: dict[asyncio.Task, tuple[Task, dict]] = {}
+        for task in tasks:
+            config, ctx = _prepare(loop, task, callbacks, context, store)
+            running[asyncio.ensure_future(arun_task(task, config, ctx, read_fresh))] = (task, config)
+        pending = set(running)
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                task, config = running[fut]
+                exc = fut.exception()
+                if exc is None:
+                    _after_task(loop, task, handler, config)
+                    loop.record(task)
+                elif isinstance(exc, GraphInterrupt):
+                    loop.record(task)
+                else:
+                    loop.record(task, exc)
+                    error = error or exc
+            for item in _drain(loop):
+                yield item
+        if error is not None:
+            raise error
+        if loop.saver:
+            await asyncio.to_thread(loop.finish)
+        else:
+            loop.finish()
+        for item in _drain(loop):
+            yield item
