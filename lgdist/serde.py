@@ -6,7 +6,7 @@ Everything else becomes a *tagged object*, a JSON object whose ``"__lg__"``
 key names the kind::
 
     {"__lg__": "tuple", "v": [1, 2]}
-    {"__lg__": "model", "c": "langchain_core.messages.human:HumanMessage", "v": {...}}
+    {"__lg__": "model", "c": "langchain_core.messages:HumanMessage", "v": {...}}
 
 Kinds: tuple, set, frozenset, dict (non-``str`` keys, a dict that itself has an
 ``"__lg__"`` key, or a dict subclass), bytes, bytearray, datetime, date, time,
@@ -26,10 +26,10 @@ model, a dataclass, an ``Enum``, a namedtuple, an exception, a ``dict``
 subclass, or a slotted class defined in an ``lgdist.`` module. The only code it
 calls is that class's own construction path: ``model_construct`` for pydantic
 models (values were validated when first created and are restored exactly),
-the constructor for the others, and ``Cls(value)`` for enums. Anything else - functions, arbitrary callables, a
-name that is not a class of the expected kind - is refused with
-:class:`~lgdist.errors.SerializationError`. Treat a checkpoint database as
-trusted as the code of the graphs that write to it.
+the constructor for the others, and ``Cls(value)`` for enums. Anything else -
+functions, arbitrary callables, a name that is not a class of the expected
+kind - is refused with :class:`~lgdist.errors.SerializationError`. Treat a
+checkpoint database as trusted as the code of the graphs that write to it.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _encode(obj: Any) -> Any:
         return {TAG: "exception", "c": _class_path(t), "v": args}
     if isinstance(obj, tuple) and hasattr(t, "_fields"):
         return {TAG: "namedtuple", "c": _class_path(t), "v": [_encode(x) for x in obj]}
-    if t.__module__.startswith("lgdist.") and "__slots__" in t.__dict__:
+    if _is_lgdist_slotted(t):
         # lgdist's own slotted value types (Send): rebuilt as Cls(**slots).
         values = {name: _encode(getattr(obj, name)) for name in t.__slots__}
         return {TAG: "object", "c": _class_path(t), "v": values}
@@ -204,7 +204,9 @@ def _class_path(cls: type) -> str:
 def _compute_class_path(cls: type) -> str:
     module, qualname = cls.__module__, cls.__qualname__
     if "<locals>" in qualname:
-        raise _Unserializable(cls, "is defined inside a function, so it could not be loaded back; define it at module level")
+        raise _Unserializable(
+            cls, "is defined inside a function, so it could not be loaded back; define it at module level"
+        )
     # Prefer langchain_core's public package ("langchain_core.messages") over
     # the private module that happens to define the class today, so stored
     # data survives langchain reorganising its files.
@@ -364,8 +366,12 @@ def _decode_namedtuple(obj: dict) -> Any:
 
 
 def _decode_slotted(obj: dict) -> Any:
-    cls = _resolve(obj["c"], "lgdist object", lambda c: c.__module__.startswith("lgdist.") and "__slots__" in c.__dict__)
+    cls = _resolve(obj["c"], "lgdist object", _is_lgdist_slotted)
     return cls(**obj["v"])
+
+
+def _is_lgdist_slotted(cls: type) -> bool:
+    return cls.__module__.startswith("lgdist.") and "__slots__" in cls.__dict__
 
 
 def _decode_exception(obj: dict) -> BaseException:

@@ -99,7 +99,9 @@ class InMemorySaver(BaseCheckpointSaver):
             yielded += 1
             yield tup
 
-    def _load_tuple(self, thread_id: str, ns: str, checkpoint_id: str, stored: _StoredCheckpoint) -> CheckpointTuple:
+    def _load_tuple(
+        self, thread_id: str, ns: str, checkpoint_id: str, stored: _StoredCheckpoint
+    ) -> CheckpointTuple:
         checkpoint = serde.loads(stored.checkpoint)
         values = {}
         for channel, version in checkpoint.get("channel_versions", {}).items():

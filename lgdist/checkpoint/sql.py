@@ -254,7 +254,8 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             if checkpoint_id is None:
                 row = conn.execute(self._statements.select_latest, params).first()
             else:
-                row = conn.execute(self._statements.select_checkpoint, {**params, "checkpoint_id": checkpoint_id}).first()
+                params["checkpoint_id"] = checkpoint_id
+                row = conn.execute(self._statements.select_checkpoint, params).first()
             return self._load_tuples(conn, [row])[0] if row is not None else None
 
     def list(
@@ -354,7 +355,10 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         # Serialize before opening the transaction: a bad value stores nothing.
         blob_rows = []
         for channel, version in new_versions.items():
-            type_, blob = serde.serialize_value(values[channel], channel) if channel in values else (_EMPTY, None)
+            if channel in values:
+                type_, blob = serde.serialize_value(values[channel], channel)
+            else:
+                type_, blob = _EMPTY, None
             blob_rows.append(
                 {"thread_id": thread_id, "checkpoint_ns": ns, "channel": channel,
                  "version": str(version), "type": type_, "blob": blob}
@@ -365,7 +369,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             "checkpoint_id": checkpoint["id"],
             "parent_checkpoint_id": get_checkpoint_id(config),
             "idempotency_key": idempotency_key,
-            "checkpoint": serde.dumps({k: v for k, v in checkpoint.items() if k != "channel_values"}).decode(),
+            "checkpoint": serde.dumps(_without_values(checkpoint)).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
         }
         statements = self._statements
@@ -417,6 +421,10 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+def _without_values(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {k: v for k, v in checkpoint.items() if k != "channel_values"}
 
 
 def _matches(metadata: dict[str, Any], filter: dict[str, Any]) -> bool:
