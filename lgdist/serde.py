@@ -129,6 +129,10 @@ def _encode(obj: Any) -> Any:
     # Order matters: IntEnum is an int, pydantic models may be dataclass-like.
     if isinstance(obj, enum.Enum):
         return {TAG: "enum", "c": _class_path(t), "v": _encode(obj.value)}
+    if isinstance(obj, str):
+        # str subclasses with no state of their own (langchain's TextAccessor)
+        # are stored as the plain string they are.
+        return str(obj)
     if _is_pydantic_model(obj):
         return _encode_model(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -118,6 +118,8 @@ class CompiledStateGraph(Runnable):
         **kwargs: Any,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks of the chosen stream mode(s)."""
+        # Streams show every state key; invoke narrows to the output schema.
+        output_keys = self.spec.stream_keys if output_keys is None else output_keys
         loop, modes, single = self._loop(config, stream_mode, interrupt_before, interrupt_after, output_keys, debug)
         requested = set([stream_mode] if isinstance(stream_mode, str) else (stream_mode or [self.stream_mode]))
         for mode, chunk in stream_sync(loop, input, context=context, store=self.store):
@@ -141,6 +143,7 @@ class CompiledStateGraph(Runnable):
         context: Any = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
+        output_keys = self.spec.stream_keys if output_keys is None else output_keys
         loop, modes, single = self._loop(config, stream_mode, interrupt_before, interrupt_after, output_keys, debug)
         requested = set([stream_mode] if isinstance(stream_mode, str) else (stream_mode or [self.stream_mode]))
         async for mode, chunk in stream_async(loop, input, context=context, store=self.store):
@@ -171,7 +174,7 @@ class CompiledStateGraph(Runnable):
             input,
             config,
             stream_mode=["updates", "values"] if stream_mode == "values" else stream_mode,
-            output_keys=output_keys,
+            output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             context=context,
@@ -212,7 +215,7 @@ class CompiledStateGraph(Runnable):
             input,
             config,
             stream_mode=["updates", "values"] if stream_mode == "values" else stream_mode,
-            output_keys=output_keys,
+            output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             context=context,

@@ -27,17 +27,6 @@ def _wants(func: Callable, name: str) -> bool:
     return name in params
 
 
-def _wants_config_positionally(func: Callable) -> bool:
-    try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) >= 2 and positional[1].name not in ("writer", "store", "runtime"):
-        return True
-    return False
-
-
 class NodeRunnable(Runnable):
     """A function (sync or async) as a graph node."""
 
@@ -51,8 +40,10 @@ class NodeRunnable(Runnable):
             self.func = func
             self.afunc = None
         target = func
-        self._config_positional = _wants_config_positionally(target)
-        self._config_kw = not self._config_positional and _wants(target, "config")
+        # Like LangGraph, only a parameter *named* ``config`` receives the
+        # config: a second positional parameter with a default (the
+        # ``lambda s, name=name: ...`` idiom) must keep its default.
+        self._config_kw = _wants(target, "config")
         self._writer = _wants(target, "writer")
         self._runtime = _wants(target, "runtime")
         self._store = _wants(target, "store")
@@ -63,7 +54,7 @@ class NodeRunnable(Runnable):
     def _args(self, input: Any, config: RunnableConfig) -> tuple[tuple, dict]:
         from lgdist.engine.task_context import maybe_task_context
 
-        args: tuple = (input, config) if self._config_positional else (input,)
+        args: tuple = (input,)
         kwargs: dict = {}
         if self._config_kw:
             kwargs["config"] = config

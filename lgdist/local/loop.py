@@ -67,8 +67,11 @@ class ThreadLoop:
         self.modes = set(stream_modes)
         self.interrupt_before = interrupt_before if interrupt_before is not None else spec.interrupt_before
         self.interrupt_after = interrupt_after if interrupt_after is not None else spec.interrupt_after
+        # output_keys shape "values" and "updates" chunks (the caller's
+        # choice: the output schema for invoke, every state key for stream);
+        # stream_keys shape checkpoint and task payloads, always the state.
         self.output_keys = output_keys if output_keys is not None else spec.output_keys
-        self.stream_keys = stream_keys if stream_keys is not None else spec.output_keys
+        self.stream_keys = stream_keys if stream_keys is not None else spec.stream_keys
         self.outbox: deque = deque()
         self.next_version: Callable = saver.get_next_version if saver else _default_next_version
         self.status = "pending"
@@ -77,6 +80,9 @@ class ThreadLoop:
         self.checkpoint_ns = get_checkpoint_ns(config)
         self.recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
         self.null_writes: list[tuple[str, Any]] = []
+        # Set by the distributed backend: makes a second finish of the same
+        # step store nothing (see BaseCheckpointSaver.put).
+        self.step_key: Optional[str] = None
 
     # -- stream outbox ----------------------------------------------------------
     def emit(self, mode: str, chunk: Any) -> None:
@@ -114,6 +120,12 @@ class ThreadLoop:
     def load(self, input: Any) -> None:
         """Load the thread's checkpoint and apply the input (new input, a
         resume ``Command``, or ``None`` to continue)."""
+        saved = self.restore()
+        self._apply_input(input, saved)
+
+    def restore(self) -> Any:
+        """Load the checkpoint named by the config (or the thread's latest)
+        into channels, with its pending writes. Returns the saved tuple."""
         saved = self.saver.get_tuple(self.config) if self.saver and self._thread_id() else None
         if saved is not None:
             self.checkpoint = copy_checkpoint(saved.checkpoint)
@@ -138,7 +150,9 @@ class ThreadLoop:
             self.step = -1
         self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
         self.stop = self.step + self.recursion_limit + 1
+        return saved
 
+    def _apply_input(self, input: Any, saved: Any) -> None:
         if isinstance(input, Command):
             if saved is None and input.resume is not None:
                 raise EmptyInputError("Cannot resume: this thread has no checkpoint to resume from")
@@ -258,6 +272,45 @@ class ThreadLoop:
             self.emit_task_start(task)
         return to_run
 
+    def collect(self) -> tuple[list[Task], list[tuple[Task, str]]]:
+        """Rebuild the current step's tasks from their saved writes (the
+        distributed ``finish_step``: the tasks ran elsewhere). Streams their
+        updates and gathers interrupts. Returns the tasks with no saved
+        outcome and the failed tasks with their error text."""
+        self.tasks = plan_next_step(
+            self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns
+        )
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, chan, value in self.pending_writes:
+            by_task.setdefault(task_id, []).append((chan, value))
+        missing: list[Task] = []
+        failed: list[tuple[Task, str]] = []
+        for task in self.tasks.values():
+            saved = by_task.get(task.id, [])
+            completed = [w for w in saved if w[0] not in (INTERRUPT, ERROR, RESUME)]
+            interrupts = [i for c, v in saved if c == INTERRUPT for i in v]
+            if completed:
+                task.writes = completed
+                self._emit_task_done(task)
+            elif interrupts:
+                task.writes = [w for w in saved if w[0] == INTERRUPT]
+                self.interrupts.extend(interrupts)
+            elif any(c == ERROR for c, _ in saved):
+                failed.append((task, next(str(v) for c, v in saved if c == ERROR)))
+            else:
+                missing.append(task)
+        return missing, failed
+
+    def _emit_task_done(self, task: Task) -> None:
+        if task.hidden:
+            return
+        if "updates" in self.modes:
+            self.outbox.append(("updates", {task.name: ev.task_update(task, self.output_keys)}))
+        if {"tasks", "debug"} & self.modes:
+            payload = ev.task_result(task, self.stream_keys)
+            self.emit("tasks", payload)
+            self.emit("debug", ev.debug_event("task_result", self.step, payload))
+
     def _null_state_writes(self) -> list:
         return [
             (c, v)
@@ -297,13 +350,7 @@ class ThreadLoop:
         if interrupts:
             self.interrupts.extend(interrupts)
             return
-        if not task.hidden:
-            if "updates" in self.modes:
-                self.outbox.append(("updates", {task.name: ev.task_update(task, self.stream_keys)}))
-            if {"tasks", "debug"} & self.modes:
-                payload = ev.task_result(task, self.stream_keys)
-                self.emit("tasks", payload)
-                self.emit("debug", ev.debug_event("task_result", self.step, payload))
+        self._emit_task_done(task)
 
     def finish(self) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
@@ -355,7 +402,12 @@ class ThreadLoop:
             new_versions = {
                 c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
             }
-            config = self.saver.put(self.checkpoint_config, new, metadata, new_versions)
+            config = self.saver.put(
+                self.checkpoint_config, new, metadata, new_versions, idempotency_key=self.step_key
+            )
+            if config is None:
+                # Another delivery of this step already stored its checkpoint.
+                raise StepAlreadyFinished(self.checkpoint["id"])
         else:
             config = {
                 "configurable": {
@@ -377,6 +429,11 @@ class ThreadLoop:
 
 
 INPUT_TASK_NAME = "__input__"
+
+
+class StepAlreadyFinished(Exception):
+    """Internal: the checkpoint for this step exists already (a duplicate
+    delivery); the caller stops without side effects."""
 
 
 def _as_set(keys: Any) -> set:

@@ -1,0 +1,142 @@
+"""The ``lgdist`` command: run workers and Flower, submit, resume and inspect
+threads. Configuration comes from ``LGDIST_*`` environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+APP = "lgdist.distributed.worker:app"
+
+
+def _exec_celery(args: list[str]) -> int:
+    from celery.__main__ import main as celery_main
+
+    sys.argv = ["celery", "-A", APP, *args]
+    return celery_main() or 0
+
+
+def _json(value: Any) -> None:
+    from lgdist import serde
+
+    print(json.dumps(json.loads(serde.dumps(value)), indent=2, default=str))
+
+
+def _parse_value(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="lgdist", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker", help="run a Celery worker (extra options go to celery, e.g. -c 4 -Q lgdist,io -n w1@%%h)")
+    w.add_argument("celery_args", nargs=argparse.REMAINDER)
+    f = sub.add_parser("flower", help="run Flower (basic auth from LGDIST_FLOWER_AUTH=user:pass)")
+    f.add_argument("celery_args", nargs=argparse.REMAINDER)
+    b = sub.add_parser("beat", help="run Celery beat (schedules the stalled-step sweeper)")
+    b.add_argument("celery_args", nargs=argparse.REMAINDER)
+    s = sub.add_parser("submit", help="start a run")
+    s.add_argument("graph")
+    s.add_argument("input", help="JSON input (a bare string is taken as text)")
+    s.add_argument("--thread", dest="thread_id")
+    s.add_argument("--wait", action="store_true")
+    s.add_argument("--enqueue", action="store_true", help="queue behind a busy thread instead of failing")
+    r = sub.add_parser("resume", help="publish a lgdist.resume message")
+    r.add_argument("thread_id")
+    r.add_argument("--value", help="JSON resume value for interrupt()")
+    r.add_argument("--update", help="JSON state update")
+    r.add_argument("--as-node")
+    st = sub.add_parser("state", help="show a thread's state")
+    st.add_argument("graph")
+    st.add_argument("thread_id")
+    h = sub.add_parser("history", help="show a thread's checkpoints")
+    h.add_argument("graph")
+    h.add_argument("thread_id")
+    ru = sub.add_parser("runs", help="list runs")
+    ru.add_argument("thread_id", nargs="?")
+    c = sub.add_parser("cancel", help="cancel a run")
+    c.add_argument("run_id")
+    sw = sub.add_parser("sweep", help="reschedule stalled steps now")
+    sw.add_argument("--older-than", type=float, default=None)
+    ck = sub.add_parser("check", help="check a thread's history invariants")
+    ck.add_argument("thread_id")
+    sub.add_parser("config", help="print the effective settings (secrets masked)")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command not in ("worker", "flower", "beat"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.celery_args = [*unknown, *args.celery_args]
+
+    if args.command == "worker":
+        extra = [a for a in args.celery_args if a != "--"]
+        if not any(a in ("-E", "--task-events") for a in extra):
+            extra.append("-E")
+        if not any(a.startswith("-Q") or a.startswith("--queues") for a in extra):
+            from lgdist.settings import get_settings
+
+            settings = get_settings()
+            queues = {settings.default_queue} | {
+                i.partition("=")[2].strip() for i in settings.node_queues.split(",") if "=" in i
+            }
+            extra += ["-Q", ",".join(sorted(q for q in queues if q))]
+        return _exec_celery(["worker", *extra])
+    if args.command == "flower":
+        extra = [a for a in args.celery_args if a != "--"]
+        auth = os.environ.get("LGDIST_FLOWER_AUTH")
+        if auth and not any(a.startswith("--basic-auth") for a in extra):
+            extra.append(f"--basic-auth={auth}")
+        return _exec_celery(["flower", *extra])
+    if args.command == "beat":
+        return _exec_celery(["beat", *[a for a in args.celery_args if a != "--"]])
+    if args.command == "config":
+        from lgdist.settings import get_settings
+
+        _json(get_settings().safe_dict())
+        return 0
+
+    from lgdist.client import Client
+
+    client = Client()
+    if args.command == "submit":
+        run_id = client.submit(
+            args.graph, _parse_value(args.input), args.thread_id,
+            multitask_strategy="enqueue" if args.enqueue else None,
+        )
+        print(run_id)
+        if args.wait:
+            _json(client.wait(run_id))
+    elif args.command == "resume":
+        print(client.resume(args.thread_id, _parse_value(args.value), update=_parse_value(args.update), as_node=args.as_node))
+    elif args.command == "state":
+        snap = client.get_state(args.graph, args.thread_id)
+        _json({"values": snap.values, "next": snap.next, "metadata": snap.metadata, "interrupts": snap.interrupts, "config": snap.config})
+    elif args.command == "history":
+        for snap in client.get_state_history(args.graph, args.thread_id):
+            _json({"checkpoint_id": snap.config["configurable"]["checkpoint_id"], "metadata": snap.metadata, "next": snap.next})
+    elif args.command == "runs":
+        _json(client.runs(args.thread_id))
+    elif args.command == "cancel":
+        print("cancelled" if client.cancel(args.run_id) else "not running")
+    elif args.command == "sweep":
+        from lgdist.distributed.coordinator import sweep
+
+        _json(sweep(client.backend, args.older_than))
+    elif args.command == "check":
+        from lgdist.distributed.check import check_thread
+
+        problems = check_thread(client.backend, args.thread_id)
+        _json({"thread_id": args.thread_id, "ok": not problems, "problems": problems})
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

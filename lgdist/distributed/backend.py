@@ -1,0 +1,59 @@
+"""Per-process resources of the distributed backend, created lazily so that
+prefork children open their own database connections after the fork."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from functools import cached_property
+from typing import Any, Optional
+
+from lgdist.checkpoint.sql import SQLCheckpointSaver
+from lgdist.distributed.events import EventBus, RedisEventBus, SQLEventBus
+from lgdist.distributed.registry import GraphRegistry
+from lgdist.distributed.runs import RunStore
+from lgdist.settings import Settings, get_settings
+
+
+class Backend:
+    """Settings, graph registry, checkpoint store, run store and event bus."""
+
+    def __init__(self, settings: Optional[Settings] = None, app: Any = None) -> None:
+        self.settings = settings or get_settings()
+        self.app = app
+        self.hostname = socket.gethostname()
+
+    @cached_property
+    def registry(self) -> GraphRegistry:
+        return GraphRegistry.from_spec(self.settings.graphs)
+
+    @cached_property
+    def saver(self) -> SQLCheckpointSaver:
+        saver = SQLCheckpointSaver(self.settings.resolved_database_url())
+        saver.setup()
+        return saver
+
+    @cached_property
+    def runs(self) -> RunStore:
+        runs = RunStore(self.saver.engine)
+        runs.setup()
+        return runs
+
+    @cached_property
+    def bus(self) -> EventBus:
+        broker = self.settings.resolved_broker_url()
+        if broker.startswith(("redis://", "rediss://")):
+            return RedisEventBus(broker)
+        return SQLEventBus(self.runs)
+
+
+_local = threading.local()
+
+
+def get_backend(app: Any) -> Backend:
+    """The process's backend for ``app`` (one per process and app)."""
+    backend = getattr(_local, "backend", None)
+    if backend is None or backend.app is not app:
+        backend = Backend(getattr(app.conf, "lgdist_settings", None), app)
+        _local.backend = backend
+    return backend

@@ -1,0 +1,307 @@
+"""Runs and threads: the state machines the coordinator moves through.
+
+A *thread* is claimed by at most one active run at a time (``busy``); the claim
+is one conditional UPDATE, so two racing resumes or submissions cannot both
+win. A *run* moves pending → running → interrupted | success | error |
+cancelled and keeps its error text and the worker that last touched it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lgdist import serde
+from lgdist.checkpoint.sql import create_checkpoint_engine
+
+metadata = sa.MetaData()
+
+threads_table = sa.Table(
+    "lgdist_threads",
+    metadata,
+    sa.Column("thread_id", sa.String(255), primary_key=True),
+    sa.Column("graph", sa.String(255), nullable=False),
+    # idle | busy | interrupted | error
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("active_run_id", sa.String(64)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+runs_table = sa.Table(
+    "lgdist_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("thread_id", sa.String(255), nullable=False, index=True),
+    sa.Column("graph", sa.String(255), nullable=False),
+    # pending | running | interrupted | success | error | cancelled
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # start | resume
+    sa.Column("input", sa.LargeBinary),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("start_step", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+deliveries_table = sa.Table(
+    "lgdist_deliveries",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+events_table = sa.Table(
+    "lgdist_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+)
+
+ACTIVE = ("pending", "running")
+FINAL = ("interrupted", "success", "error", "cancelled")
+
+
+@dataclass
+class Run:
+    run_id: str
+    thread_id: str
+    graph: str
+    status: str
+    kind: str
+    input: Any
+    options: dict
+    error: Optional[str]
+    worker: Optional[str]
+    start_step: Optional[int]
+    created_at: float
+    updated_at: float
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "graph": self.graph,
+            "status": self.status,
+            "kind": self.kind,
+            "error": self.error,
+            "worker": self.worker,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class RunStore:
+    """Runs, threads, delivery counters and (for the embedded default) stream
+    events, in the same database as the checkpoints."""
+
+    def __init__(self, url_or_engine: Any) -> None:
+        self.engine: Engine = (
+            url_or_engine if isinstance(url_or_engine, Engine) else create_checkpoint_engine(url_or_engine)
+        )
+        self._setup_lock = threading.Lock()
+        self._ready = False
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        self._insert = insert
+
+    def setup(self) -> None:
+        with self._setup_lock:
+            if self._ready:
+                return
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # Workers starting together must not race on CREATE TABLE.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7718001)"))
+                metadata.create_all(conn, checkfirst=True)
+            self._ready = True
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        if not self._ready:
+            self.setup()
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- runs ---------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        thread_id: str,
+        graph: str,
+        kind: str,
+        input: Any,
+        options: dict,
+        run_id: Optional[str] = None,
+        status: str = "pending",
+        error: Optional[str] = None,
+    ) -> Run:
+        now = time.time()
+        run_id = run_id or uuid.uuid4().hex
+        row = {
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "graph": graph,
+            "status": status,
+            "kind": kind,
+            "input": serde.dumps(input),
+            "options": serde.dumps(options).decode(),
+            "error": error,
+            "worker": None,
+            "start_step": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._tx() as conn:
+            conn.execute(self._insert(runs_table).values(**row).on_conflict_do_nothing())
+        return self.get_run(run_id)  # type: ignore[return-value]
+
+    def get_run(self, run_id: str) -> Optional[Run]:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).mappings().first()
+        return _run(row) if row else None
+
+    def list_runs(self, thread_id: Optional[str] = None, limit: int = 100) -> list[Run]:
+        query = sa.select(runs_table).order_by(runs_table.c.created_at.desc()).limit(limit)
+        if thread_id is not None:
+            query = query.where(runs_table.c.thread_id == thread_id)
+        with self._tx() as conn:
+            return [_run(r) for r in conn.execute(query).mappings()]
+
+    def set_run(self, run_id: str, *, expect: Optional[tuple] = None, **values: Any) -> bool:
+        """Update a run; with ``expect``, only if its status is one of them.
+        Returns whether the row changed (the compare-and-set result)."""
+        values["updated_at"] = time.time()
+        query = sa.update(runs_table).where(runs_table.c.run_id == run_id).values(**values)
+        if expect:
+            query = query.where(runs_table.c.status.in_(expect))
+        with self._tx() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def next_pending_run(self, thread_id: str) -> Optional[Run]:
+        query = (
+            sa.select(runs_table)
+            .where(runs_table.c.thread_id == thread_id, runs_table.c.status == "pending")
+            .order_by(runs_table.c.created_at)
+            .limit(1)
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).mappings().first()
+        return _run(row) if row else None
+
+    # -- threads ------------------------------------------------------------------
+    def get_thread(self, thread_id: str) -> Optional[dict]:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(threads_table).where(threads_table.c.thread_id == thread_id)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def claim_thread(self, thread_id: str, graph: str, run_id: str, allowed: tuple[str, ...]) -> bool:
+        """Atomically make ``run_id`` the thread's active run if the thread's
+        status is in ``allowed`` (a new thread counts as idle)."""
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(threads_table)
+                .values(thread_id=thread_id, graph=graph, status="idle", active_run_id=None, updated_at=now)
+                .on_conflict_do_nothing()
+            )
+            changed = conn.execute(
+                sa.update(threads_table)
+                .where(threads_table.c.thread_id == thread_id, threads_table.c.status.in_(allowed))
+                .values(status="busy", active_run_id=run_id, graph=graph, updated_at=now)
+            ).rowcount
+        return changed == 1
+
+    def release_thread(self, thread_id: str, run_id: str, status: str) -> bool:
+        """The active run ended: the thread becomes ``status`` (idle,
+        interrupted or error). A stale run cannot release a newer claim."""
+        with self._tx() as conn:
+            return (
+                conn.execute(
+                    sa.update(threads_table)
+                    .where(threads_table.c.thread_id == thread_id, threads_table.c.active_run_id == run_id)
+                    .values(status=status, active_run_id=None, updated_at=time.time())
+                ).rowcount
+                == 1
+            )
+
+    def touch_thread(self, thread_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(threads_table)
+                .where(threads_table.c.thread_id == thread_id)
+                .values(updated_at=time.time())
+            )
+
+    def stalled_threads(self, older_than: float) -> list[dict]:
+        cutoff = time.time() - older_than
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(threads_table).where(
+                    threads_table.c.status == "busy", threads_table.c.updated_at < cutoff
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    # -- deliveries -----------------------------------------------------------------
+    def count_delivery(self, key: str) -> int:
+        """Count one more delivery of a task message; returns the new count."""
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(deliveries_table).values(key=key, count=0).on_conflict_do_nothing()
+            )
+            conn.execute(
+                sa.update(deliveries_table)
+                .where(deliveries_table.c.key == key)
+                .values(count=deliveries_table.c.count + 1)
+            )
+            return conn.execute(
+                sa.select(deliveries_table.c.count).where(deliveries_table.c.key == key)
+            ).scalar_one()
+
+    # -- events (embedded stream bus) -------------------------------------------------
+    def append_events(self, run_id: str, payloads: list[bytes]) -> None:
+        if not payloads:
+            return
+        with self._tx() as conn:
+            conn.execute(events_table.insert(), [{"run_id": run_id, "payload": p} for p in payloads])
+
+    def read_events(self, run_id: str, after: int) -> list[tuple[int, bytes]]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(events_table.c.seq, events_table.c.payload)
+                .where(events_table.c.run_id == run_id, events_table.c.seq > after)
+                .order_by(events_table.c.seq)
+            )
+            return [(r.seq, r.payload) for r in rows]
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        graph=row["graph"],
+        status=row["status"],
+        kind=row["kind"],
+        input=serde.loads(row["input"]) if row["input"] is not None else None,
+        options=serde.loads(row["options"]),
+        error=row["error"],
+        worker=row["worker"],
+        start_step=row["start_step"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

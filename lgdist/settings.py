@@ -1,0 +1,91 @@
+"""lgdist's configuration: one pydantic settings object read from the
+environment (``LGDIST_*``). Secrets stay in the environment and are never
+logged: ``Settings.safe_dict`` masks credentials."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(os.environ.get("LGDIST_HOME", ".lgdist"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the distributed backend.
+
+    With nothing set, everything is embedded and needs no server: kombu's
+    filesystem transport as broker, SQLite for results and checkpoints.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LGDIST_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    broker_url: Optional[str] = None
+    result_backend: Optional[str] = None
+    database_url: Optional[str] = None
+    # "name=module:attribute,other=module:attribute"
+    graphs: str = "support-agent=workers.support_agent:graph"
+    # Per-node queue routing: "action=io,tools=io"; others use default_queue.
+    node_queues: str = ""
+    default_queue: str = "lgdist"
+    # Seconds a node may run before the worker kills it (hard limit).
+    task_time_limit: Optional[float] = None
+    # Deliveries of one node task before it is parked as a poison message.
+    max_deliveries: int = 3
+    # A running step with no progress for this long is rescheduled by the sweeper.
+    stall_seconds: float = 120.0
+    # Reject (default) or enqueue a second run submitted on a busy thread.
+    multitask_strategy: Literal["reject", "enqueue"] = "reject"
+    # Largest accepted message payload, in bytes.
+    max_payload_bytes: int = Field(default=1_000_000)
+    # Redis visibility timeout for unacked tasks (seconds).
+    visibility_timeout: int = 3600
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    def resolved_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return f"db+sqlite:///{(self.home / 'results.db').resolve()}"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'lgdist.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.resolved_broker_url().startswith("filesystem://")
+
+    def broker_folder(self) -> Path:
+        return (self.home / "broker").resolve()
+
+    def queue_for(self, node: str) -> str:
+        for item in filter(None, (p.strip() for p in self.node_queues.split(","))):
+            name, _, queue = item.partition("=")
+            if name.strip() == node and queue.strip():
+                return queue.strip()
+        return self.default_queue
+
+    def safe_dict(self) -> dict:
+        """Settings with passwords in URLs masked, for logs and `lgdist config`."""
+        out = {}
+        for key, value in self.model_dump().items():
+            out[key] = mask_url(str(value)) if isinstance(value, str) and "://" in value else value
+        return out
+
+
+def mask_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1****@", url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

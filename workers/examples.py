@@ -1,0 +1,119 @@
+"""Small graphs used by the test suite and the benchmarks (register them with
+``LGDIST_GRAPHS``)."""
+
+from __future__ import annotations
+
+import operator
+import os
+import time
+from typing import Annotated, TypedDict
+
+from lgdist.graph import END, START, StateGraph
+from lgdist.types import Send, interrupt
+
+
+class FanState(TypedDict, total=False):
+    items: list
+    results: Annotated[list, operator.add]
+    workers: Annotated[list, operator.add]
+
+
+def _split(state: FanState) -> dict:
+    return {}
+
+
+def _route(state: FanState) -> list:
+    return [Send("work", {"item": item}) for item in state.get("items", [])]
+
+
+def _work(arg: dict) -> dict:
+    delay = float(os.environ.get("LGDIST_EXAMPLE_WORK_SECONDS", "0.2"))
+    time.sleep(delay)
+    return {"results": [arg["item"] * 2], "workers": [os.getpid()]}
+
+
+def _join(state: FanState) -> dict:
+    return {"results": [sum(state.get("results", []))]}
+
+
+def build_fanout() -> StateGraph:
+    g = StateGraph(FanState)
+    g.add_node("split", _split)
+    g.add_node("work", _work)
+    g.add_node("join", _join)
+    g.add_edge(START, "split")
+    g.add_conditional_edges("split", _route, ["work"])
+    g.add_edge("work", "join")
+    g.add_edge("join", END)
+    return g
+
+
+fanout = build_fanout().compile()
+
+
+class ApprovalState(TypedDict, total=False):
+    request: str
+    decision: str
+    log: Annotated[list, operator.add]
+
+
+def _ask(state: ApprovalState) -> dict:
+    answer = interrupt({"question": f"approve {state['request']}?"})
+    return {"decision": answer, "log": ["asked"]}
+
+
+def _act(state: ApprovalState) -> dict:
+    return {"log": [f"acted:{state['decision']}"]}
+
+
+def build_approval() -> StateGraph:
+    g = StateGraph(ApprovalState)
+    g.add_node("ask", _ask)
+    g.add_node("act", _act)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", "act")
+    g.add_edge("act", END)
+    return g
+
+
+approval = build_approval().compile()
+
+
+class CounterState(TypedDict, total=False):
+    n: int
+    trail: Annotated[list, operator.add]
+
+
+def _step(state: CounterState) -> dict:
+    if os.environ.get("LGDIST_EXAMPLE_SLOW_NODE") == "1" and state.get("n", 0) == 2:
+        time.sleep(float(os.environ.get("LGDIST_EXAMPLE_SLOW_SECONDS", "3")))
+    return {"n": state.get("n", 0) + 1, "trail": [state.get("n", 0)]}
+
+
+def _more(state: CounterState) -> str:
+    return "step" if state.get("n", 0) < int(os.environ.get("LGDIST_EXAMPLE_STEPS", "5")) else END
+
+
+def build_counter() -> StateGraph:
+    g = StateGraph(CounterState)
+    g.add_node("step", _step)
+    g.add_edge(START, "step")
+    g.add_conditional_edges("step", _more, ["step", END])
+    return g
+
+
+counter = build_counter().compile()
+
+
+def _boom(state: CounterState) -> dict:
+    raise ValueError("the node failed on purpose")
+
+
+def build_failing() -> StateGraph:
+    g = StateGraph(CounterState)
+    g.add_node("boom", _boom)
+    g.add_edge(START, "boom")
+    return g
+
+
+failing = build_failing().compile()
