@@ -24,6 +24,7 @@ __all__ = [
     "GraphNotRegisteredError",
     "InvalidPayloadError",
     "ThreadBusyError",
+    "AmbiguousResumeError",
     "RunNotFoundError",
     "create_error_message",
 ]
@@ -90,6 +91,11 @@ class EmptyInputError(LgdistError, Exception):
 
 class EmptyChannelError(LgdistError, Exception):
     """A channel was read before anything was written to it."""
+
+
+class AmbiguousResumeError(LgdistError, RuntimeError):
+    """``Command(resume=value)`` while several interrupts wait for an answer:
+    say which one with ``Command(resume={interrupt_id: value, ...})``."""
 
 
 class TaskNotFound(LgdistError, Exception):

@@ -75,8 +75,11 @@ def apply_writes(
             updated.add(chan)
 
     # Ephemeral channels (edge triggers, input, Send packets) clear one step
-    # after they were written; a step with no tasks clears nothing.
-    if ordered:
+    # after they were written. Only a real step (some task was triggered)
+    # moves time on: writes without triggers (graph input, a resume
+    # Command's update/goto) land on top of the current step, which must
+    # keep its pending triggers (e.g. the node a breakpoint stopped before).
+    if any(task.triggers for task in ordered):
         for chan, channel in channels.items():
             if chan in updated or chan not in versions:
                 continue
