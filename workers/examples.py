@@ -117,3 +117,32 @@ def build_failing() -> StateGraph:
 
 
 failing = build_failing().compile()
+
+
+def _slow_step(state: CounterState) -> dict:
+    """A counting step; the one that sees ``n == LGDIST_EXAMPLE_SLOW_AT``
+    first writes the pid running it to ``LGDIST_EXAMPLE_PID_FILE`` (so a test
+    can kill that process mid-node), then sleeps
+    ``LGDIST_EXAMPLE_SLOW_SECONDS``."""
+    n = state.get("n", 0)
+    if n == int(os.environ.get("LGDIST_EXAMPLE_SLOW_AT", "2")):
+        pid_file = os.environ.get("LGDIST_EXAMPLE_PID_FILE")
+        if pid_file:
+            # Written whole then renamed, so a reader never sees half a pid.
+            tmp = f"{pid_file}.{os.getpid()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(str(os.getpid()))
+            os.replace(tmp, pid_file)
+        time.sleep(float(os.environ.get("LGDIST_EXAMPLE_SLOW_SECONDS", "3")))
+    return {"n": n + 1, "trail": [n]}
+
+
+def build_slow() -> StateGraph:
+    g = StateGraph(CounterState)
+    g.add_node("step", _slow_step)
+    g.add_edge(START, "step")
+    g.add_conditional_edges("step", _more, ["step", END])
+    return g
+
+
+slow = build_slow().compile()

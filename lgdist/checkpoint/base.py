@@ -91,12 +91,16 @@ class BaseCheckpointSaver:
         new_versions: dict[str, str],
         *,
         idempotency_key: Optional[str] = None,
+        previous: Optional[Checkpoint] = None,
     ) -> Optional[RunnableConfig]:
         """Store a checkpoint whose parent is ``config``'s ``checkpoint_id``.
 
         Returns the config naming the stored checkpoint. With an
         ``idempotency_key``, a second put with the same key for the thread
         stores nothing and returns ``None`` (a duplicated step is a no-op).
+        ``previous`` is the parent checkpoint as the caller holds it (with its
+        channel values): a hint that lets a store write an appended list as
+        a delta instead of rewriting it; stores may ignore it.
         """
         raise NotImplementedError
 

@@ -132,6 +132,7 @@ class InMemorySaver(BaseCheckpointSaver):
         new_versions: dict[str, str],
         *,
         idempotency_key: Optional[str] = None,
+        previous: Optional[Checkpoint] = None,
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         parent_id = get_checkpoint_id(config)

@@ -349,6 +349,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         new_versions: dict[str, str],
         *,
         idempotency_key: Optional[str] = None,
+        previous: Optional[Checkpoint] = None,
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         values = checkpoint.get("channel_values") or {}

@@ -13,7 +13,7 @@ import os
 from collections import deque
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_ns
+from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_id, get_checkpoint_ns
 from lgdist.constants import END, ERROR, INTERRUPT, NO_WRITES, RESUME, START
 from lgdist.engine import (
     apply_writes,
@@ -28,6 +28,7 @@ from lgdist.engine.checkpoint import copy_checkpoint
 from lgdist.engine.spec import GraphSpec
 from lgdist.engine.tasks import Task
 from lgdist.errors import (
+    AmbiguousResumeError,
     EmptyInputError,
     ErrorCode,
     GraphRecursionError,
@@ -79,7 +80,9 @@ class ThreadLoop:
         self.interrupts: list[Interrupt] = []
         self.checkpoint_ns = get_checkpoint_ns(config)
         self.recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
-        self.null_writes: list[tuple[str, Any]] = []
+        # Tasks of this step whose interrupt was streamed already.
+        self.announced_interrupts: set[str] = set()
+        self.applied_null_writes = False
         # Set by the distributed backend: makes a second finish of the same
         # step store nothing (see BaseCheckpointSaver.put).
         self.step_key: Optional[str] = None
@@ -150,19 +153,55 @@ class ThreadLoop:
             self.step = -1
         self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
         self.stop = self.step + self.recursion_limit + 1
+        self.applied_null_writes = False
+        self._apply_null_writes([(c, v) for t, c, v in self.pending_writes if t == NULL_TASK_ID])
         return saved
 
+    def _apply_null_writes(self, writes: Sequence[tuple[str, Any]]) -> None:
+        """Apply a ``Command``'s update/goto (the "null task"'s writes) on top
+        of the loaded checkpoint, before the step is planned: the step's tasks
+        read the updated state and a goto's node runs in this very step.
+
+        Every process that restores the checkpoint (the local loop, each
+        distributed node task, ``finish_step``) applies the same saved writes,
+        so they all plan the same tasks and see the same input."""
+        state_writes = [(c, v) for c, v in writes if c not in (RESUME, INTERRUPT, ERROR)]
+        if not state_writes:
+            return
+        null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
+        null_task.writes = state_writes
+        updated = apply_writes(self.checkpoint, self.channels, [null_task], self.next_version)
+        previous = self.checkpoint.get("updated_channels")
+        if previous is not None:
+            self.checkpoint["updated_channels"] = sorted(set(previous) | updated)
+        self.applied_null_writes = True
+
     def _apply_input(self, input: Any, saved: Any) -> None:
-        if isinstance(input, Command):
-            if saved is None and input.resume is not None:
+        if isinstance(input, Command) or input is None:
+            if saved is None and (input is None or input.resume is not None):
+                if input is None:
+                    raise EmptyInputError(f"Received no input for {self.spec.input_channel}")
                 raise EmptyInputError("Cannot resume: this thread has no checkpoint to resume from")
-            self._apply_command(input)
+            # Time travel: continuing from a checkpoint the config names
+            # (except to answer its interrupts) replays it, so the writes its
+            # tasks saved belong to the branch that already went on from there.
+            replay = (
+                saved is not None
+                and get_checkpoint_id(self.config) is not None
+                and not (isinstance(input, Command) and input.resume is not None)
+            )
+            if replay:
+                self.pending_writes = [w for w in self.pending_writes if w[0] == NULL_TASK_ID]
+            writes = self._apply_command(input, persist=not replay) if isinstance(input, Command) else []
+            self._apply_null_writes(writes)
             mark_resumed(self.checkpoint)
-            self._emit_values()
-        elif input is None:
-            if saved is None:
-                raise EmptyInputError(f"Received no input for {self.spec.input_channel}")
-            mark_resumed(self.checkpoint)
+            if replay and (self.metadata.get("source") not in ("update", "fork") or self._superseded()):
+                # The replay starts a new branch: a copy of the checkpoint
+                # (with the Command's writes) as its first checkpoint.
+                updated = self.checkpoint.get("updated_channels")
+                self._put_checkpoint("fork", set(updated) if updated is not None else None)
+                self.step += 1
+                self.pending_writes = []
             self._emit_values()
         else:
             # New input discards the previous step's unfinished work.
@@ -173,9 +212,10 @@ class ThreadLoop:
             self._put_checkpoint("input", updated)
             self.step += 1
 
-    def _apply_command(self, cmd: Command) -> None:
+    def _apply_command(self, cmd: Command, *, persist: bool = True) -> list[tuple[str, Any]]:
         """A resume/update/goto passed as graph input becomes writes of a
-        'null task' applied together with the next step's writes."""
+        'null task', saved as pending writes of the current checkpoint
+        (unless ``persist`` is false) and returned."""
         writes: list[tuple[str, Any]] = []
         if cmd.resume is not None:
             interrupted = self._interrupted_tasks_from_pending()
@@ -198,10 +238,10 @@ class ThreadLoop:
             else:
                 n_pending = sum(len(v) for v in interrupted.values())
                 if n_pending > 1:
-                    raise InvalidUpdateError(
+                    raise AmbiguousResumeError(
                         "When there are multiple pending interrupts, you must specify the "
                         "interrupt id when resuming. Docs: "
-                        "https://docs.langchain.com/oss/python/langgraph/add-human-in-the-loop"
+                        "https://docs.langchain.com/oss/python/langgraph/interrupts#handling-multiple-interrupts."
                     )
                 writes.append((RESUME, cmd.resume))
         if cmd.update is not None:
@@ -214,17 +254,40 @@ class ThreadLoop:
 
             gotos = cmd.goto if isinstance(cmd.goto, (list, tuple)) else [cmd.goto]
             writes.extend(destinations_to_writes(gotos))
-        if writes:
-            self.null_writes.extend(writes)
+        if writes and persist:
+            if any(c == RESUME for c, _ in writes):
+                # A new answer replaces an older unassigned one (the store
+                # keeps one resume slot per task, too).
+                self.pending_writes = [
+                    w for w in self.pending_writes if not (w[0] == NULL_TASK_ID and w[1] == RESUME)
+                ]
+            self.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in writes)
             if self.saver:
                 self.saver.put_writes(self.checkpoint_config, writes, NULL_TASK_ID)
+        return writes
 
     def _interrupted_tasks_from_pending(self) -> dict[str, list[Interrupt]]:
+        """Interrupts still waiting for an answer: those of tasks that have
+        not finished since (a finished task saved some output write)."""
         out: dict[str, list[Interrupt]] = {}
+        finished: set[str] = set()
         for task_id, chan, value in self.pending_writes:
+            if task_id == NULL_TASK_ID:
+                continue
             if chan == INTERRUPT:
                 out[task_id] = list(value)
-        return out
+            elif chan not in (RESUME, ERROR):
+                finished.add(task_id)
+        return {t: ints for t, ints in out.items() if t not in finished}
+
+    def _superseded(self) -> bool:
+        """Whether the thread went on past the checkpoint the config names."""
+        if self.saver is None:
+            return False
+        latest = self.saver.get_tuple(
+            {"configurable": {"thread_id": self._thread_id(), "checkpoint_ns": self.checkpoint_ns}}
+        )
+        return latest is not None and latest.config["configurable"].get("checkpoint_id") != self.checkpoint["id"]
 
     def _thread_id(self) -> Optional[str]:
         configurable = self.config.get("configurable") or {}
@@ -247,13 +310,21 @@ class ThreadLoop:
         self.tasks = plan_next_step(
             self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns
         )
-        if not self.tasks and not self._null_state_writes():
+        if not self.tasks:
+            if self.applied_null_writes:
+                # A Command's update with nothing left to run: keep it in a
+                # checkpoint of its own.
+                self._put_checkpoint("loop", set(self.checkpoint.get("updated_channels") or ()))
+                self.step += 1
+                self.pending_writes = []
+                self.applied_null_writes = False
             self.status = "done"
             return []
         by_task: dict[str, list[tuple[str, Any]]] = {}
         for task_id, chan, value in self.pending_writes:
             by_task.setdefault(task_id, []).append((chan, value))
         to_run: list[Task] = []
+        restored: list[Task] = []
         for task in self.tasks.values():
             saved = by_task.get(task.id, [])
             # A task that completed once (state writes or the no-writes marker)
@@ -261,6 +332,7 @@ class ThreadLoop:
             completed = [w for w in saved if w[0] not in (INTERRUPT, ERROR, RESUME)]
             if completed:
                 task.writes = completed
+                restored.append(task)
             else:
                 to_run.append(task)
         if self.interrupt_before and should_interrupt(self.checkpoint, self.interrupt_before, to_run):
@@ -268,8 +340,12 @@ class ThreadLoop:
             self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
             return []
-        for task in to_run:
+        for task in self.tasks.values():
             self.emit_task_start(task)
+        for task in restored:
+            if not task.hidden and "updates" in self.modes:
+                update = {task.name: ev.task_update(task, self.output_keys), "__metadata__": {"cached": True}}
+                self.outbox.append(("updates", update))
         return to_run
 
     def collect(self) -> tuple[list[Task], list[tuple[Task, str]]]:
@@ -311,13 +387,6 @@ class ThreadLoop:
             self.emit("tasks", payload)
             self.emit("debug", ev.debug_event("task_result", self.step, payload))
 
-    def _null_state_writes(self) -> list:
-        return [
-            (c, v)
-            for t, c, v in self.pending_writes
-            if t == NULL_TASK_ID and c not in (RESUME, INTERRUPT, ERROR)
-        ] + [(c, v) for c, v in self.null_writes if c != RESUME]
-
     def resume_values(self, task: Task) -> tuple[list, Any]:
         """Resume values already recorded for ``task`` and the unassigned one."""
         from lgdist.engine.channels import MISSING
@@ -331,9 +400,6 @@ class ThreadLoop:
                 resume = list(value)
             elif task_id == NULL_TASK_ID:
                 unassigned = value
-        for chan, value in self.null_writes:
-            if chan == RESUME:
-                unassigned = value
         return resume, unassigned
 
     def record(self, task: Task, error: Optional[BaseException] = None) -> None:
@@ -343,38 +409,43 @@ class ThreadLoop:
                 self.saver.put_writes(
                     self.checkpoint_config, [(ERROR, f"{type(error).__name__}: {error}")], task.id
                 )
+            if not task.hidden and {"tasks", "debug"} & self.modes:
+                payload = {**ev.task_result(task, self.stream_keys), "error": error}
+                self.emit("tasks", payload)
+                self.emit("debug", ev.debug_event("task_result", self.step, payload))
             return
         if self.saver:
             self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
         interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
         if interrupts:
             self.interrupts.extend(interrupts)
+            self._emit_task_interrupted(task, interrupts)
             return
         self._emit_task_done(task)
+
+    def _emit_task_interrupted(self, task: Task, interrupts: Sequence[Interrupt]) -> None:
+        self.announced_interrupts.add(task.id)
+        self.emit("updates", {INTERRUPT: tuple(interrupts)})
+        self._emit_values_interrupt(tuple(interrupts))
+        if {"tasks", "debug"} & self.modes:
+            payload = ev.task_result(task, self.stream_keys)
+            self.emit("tasks", payload)
+            self.emit("debug", ev.debug_event("task_result", self.step, payload))
 
     def finish(self) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
         writes and save the next checkpoint."""
         if self.interrupts:
             self.status = "interrupted"
-            interrupts = tuple(self.interrupts)
-            self.emit("updates", {INTERRUPT: interrupts})
-            self._emit_values_interrupt(interrupts)
             for task in self.tasks.values():
                 ints = [i for c, v in task.writes if c == INTERRUPT for i in v]
-                if ints and {"tasks", "debug"} & self.modes:
-                    payload = ev.task_result(task, self.stream_keys)
-                    self.emit("tasks", payload)
-                    self.emit("debug", ev.debug_event("task_result", self.step, payload))
+                if ints and task.id not in self.announced_interrupts:
+                    self._emit_task_interrupted(task, ints)
+            self._emit_values_so_far()
             return
         tasks = list(self.tasks.values())
-        null_writes = self._null_state_writes()
-        if null_writes:
-            null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
-            null_task.writes = null_writes
-            tasks.append(null_task)
         updated = apply_writes(self.checkpoint, self.channels, tasks, self.next_version)
-        self.null_writes = []
+        self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
         self._put_checkpoint("loop", updated)
@@ -386,11 +457,25 @@ class ThreadLoop:
             self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
 
+    def _emit_values_so_far(self) -> None:
+        """An interrupted step saves no checkpoint, but the tasks that did
+        finish count: stream the values as they would be with their writes
+        (on copies; the step is applied for real once it completes)."""
+        finished = [
+            t for t in self.tasks.values() if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in t.writes)
+        ]
+        if not finished or "values" not in self.modes:
+            return
+        channels = {name: chan.copy() for name, chan in self.channels.items()}
+        updated = apply_writes(copy_checkpoint(self.checkpoint), channels, finished, self.next_version)
+        if updated & _as_set(self.output_keys):
+            self.outbox.append(("values", ev.read_values(channels, self.output_keys)))
+
     def _emit_values_interrupt(self, interrupts: tuple) -> None:
         if "values" in self.modes and interrupts:
             self._emit_values({INTERRUPT: interrupts})
 
-    def _put_checkpoint(self, source: str, updated: set[str]) -> None:
+    def _put_checkpoint(self, source: str, updated: Optional[set[str]]) -> None:
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
         metadata = {"source": source, "step": self.step, "parents": {}}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
@@ -403,7 +488,12 @@ class ThreadLoop:
                 c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
             }
             config = self.saver.put(
-                self.checkpoint_config, new, metadata, new_versions, idempotency_key=self.step_key
+                self.checkpoint_config,
+                new,
+                metadata,
+                new_versions,
+                idempotency_key=self.step_key,
+                previous=self.checkpoint,
             )
             if config is None:
                 # Another delivery of this step already stored its checkpoint.
