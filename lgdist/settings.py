@@ -83,7 +83,7 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1****@", url)
+    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1****@", url)
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ Why these settings: ``task_acks_late`` + ``task_reject_on_worker_lost`` give
 at-least-once delivery when a worker dies mid-task (lgdist makes that
 exactly-once for state); ``worker_prefetch_multiplier=1`` keeps a busy worker
 from hoarding messages other workers could run; JSON-only ``accept_content``
-refuses pickle on the wire.
+refuses every non-JSON serializer on the wire.
 """
 
 from __future__ import annotations
