@@ -92,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         extra = [a for a in args.celery_args if a != "--"]
         auth = os.environ.get("LGDIST_FLOWER_AUTH")
         if auth and not any(a.startswith("--basic-auth") for a in extra):
-            extra.append(f"--basic-auth={auth}")
+            # Through the environment, not argv, so the password is not in `ps`.
+            os.environ["FLOWER_BASIC_AUTH"] = auth
         return _exec_celery(["flower", *extra])
     if args.command == "beat":
         return _exec_celery(["beat", *[a for a in args.celery_args if a != "--"]])

@@ -55,10 +55,14 @@ class Settings(BaseSettings):
             return self.result_backend
         if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
             return self.broker_url
+        self.home.mkdir(parents=True, exist_ok=True)
         return f"db+sqlite:///{(self.home / 'results.db').resolve()}"
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.home / 'lgdist.db').resolve()}"
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'lgdist.db').resolve()}"
 
     @property
     def embedded(self) -> bool:
