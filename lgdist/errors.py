@@ -25,6 +25,7 @@ __all__ = [
     "InvalidPayloadError",
     "ThreadBusyError",
     "AmbiguousResumeError",
+    "UnknownBranchTargetError",
     "RunNotFoundError",
     "create_error_message",
 ]
@@ -56,6 +57,13 @@ class GraphRecursionError(LgdistError, RecursionError):
 
 class InvalidUpdateError(LgdistError, Exception):
     """A node or caller wrote an update the graph's channels cannot take."""
+
+
+class UnknownBranchTargetError(InvalidUpdateError, KeyError):
+    """A conditional edge's path function returned a value missing from its
+    path map. A ``KeyError`` too, as in LangGraph."""
+
+    __str__ = BaseException.__str__  # KeyError would quote the message
 
 
 class GraphBubbleUp(LgdistError, Exception):

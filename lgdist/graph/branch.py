@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from lgdist.constants import END, TASKS
 from lgdist.engine.spec import Write
-from lgdist.errors import InvalidUpdateError
+from lgdist.errors import InvalidUpdateError, UnknownBranchTargetError
 from lgdist.graph.node import as_runnable
 from lgdist.types import Send
 
@@ -44,7 +44,7 @@ class Branch:
                 try:
                     mapped.append(self.ends[r])
                 except (KeyError, TypeError):
-                    raise InvalidUpdateError(
+                    raise UnknownBranchTargetError(
                         f"Branch returned {r!r}, which is not in its path map: {sorted(map(str, self.ends))}"
                     ) from None
             return mapped

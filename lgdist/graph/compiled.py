@@ -21,7 +21,7 @@ from lgdist.engine.task_context import TaskContext, reset_task_context, set_task
 from lgdist.engine.tasks import Task
 from lgdist.errors import InvalidUpdateError
 from lgdist.local import events as ev
-from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop, _default_next_version
+from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, NULL_TASK_ID, ThreadLoop, _default_next_version
 from lgdist.local.runner import stream_async, stream_sync
 from lgdist.types import Interrupt, PregelTask, StateSnapshot
 
@@ -243,41 +243,67 @@ class CompiledStateGraph(Runnable):
             raise ValueError("No checkpointer set")
         return self.checkpointer
 
-    def _snapshot(self, saved: CheckpointTuple) -> StateSnapshot:
-        checkpoint = saved.checkpoint
+    def _snapshot(self, saved: CheckpointTuple, *, live: bool = False) -> StateSnapshot:
+        """``saved`` as a ``StateSnapshot``.
+
+        A history entry (``live=False``) is the record of a step: the values
+        it started from (plus a resume ``Command``'s update), every task of
+        the step and every interrupt they raised. ``get_state`` is live: the
+        values also hold what the step's finished tasks wrote, ``next`` and
+        ``interrupts`` only what still has to run or be answered."""
+        checkpoint = copy_checkpoint(saved.checkpoint)
         channels = channels_from_checkpoint(self.spec.channels, checkpoint)
         step = saved.metadata.get("step", -1) + 1
         tasks = plan_next_step(
             self.spec, checkpoint, channels, step,
             checkpoint_ns=saved.config["configurable"].get("checkpoint_ns", ""), read_inputs=False,
         )
+        # A snapshot lists a step's tasks in graph order (the order nodes were
+        # added, Send packets first), as LangGraph does; the step itself
+        # runs them in name order.
+        graph_order = {name: i for i, name in enumerate(self.spec.nodes)}
+        tasks = dict(
+            sorted(tasks.items(), key=lambda item: (item[1].path[0] == PULL, graph_order.get(item[1].name, 0)))
+        )
         by_task: dict[str, list] = {}
         for tid, chan, value in saved.pending_writes or []:
             by_task.setdefault(tid, []).append((chan, value))
+        next_version = self.checkpointer.get_next_version if self.checkpointer else _default_next_version
+        null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c not in (INTERRUPT, ERROR, RESUME)]
+        if null_writes:
+            null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
+            null_task.writes = null_writes
+            apply_writes(checkpoint, channels, [null_task], next_version)
+        keys = self.spec.stream_keys
         out_tasks = []
-        all_interrupts: list[Interrupt] = []
+        finished: list[Task] = []
         for task in tasks.values():
             writes = by_task.get(task.id, [])
             interrupts = tuple(i for c, v in writes if c == INTERRUPT for i in v)
             error = next((v for c, v in writes if c == ERROR), None)
             result = None
-            state_writes = [(c, v) for c, v in writes if c not in (INTERRUPT, ERROR, RESUME, NO_WRITES)]
-            if state_writes or any(c == NO_WRITES for c, _ in writes):
-                task.writes = state_writes
-                result = ev.task_update(task, self.spec.output_keys) or {}
-                if isinstance(self.spec.output_keys, str):
-                    result = {self.spec.output_keys: result} if result is not None else {}
-            all_interrupts.extend(interrupts)
+            # A task finished when it saved some output (a state write or the
+            # no-writes marker); interrupt/error/resume records alone do not count.
+            if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in writes):
+                task.writes = [(c, v) for c, v in writes if c not in (INTERRUPT, ERROR, RESUME, NO_WRITES)]
+                finished.append(task)
+                result = ev.task_update(task, keys) or {}
+                if isinstance(keys, str):
+                    result = {keys: result} if result is not None else {}
+                if live:
+                    interrupts = ()
             out_tasks.append(PregelTask(task.id, task.name, task.path, error, interrupts, None, result))
+        if live and finished:
+            apply_writes(checkpoint, channels, finished, next_version)
         return StateSnapshot(
-            values=ev.read_values(channels, self.spec.stream_keys if not isinstance(self.spec.output_keys, str) else self.spec.output_keys),
-            next=tuple(t.name for t in tasks.values()),
+            values=ev.read_values(channels, keys),
+            next=tuple(t.name for t in tasks.values() if not (live and t in finished)),
             config=saved.config,
             metadata=saved.metadata,
             created_at=checkpoint.get("ts"),
             parent_config=saved.parent_config,
             tasks=tuple(out_tasks),
-            interrupts=tuple(all_interrupts),
+            interrupts=tuple(i for t in out_tasks for i in t.interrupts),
         )
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
@@ -286,7 +312,9 @@ class CompiledStateGraph(Runnable):
         saved = saver.get_tuple(_user_config(config))
         if saved is None:
             return StateSnapshot({} if not isinstance(self.spec.output_keys, str) else [], (), config, None, None, None, (), ())
-        return self._snapshot(saved)
+        # Asking for a given checkpoint gets its record; asking for the thread
+        # gets where it stands now.
+        return self._snapshot(saved, live="checkpoint_id" not in config.get("configurable", {}))
 
     def get_state_history(
         self,

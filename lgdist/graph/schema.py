@@ -83,7 +83,7 @@ def state_to_dict(value: Any) -> Optional[dict]:
     is not a state object."""
     if isinstance(value, dict):
         return value
-    if hasattr(value, "model_fields") and hasattr(value, "model_dump"):
+    if hasattr(type(value), "model_fields") and hasattr(value, "model_dump"):
         # Only fields that differ from their defaults or were set explicitly
         # count as updates, like a partial dict would.
         return {name: getattr(value, name) for name in type(value).model_fields if name in value.model_fields_set}

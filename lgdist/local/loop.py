@@ -99,8 +99,9 @@ class ThreadLoop:
                 values = {**values, **extra}
             self.outbox.append(("values", values))
 
-    def _emit_checkpoint(self, tasks: Iterable[Task]) -> None:
-        if not ({"checkpoints", "debug"} & self.modes):
+    def _emit_checkpoint(self, tasks: Iterable[Task], interrupts_by_task: Optional[dict] = None) -> None:
+        # Without a checkpointer there are no checkpoints to report.
+        if not ({"checkpoints", "debug"} & self.modes) or self.saver is None:
             return
         payload = ev.checkpoint_payload(
             self.checkpoint_config,
@@ -108,6 +109,7 @@ class ThreadLoop:
             ev.read_values(self.channels, self.stream_keys),
             self.metadata,
             tasks,
+            interrupts_by_task,
         )
         self.emit("checkpoints", payload)
         self.emit("debug", ev.debug_event("checkpoint", self.metadata["step"], payload))
@@ -195,6 +197,7 @@ class ThreadLoop:
             writes = self._apply_command(input, persist=not replay) if isinstance(input, Command) else []
             self._apply_null_writes(writes)
             mark_resumed(self.checkpoint)
+            self._emit_values()
             if replay and (self.metadata.get("source") not in ("update", "fork") or self._superseded()):
                 # The replay starts a new branch: a copy of the checkpoint
                 # (with the Command's writes) as its first checkpoint.
@@ -202,7 +205,20 @@ class ThreadLoop:
                 self._put_checkpoint("fork", set(updated) if updated is not None else None)
                 self.step += 1
                 self.pending_writes = []
-            self._emit_values()
+                self.applied_null_writes = False  # they are in the fork
+            elif {"checkpoints", "debug"} & self.modes:
+                # Continuing: report the checkpoint the thread continues from.
+                interrupts: dict[str, list] = {}
+                for task_id, chan, value in self.pending_writes:
+                    if chan == INTERRUPT:
+                        interrupts[task_id] = [
+                            {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in value
+                        ]
+                tasks = plan_next_step(
+                    self.spec, self.checkpoint, self.channels, self.step,
+                    checkpoint_ns=self.checkpoint_ns, read_inputs=False,
+                )
+                self._emit_checkpoint(tasks.values(), interrupts)
         else:
             # New input discards the previous step's unfinished work.
             self.pending_writes = []
@@ -406,9 +422,10 @@ class ThreadLoop:
         """A task finished: save its writes (idempotently) and stream them."""
         if error is not None and not any(c == INTERRUPT for c, _ in task.writes):
             if self.saver:
-                self.saver.put_writes(
-                    self.checkpoint_config, [(ERROR, f"{type(error).__name__}: {error}")], task.id
-                )
+                # Stored as repr(error) text, as LangGraph does: the exception
+                # itself may not be serializable, and this is what a
+                # snapshot's PregelTask.error shows.
+                self.saver.put_writes(self.checkpoint_config, [(ERROR, repr(error))], task.id)
             if not task.hidden and {"tasks", "debug"} & self.modes:
                 payload = {**ev.task_result(task, self.stream_keys), "error": error}
                 self.emit("tasks", payload)
@@ -514,7 +531,7 @@ class ThreadLoop:
         next_tasks = plan_next_step(
             self.spec, self.checkpoint, self.channels, self.step + 1, checkpoint_ns=self.checkpoint_ns,
             read_inputs=False,
-        ) if {"checkpoints", "debug"} & self.modes else {}
+        ) if {"checkpoints", "debug"} & self.modes and self.saver is not None else {}
         self._emit_checkpoint(next_tasks.values())
 
 

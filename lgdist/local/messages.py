@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -20,6 +20,16 @@ class StreamMessagesHandler(BaseCallbackHandler):
         self.runs: dict[UUID, dict] = {}
         self.streamed: set[UUID] = set()
         self.seen: set[str] = set()
+
+    # Having these two methods makes the handler a langchain "streaming
+    # handler" (a runtime-checkable protocol): a chat model's invoke() inside
+    # a node then streams, so "messages" mode gets tokens, as in LangGraph.
+    def tap_output_iter(self, run_id: UUID, output: Iterator[Any]) -> Iterator[Any]:
+        yield from output
+
+    async def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for chunk in output:
+            yield chunk
 
     def _metadata(self, metadata: Optional[dict]) -> Optional[dict]:
         if not metadata or "langgraph_node" not in metadata:
