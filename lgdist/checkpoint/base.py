@@ -3,7 +3,8 @@
 A checkpoint is a plain dict (see :class:`Checkpoint`); stores persist each
 channel's value as a separate blob keyed by ``(thread_id, checkpoint_ns,
 channel, version)`` and write only the channels listed in ``new_versions``, so
-a step that changes one channel writes one blob. Pending writes are keyed by
+a step that changes one channel writes one blob, and a list that only grew
+is written as the appended items (a delta). Pending writes are keyed by
 ``(thread_id, checkpoint_ns, checkpoint_id, task_id, idx)`` and are idempotent:
 a task that runs twice (at-least-once delivery) leaves one set of writes.
 """
@@ -100,7 +101,10 @@ class BaseCheckpointSaver:
         stores nothing and returns ``None`` (a duplicated step is a no-op).
         ``previous`` is the parent checkpoint as the caller holds it (with its
         channel values): a hint that lets a store write an appended list as
-        a delta instead of rewriting it; stores may ignore it.
+        a delta instead of rewriting it (see :mod:`lgdist.checkpoint.delta`);
+        stores may ignore it. It counts only when ``previous["id"]`` is the
+        parent's id; its ``channel_versions`` are not read (the local loop
+        bumps them in place before the put), the stored parent's are.
         """
         raise NotImplementedError
 

@@ -4,6 +4,8 @@ It keeps the same layout and rules as the SQL store (one blob per channel
 version, idempotent pending writes, idempotency keys) and stores *serialized*
 bytes, so a value that cannot be serialized fails here exactly as it would in
 SQLite or Postgres, and mutating a returned value never changes history.
+A list that only grew since the parent is kept as a delta, as in the SQL store
+(see :mod:`lgdist.checkpoint.delta`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Iterator, Optional, Sequence
 from langchain_core.runnables import RunnableConfig
 
 from lgdist import serde
+from lgdist.checkpoint import delta
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
@@ -28,12 +31,15 @@ __all__ = ["InMemorySaver", "MemorySaver"]
 
 
 class _StoredCheckpoint:
-    __slots__ = ("checkpoint", "metadata", "parent_id")
+    __slots__ = ("checkpoint", "metadata", "parent_id", "links")
 
-    def __init__(self, checkpoint: bytes, metadata: bytes, parent_id: Optional[str]) -> None:
+    def __init__(
+        self, checkpoint: bytes, metadata: bytes, parent_id: Optional[str], links: dict[str, delta.Link]
+    ) -> None:
         self.checkpoint = checkpoint  # serialized, without channel_values
         self.metadata = metadata
         self.parent_id = parent_id
+        self.links = links  # delta links of its list-valued channels
 
 
 class InMemorySaver(BaseCheckpointSaver):
@@ -43,8 +49,8 @@ class InMemorySaver(BaseCheckpointSaver):
         self._lock = threading.RLock()
         # thread_id -> checkpoint_ns -> checkpoint_id -> stored checkpoint
         self._checkpoints: dict[str, dict[str, dict[str, _StoredCheckpoint]]] = {}
-        # (thread_id, checkpoint_ns, channel, version) -> (type, blob)
-        self._blobs: dict[tuple[str, str, str, str], tuple[str, bytes]] = {}
+        # (thread_id, checkpoint_ns, channel, version) -> (type, blob, base version of a delta)
+        self._blobs: dict[tuple[str, str, str, str], tuple[str, bytes, Optional[str]]] = {}
         # (thread_id, checkpoint_ns, checkpoint_id) -> (task_id, idx) -> (channel, type, blob, task_path)
         self._writes: dict[tuple[str, str, str], dict[tuple[str, int], tuple[str, str, bytes, str]]] = {}
         # (thread_id, checkpoint_ns, idempotency_key) -> checkpoint_id
@@ -105,9 +111,20 @@ class InMemorySaver(BaseCheckpointSaver):
         checkpoint = serde.loads(stored.checkpoint)
         values = {}
         for channel, version in checkpoint.get("channel_versions", {}).items():
+            pieces = []  # the row, then its bases back to the chain's root
             found = self._blobs.get((thread_id, ns, channel, str(version)))
-            if found is not None and found[0] != "empty":
-                values[channel] = serde.deserialize_value(*found)
+            while found is not None:
+                pieces.append(found)
+                base = found[2]
+                found = self._blobs.get((thread_id, ns, channel, base)) if base is not None else None
+            if not pieces or pieces[-1][2] is not None:
+                continue  # no row, or a lost base: the channel is left out
+            if len(pieces) > 1:
+                values[channel] = [
+                    item for type_, blob, _ in reversed(pieces) for item in serde.deserialize_value(type_, blob)
+                ]
+            elif pieces[0][0] != "empty":
+                values[channel] = serde.deserialize_value(pieces[0][0], pieces[0][1])
         checkpoint["channel_values"] = values
         writes = self._writes.get((thread_id, ns, checkpoint_id), {})
         pending = [
@@ -136,18 +153,34 @@ class InMemorySaver(BaseCheckpointSaver):
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         parent_id = get_checkpoint_id(config)
-        # Serialize everything before taking the lock: a bad value stores nothing.
         values = checkpoint.get("channel_values") or {}
-        blobs = {
-            (thread_id, ns, channel, str(version)): (
-                serde.serialize_value(values[channel], channel) if channel in values else ("empty", b"")
+        # A delta needs the parent's links and values (see SQLCheckpointSaver.put).
+        parent_links: dict[str, delta.Link] = {}
+        previous_values: dict[str, Any] = {}
+        if previous is not None and parent_id is not None and previous.get("id") == parent_id:
+            previous_values = previous.get("channel_values") or {}
+            with self._lock:
+                parent = self._checkpoints.get(thread_id, {}).get(ns, {}).get(parent_id)
+            parent_links = parent.links if parent is not None else {}
+        links = delta.carried_links(parent_links, checkpoint.get("channel_versions") or {}, new_versions)
+        # Serialize everything before taking the lock: a bad value stores nothing.
+        blobs = {}
+        for channel, version in new_versions.items():
+            version = str(version)
+            if channel not in values:
+                blobs[(thread_id, ns, channel, version)] = ("empty", b"", None)
+                continue
+            planned = delta.plan_row(
+                values[channel], version, parent_links.get(channel), previous_values.get(channel)
             )
-            for channel, version in new_versions.items()
-        }
+            blobs[(thread_id, ns, channel, version)] = (*serde.serialize_value(planned.items, channel), planned.base)
+            if planned.link is not None:
+                links[channel] = planned.link
         stored = _StoredCheckpoint(
             serde.dumps({k: v for k, v in checkpoint.items() if k != "channel_values"}),
             serde.dumps_key("metadata", metadata),
             parent_id,
+            links,
         )
         with self._lock:
             by_id = self._checkpoints.setdefault(thread_id, {}).setdefault(ns, {})

@@ -7,6 +7,10 @@ Three tables (prefix ``lgdist_``):
   step (a chord callback that runs twice) a no-op instead of a second row.
 * ``lgdist_blobs`` - one row per ``(channel, version)``; a step writes blobs only
   for the channels in ``new_versions``, so unchanged state is never rewritten.
+  A list that only grew since the parent checkpoint is stored as a delta (the
+  appended items and ``base_version``, see :mod:`lgdist.checkpoint.delta`); the
+  checkpoint row's ``value_chains`` says which rows rebuild it, so a read
+  fetches every row it needs in one query.
 * ``lgdist_writes`` - pending writes keyed by ``(checkpoint_id, task_id, idx)``;
   a task that runs twice leaves its first writes (insert-or-ignore), except the
   special channels of ``WRITES_IDX_MAP``, whose latest write wins (upsert).
@@ -19,16 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from lgdist import serde
+from lgdist.checkpoint import delta
+from lgdist.checkpoint.sql_chains import ABSENT, EMPTY, StoredRows, join_pieces, load_chains
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
@@ -57,6 +63,8 @@ checkpoints_table = sa.Table(
     sa.Column("idempotency_key", _Key, nullable=True),
     sa.Column("checkpoint", sa.Text, nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
+    # JSON {channel: delta.Link} for the list-valued channels: how their rows chain.
+    sa.Column("value_chains", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("thread_id", "checkpoint_ns", "idempotency_key", name="lgdist_checkpoints_idempotency"),
 )
@@ -70,6 +78,12 @@ blobs_table = sa.Table(
     sa.Column("version", _Key, primary_key=True),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("blob", sa.LargeBinary, nullable=True),
+    # A delta row appends ``blob``'s items to the value at ``base_version``;
+    # ``level`` is its level in the chain (NULL for a full value).
+    sa.Column("base_version", sa.Text, nullable=True),
+    sa.Column("level", sa.SmallInteger, nullable=True),
+    # Fetches one level of a chain by version range (delta.chain_ranges).
+    sa.Index("lgdist_blobs_chain", "thread_id", "checkpoint_ns", "channel", "level", "version"),
 )
 
 writes_table = sa.Table(
@@ -86,9 +100,9 @@ writes_table = sa.Table(
     sa.Column("task_path", sa.Text, nullable=False, server_default=""),
 )
 
-_EMPTY = "empty"  # a blob row for a channel that has a version but no value
 _LOAD_BATCH = 100  # checkpoints whose blobs and writes are fetched together
 _IN_BATCH = 500  # values per IN (...) list
+_LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
@@ -140,6 +154,7 @@ class _Statements:
                 "parent_checkpoint_id": ins.excluded.parent_checkpoint_id,
                 "checkpoint": ins.excluded.checkpoint,
                 "metadata": ins.excluded.metadata,
+                "value_chains": ins.excluded.value_chains,
             },
         )
         # No conflict target: the row is skipped when EITHER the id or the
@@ -155,7 +170,7 @@ class _Statements:
         )
         self.checkpoint_columns = [
             cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id,
-            cp.c.parent_checkpoint_id, cp.c.checkpoint, cp.c.metadata,
+            cp.c.parent_checkpoint_id, cp.c.checkpoint, cp.c.metadata, cp.c.value_chains,
         ]  # fmt: skip
         in_thread = sa.and_(cp.c.thread_id == p("thread_id"), cp.c.checkpoint_ns == p("ns"))
         self.select_checkpoint = sa.select(*self.checkpoint_columns).where(
@@ -164,10 +179,8 @@ class _Statements:
         self.select_latest = (
             sa.select(*self.checkpoint_columns).where(in_thread).order_by(cp.c.checkpoint_id.desc()).limit(1)
         )
-        self.select_blobs = sa.select(bl.c.channel, bl.c.version, bl.c.type, bl.c.blob).where(
-            bl.c.thread_id == p("thread_id"),
-            bl.c.checkpoint_ns == p("ns"),
-            bl.c.version.in_(p("versions", expanding=True)),
+        self.select_value_chains = sa.select(cp.c.value_chains).where(
+            in_thread, cp.c.checkpoint_id == p("checkpoint_id")
         )
         self.select_writes = (
             sa.select(wr.c.checkpoint_id, wr.c.task_id, wr.c.channel, wr.c.type, wr.c.blob)
@@ -203,6 +216,10 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         self._lock: Any = threading.RLock() if shared else contextlib.nullcontext()
         self._setup_lock = threading.Lock()
         self._is_setup = False
+        # Delta links of recently stored checkpoints, so the next step's put
+        # needs no lookup of its parent's (rows are immutable once written).
+        self._links: OrderedDict[tuple[str, str, str], dict[str, delta.Link]] = OrderedDict()
+        self._links_lock = threading.Lock()
 
     # ---------------------------------------------------------- lifecycle
     def setup(self) -> None:
@@ -219,6 +236,8 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 # on one new SQLite file must not both try to create the tables.
                 for table in metadata_obj.sorted_tables:
                     conn.execute(CreateTable(table, if_not_exists=True))
+                    for index in table.indexes:
+                        conn.execute(CreateIndex(index, if_not_exists=True))
             self._is_setup = True
 
     def close(self) -> None:
@@ -256,7 +275,14 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             else:
                 params["checkpoint_id"] = checkpoint_id
                 row = conn.execute(self._statements.select_checkpoint, params).first()
-            return self._load_tuples(conn, [row])[0] if row is not None else None
+            if row is None:
+                return None
+            tup = self._load_tuples(conn, [row])[0]
+        # The caller may continue from here (a resume, a fork): its next put
+        # then finds this checkpoint's links without a lookup.
+        links = delta.links_from_json(serde.loads(row.value_chains) if row.value_chains else None)
+        self._remember_links(row.thread_id, row.checkpoint_ns, row.checkpoint_id, links)
+        return tup
 
     def list(
         self,
@@ -298,21 +324,21 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
 
     def _load_tuples(self, conn: Connection, rows: Sequence[Any]) -> list[CheckpointTuple]:
         """Rebuild checkpoints from their rows: values from the blobs named by
-        channel_versions, pending writes from the writes table."""
+        channel_versions (following delta chains), pending writes from the
+        writes table."""
         checkpoints = [serde.loads(row.checkpoint) for row in rows]
+        links = [delta.links_from_json(serde.loads(row.value_chains) if row.value_chains else None) for row in rows]
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             groups[(row.thread_id, row.checkpoint_ns)].append(i)
-        blobs: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
+        blobs: dict[tuple[str, str], StoredRows] = {}
         writes: dict[tuple[str, str, str], list[tuple[str, str, Any]]] = defaultdict(list)
         for (thread_id, ns), members in groups.items():
+            blobs[(thread_id, ns)] = load_chains(
+                conn, blobs_table, thread_id, ns,
+                [(checkpoints[i].get("channel_versions") or {}, links[i]) for i in members],
+            )  # fmt: skip
             params = {"thread_id": thread_id, "ns": ns}
-            versions = sorted(
-                {str(v) for i in members for v in (checkpoints[i].get("channel_versions") or {}).values()}
-            )
-            for part in _chunks(versions, _IN_BATCH):
-                for b in conn.execute(self._statements.select_blobs, {**params, "versions": part}):
-                    blobs[(thread_id, ns, b.channel, b.version)] = (b.type, b.blob)
             ids = [rows[i].checkpoint_id for i in members]
             for part in _chunks(ids, _IN_BATCH):
                 for w in conn.execute(self._statements.select_writes, {**params, "ids": part}):
@@ -322,11 +348,14 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         result = []
         for row, checkpoint in zip(rows, checkpoints):
             thread_id, ns = row.thread_id, row.checkpoint_ns
+            stored = blobs[(thread_id, ns)]
             values = {}
             for channel, version in (checkpoint.get("channel_versions") or {}).items():
-                found = blobs.get((thread_id, ns, channel, str(version)))
-                if found is not None and found[0] != _EMPTY:
-                    values[channel] = serde.deserialize_value(*found)
+                pieces, gap = delta.assemble(stored.get(channel, {}), str(version))
+                if gap is None:  # a missing row leaves the channel out, as an empty one
+                    value = join_pieces(pieces)
+                    if value is not ABSENT:
+                        values[channel] = value
             checkpoint["channel_values"] = values
             parent = row.parent_checkpoint_id
             result.append(
@@ -352,26 +381,46 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         previous: Optional[Checkpoint] = None,
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
+        parent_id = get_checkpoint_id(config)
         values = checkpoint.get("channel_values") or {}
+        # Deltas need the parent's links and its values; ``previous`` must be
+        # that parent (its versions may already be bumped by the caller, so the
+        # stored links, not previous["channel_versions"], name the bases).
+        parent_links: dict[str, delta.Link] = {}
+        previous_values: dict[str, Any] = {}
+        if previous is not None and parent_id is not None and previous.get("id") == parent_id:
+            previous_values = previous.get("channel_values") or {}
+            if any(type(v) is list for v in previous_values.values()):
+                parent_links = self._parent_links(thread_id, ns, parent_id)
+        links = delta.carried_links(parent_links, checkpoint.get("channel_versions") or {}, new_versions)
         # Serialize before opening the transaction: a bad value stores nothing.
         blob_rows = []
         for channel, version in new_versions.items():
+            version = str(version)
+            base = level = None
             if channel in values:
-                type_, blob = serde.serialize_value(values[channel], channel)
+                planned = delta.plan_row(
+                    values[channel], version, parent_links.get(channel), previous_values.get(channel)
+                )
+                type_, blob = serde.serialize_value(planned.items, channel)
+                base, level = planned.base, planned.level
+                if planned.link is not None:
+                    links[channel] = planned.link
             else:
-                type_, blob = _EMPTY, None
+                type_, blob = EMPTY, None
             blob_rows.append(
-                {"thread_id": thread_id, "checkpoint_ns": ns, "channel": channel,
-                 "version": str(version), "type": type_, "blob": blob}
+                {"thread_id": thread_id, "checkpoint_ns": ns, "channel": channel, "version": version,
+                 "type": type_, "blob": blob, "base_version": base, "level": level}
             )  # fmt: skip
         row = {
             "thread_id": thread_id,
             "checkpoint_ns": ns,
             "checkpoint_id": checkpoint["id"],
-            "parent_checkpoint_id": get_checkpoint_id(config),
+            "parent_checkpoint_id": parent_id,
             "idempotency_key": idempotency_key,
             "checkpoint": serde.dumps(_without_values(checkpoint)).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
+            "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
         }
         statements = self._statements
         with self._transaction() as conn:
@@ -386,7 +435,30 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 # Blob keys carry a random version suffix, so an existing row is
                 # the same value written by a retried step: keep it.
                 conn.execute(statements.insert_blobs, blob_rows)
+        self._remember_links(thread_id, ns, checkpoint["id"], links)
         return _config(thread_id, ns, checkpoint["id"])
+
+    def _parent_links(self, thread_id: str, ns: str, parent_id: str) -> dict[str, delta.Link]:
+        """The links stored with the parent checkpoint: from this store's
+        cache (a thread's last put), else one primary-key lookup."""
+        key = (thread_id, ns, parent_id)
+        with self._links_lock:
+            cached = self._links.get(key)
+        if cached is not None:
+            return cached
+        params = {"thread_id": thread_id, "ns": ns, "checkpoint_id": parent_id}
+        # A read of its own, before the write transaction: a SQLite write
+        # transaction that starts with a read cannot always upgrade to a write.
+        with self._read() as conn:
+            stored = conn.execute(self._statements.select_value_chains, params).scalar()
+        return delta.links_from_json(serde.loads(stored) if stored else None)
+
+    def _remember_links(self, thread_id: str, ns: str, checkpoint_id: str, links: dict[str, delta.Link]) -> None:
+        with self._links_lock:
+            self._links[(thread_id, ns, checkpoint_id)] = links
+            self._links.move_to_end((thread_id, ns, checkpoint_id))
+            while len(self._links) > _LINKS_CACHED:
+                self._links.popitem(last=False)
 
     def put_writes(
         self,
@@ -418,6 +490,9 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         with self._transaction() as conn:
             for stmt in self._statements.delete_thread:
                 conn.execute(stmt, {"thread_id": str(thread_id)})
+        with self._links_lock:
+            for key in [k for k in self._links if k[0] == str(thread_id)]:
+                del self._links[key]
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

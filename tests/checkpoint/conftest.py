@@ -129,3 +129,25 @@ def postgres_url() -> str:
 def config() -> Callable[..., dict]:
     """``config(thread_id, checkpoint_id=None, ns="")`` -> a RunnableConfig."""
     return config_for
+
+
+@pytest.fixture
+def blob_rows(saver: BaseCheckpointSaver) -> Callable[[str], dict[tuple[str, str], tuple[Any, int]]]:
+    """A thread's stored blob rows: (channel, version) -> (base version of a
+    delta or None, size of the stored bytes)."""
+
+    def rows(thread_id: str) -> dict[tuple[str, str], tuple[Any, int]]:
+        if isinstance(saver, InMemorySaver):
+            return {
+                (key[2], key[3]): (base, len(blob or b""))
+                for key, (_type, blob, base) in saver._blobs.items()
+                if key[0] == thread_id
+            }
+        assert isinstance(saver, SQLCheckpointSaver)
+        bl = blobs_table
+        stmt = sa.select(bl.c.channel, bl.c.version, bl.c.base_version, bl.c.blob).where(bl.c.thread_id == thread_id)
+        with saver.engine.connect() as conn:
+            return {(r.channel, r.version): (r.base_version, len(r.blob or b"")) for r in conn.execute(stmt)}
+
+    return rows
+
