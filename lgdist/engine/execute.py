@@ -11,11 +11,12 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lgdist.constants import INTERRUPT, NO_WRITES
 from lgdist.engine.channels import BaseChannel
+from lgdist.engine.namespace import task_namespace
 from lgdist.engine.spec import Write
 from lgdist.engine.task_context import TaskContext, reset_task_context, set_task_context
 from lgdist.engine.tasks import Task
-from lgdist.errors import GraphBubbleUp, GraphInterrupt
-from lgdist.types import RetryPolicy
+from lgdist.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
+from lgdist.types import Command, RetryPolicy
 
 FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
 
@@ -85,6 +86,13 @@ def _finish(task: Task, output: Any, read_fresh: FreshReader) -> None:
     task.writes[:] = writes if writes else [(NO_WRITES, None)]
 
 
+def _command_from_subgraph(exc: ParentCommand) -> Command:
+    """A subgraph node returned ``Command(graph=Command.PARENT, …)``: it is
+    addressed to the graph running this task, as if this task returned it."""
+    cmd = exc.command
+    return Command(update=cmd.update, goto=cmd.goto, resume=cmd.resume)
+
+
 def _record_interrupt(task: Task, ctx: TaskContext, exc: GraphInterrupt) -> None:
     task.writes[:] = [(INTERRUPT, list(exc.interrupts))]
     resume = ctx.resume_write()
@@ -105,7 +113,10 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
         ctx.counter = 0
         token = set_task_context(ctx)
         try:
-            output = task.node.bound.invoke(task.input, config)
+            try:
+                output = task.node.bound.invoke(task.input, config)
+            except ParentCommand as exc:
+                output = _command_from_subgraph(exc)
             _finish(task, output, read_fresh)
             return
         except GraphInterrupt as exc:
@@ -130,7 +141,10 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
         ctx.counter = 0
         token = set_task_context(ctx)
         try:
-            output = await task.node.bound.ainvoke(task.input, config)
+            try:
+                output = await task.node.bound.ainvoke(task.input, config)
+            except ParentCommand as exc:
+                output = _command_from_subgraph(exc)
             _finish(task, output, read_fresh)
             return
         except GraphInterrupt as exc:
@@ -156,7 +170,7 @@ def task_config(
 ) -> dict:
     """The RunnableConfig a node is invoked with (same metadata keys as
     LangGraph, so nodes and tracing that read them keep working)."""
-    task_ns = f"{checkpoint_ns}|{task.name}:{task.id}" if checkpoint_ns else f"{task.name}:{task.id}"
+    task_ns = task_namespace(checkpoint_ns, task.name, task.id)
     metadata = {
         **(base.get("metadata") or {}),
         "langgraph_step": step,

@@ -35,6 +35,10 @@ class NodeSpec:
     tags: tuple[str, ...] = ()
     hidden: bool = False
     is_subgraph: bool = False
+    # The compiled graph this node runs (as the node itself, or called from
+    # the node's function), if any: get_state(subgraphs=True) reads its
+    # checkpoints under the task's namespace.
+    subgraph: Any = None
 
 
 @dataclass

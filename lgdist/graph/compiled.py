@@ -1,33 +1,42 @@
 """``CompiledStateGraph``: a compiled graph as a LangChain ``Runnable`` with
 LangGraph's state API (``get_state``, ``get_state_history``,
-``update_state``)."""
+``update_state``).
+
+A compiled graph used as a node, or invoked from inside a node, is a
+subgraph: it runs with its parent's checkpointer under the task's checkpoint
+namespace (see :mod:`lgdist.graph.nesting`), its interrupts stop the parent,
+and ``stream(..., subgraphs=True)`` shows its chunks under that namespace.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Iterator, Optional
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 
-from lgdist.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
-from lgdist.constants import END, ERROR, INTERRUPT, NO_WRITES, PULL, RESUME, START
-from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint, plan_next_step
+from lgdist.checkpoint.base import BaseCheckpointSaver
+from lgdist.constants import END, INTERRUPT, PULL, START
+from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint
 from lgdist.engine.checkpoint import copy_checkpoint
 from lgdist.engine.execute import make_fresh_reader
 from lgdist.engine.ids import task_id as make_task_id
+from lgdist.engine.namespace import recast_namespace, with_checkpoint_map
 from lgdist.engine.spec import GraphSpec
-from lgdist.engine.task_context import TaskContext, reset_task_context, set_task_context
+from lgdist.engine.task_context import TaskContext, maybe_task_context, reset_task_context, set_task_context
 from lgdist.engine.tasks import Task
-from lgdist.errors import InvalidUpdateError
-from lgdist.local import events as ev
-from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, NULL_TASK_ID, ThreadLoop, _default_next_version
+from lgdist.errors import GraphInterrupt, InvalidUpdateError
+from lgdist.graph.nesting import nested_saver_and_config
+from lgdist.graph.snapshot import build_snapshot, empty_snapshot
+from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop, _default_next_version
 from lgdist.local.runner import stream_async, stream_sync
-from lgdist.types import Interrupt, PregelTask, StateSnapshot
+from lgdist.types import StateSnapshot
 
 __all__ = ["CompiledStateGraph", "CompiledGraph"]
 
 _USER_CONFIG_KEYS = ("thread_id", "checkpoint_ns", "checkpoint_id")
+_STOPPED = ("interrupted", "interrupt_before", "interrupt_after")
 
 
 class CompiledStateGraph(Runnable):
@@ -38,13 +47,16 @@ class CompiledStateGraph(Runnable):
         *,
         builder: Any,
         spec: GraphSpec,
-        checkpointer: Optional[BaseCheckpointSaver] = None,
+        checkpointer: Any = None,
         store: Any = None,
         debug: bool = False,
         name: str = "LangGraph",
     ) -> None:
         self.builder = builder
         self.spec = spec
+        # None (a subgraph inherits its parent's), a saver, True (a subgraph
+        # keeps one history per thread) or False (a subgraph keeps none).
+        self.checkpointer_option = checkpointer
         self.checkpointer = checkpointer if isinstance(checkpointer, BaseCheckpointSaver) else None
         self.store = store
         self.debug = debug
@@ -76,7 +88,8 @@ class CompiledStateGraph(Runnable):
         interrupt_after: Any,
         output_keys: Any,
         debug: Optional[bool],
-    ) -> tuple[ThreadLoop, list[str], bool]:
+        subgraphs: bool = False,
+    ) -> tuple[ThreadLoop, set[str], bool]:
         # langchain's ensure_config() fills in its own default limit (25); only
         # a limit the caller set applies, else LangGraph's default.
         limit = (config or {}).get("recursion_limit", DEFAULT_RECURSION_LIMIT)
@@ -87,19 +100,53 @@ class CompiledStateGraph(Runnable):
         if stream_mode is None:
             stream_mode = self.stream_mode
         single = isinstance(stream_mode, str)
-        modes = [stream_mode] if single else list(dict.fromkeys(stream_mode))
+        requested = [stream_mode] if single else list(dict.fromkeys(stream_mode))
+        modes = list(requested)
         if debug or (debug is None and self.debug):
             modes = [*modes, "debug"] if "debug" not in modes else modes
+        # A graph invoked while a task runs is that task's subgraph.
+        parent = maybe_task_context()
+        if parent is None:
+            if self.checkpointer_option is True:
+                raise RuntimeError("checkpointer=True cannot be used for root graphs.")
+            saver = self.checkpointer
+        else:
+            saver, config = nested_saver_and_config(self.checkpointer_option, parent, config)
+            # Produce what the root stream wants from subgraphs, too.
+            modes += [m for m in sorted(parent.sink_modes) if m not in modes]
         loop = ThreadLoop(
             self.spec,
             config,
-            saver=self.checkpointer,
+            saver=saver,
             stream_modes=modes,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             output_keys=output_keys,
+            parent=parent,
+            stream_subgraphs=subgraphs,
         )
-        return loop, modes, single
+        return loop, set(requested), single
+
+    def _deliver(self, loop: ThreadLoop, item: tuple, requested: set[str], single: bool, subgraphs: bool) -> Iterator[Any]:
+        """Route one outbox item: a subgraph's own chunk also goes to the
+        root stream (when it asked for subgraphs); the caller gets what it
+        requested, namespaced relative to this graph."""
+        mode, chunk = item[0], item[1]
+        ns = item[2] if len(item) > 2 else loop.namespace
+        if loop.parent is not None and loop.sink is not None and mode in loop.sink_modes:
+            loop.sink(ns, mode, chunk)
+        if mode not in requested:
+            return
+        relative = ns[len(loop.namespace):]
+        if relative and not subgraphs:
+            return
+        yield _shape(mode, chunk, single, subgraphs, relative)
+
+    @staticmethod
+    def _raise_if_subgraph_stopped(loop: ThreadLoop) -> None:
+        # A subgraph's interrupt (or breakpoint) stops the task that runs it.
+        if loop.parent is not None and loop.status in _STOPPED:
+            raise GraphInterrupt(loop.interrupts)
 
     def stream(
         self,
@@ -117,15 +164,17 @@ class CompiledStateGraph(Runnable):
         context: Any = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        """Run the graph, yielding chunks of the chosen stream mode(s)."""
+        """Run the graph, yielding chunks of the chosen stream mode(s);
+        with ``subgraphs=True`` as ``(namespace, chunk)`` /
+        ``(namespace, mode, chunk)``, subgraph chunks included."""
         # Streams show every state key; invoke narrows to the output schema.
         output_keys = self.spec.stream_keys if output_keys is None else output_keys
-        loop, modes, single = self._loop(config, stream_mode, interrupt_before, interrupt_after, output_keys, debug)
-        requested = set([stream_mode] if isinstance(stream_mode, str) else (stream_mode or [self.stream_mode]))
-        for mode, chunk in stream_sync(loop, input, context=context, store=self.store):
-            if mode not in requested:
-                continue
-            yield _shape(mode, chunk, single, subgraphs)
+        loop, requested, single = self._loop(
+            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
+        )
+        for item in stream_sync(loop, input, context=context, store=self.store):
+            yield from self._deliver(loop, item, requested, single, subgraphs)
+        self._raise_if_subgraph_stopped(loop)
 
     async def astream(
         self,
@@ -144,12 +193,13 @@ class CompiledStateGraph(Runnable):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         output_keys = self.spec.stream_keys if output_keys is None else output_keys
-        loop, modes, single = self._loop(config, stream_mode, interrupt_before, interrupt_after, output_keys, debug)
-        requested = set([stream_mode] if isinstance(stream_mode, str) else (stream_mode or [self.stream_mode]))
-        async for mode, chunk in stream_async(loop, input, context=context, store=self.store):
-            if mode not in requested:
-                continue
-            yield _shape(mode, chunk, single, subgraphs)
+        loop, requested, single = self._loop(
+            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
+        )
+        async for item in stream_async(loop, input, context=context, store=self.store):
+            for out in self._deliver(loop, item, requested, single, subgraphs):
+                yield out
+        self._raise_if_subgraph_stopped(loop)
 
     def invoke(
         self,
@@ -189,11 +239,7 @@ class CompiledStateGraph(Runnable):
             else:
                 chunks.append(chunk)
         if stream_mode == "values":
-            if interrupts and isinstance(latest, dict):
-                return {**latest, INTERRUPT: interrupts}
-            if interrupts and latest is None:
-                return {INTERRUPT: interrupts}
-            return latest
+            return _with_interrupts(latest, interrupts)
         return chunks
 
     async def ainvoke(
@@ -230,11 +276,7 @@ class CompiledStateGraph(Runnable):
             else:
                 chunks.append(chunk)
         if stream_mode == "values":
-            if interrupts and isinstance(latest, dict):
-                return {**latest, INTERRUPT: interrupts}
-            if interrupts and latest is None:
-                return {INTERRUPT: interrupts}
-            return latest
+            return _with_interrupts(latest, interrupts)
         return chunks
 
     # -- state API ------------------------------------------------------------------
@@ -243,78 +285,48 @@ class CompiledStateGraph(Runnable):
             raise ValueError("No checkpointer set")
         return self.checkpointer
 
-    def _snapshot(self, saved: CheckpointTuple, *, live: bool = False) -> StateSnapshot:
-        """``saved`` as a ``StateSnapshot``.
+    def _subgraph_at(self, checkpoint_ns: str) -> Optional["CompiledStateGraph"]:
+        """The subgraph whose checkpoints a namespace names (``"sub:<id>"``,
+        ``"outer:<id>|inner:<id>"``), found through the nodes that run it."""
+        graph: Any = self
+        for name in recast_namespace(checkpoint_ns).split("|"):
+            node = graph.spec.nodes.get(name)
+            graph = node.subgraph if node is not None else None
+            if graph is None:
+                return None
+        return graph
 
-        A history entry (``live=False``) is the record of a step: the values
-        it started from (plus a resume ``Command``'s update), every task of
-        the step and every interrupt they raised. ``get_state`` is live: the
-        values also hold what the step's finished tasks wrote, ``next`` and
-        ``interrupts`` only what still has to run or be answered."""
-        checkpoint = copy_checkpoint(saved.checkpoint)
-        channels = channels_from_checkpoint(self.spec.channels, checkpoint)
-        step = saved.metadata.get("step", -1) + 1
-        tasks = plan_next_step(
-            self.spec, checkpoint, channels, step,
-            checkpoint_ns=saved.config["configurable"].get("checkpoint_ns", ""), read_inputs=False,
-        )
-        # A snapshot lists a step's tasks in graph order (the order nodes were
-        # added, Send packets first), as LangGraph does; the step itself
-        # runs them in name order.
-        graph_order = {name: i for i, name in enumerate(self.spec.nodes)}
-        tasks = dict(
-            sorted(tasks.items(), key=lambda item: (item[1].path[0] == PULL, graph_order.get(item[1].name, 0)))
-        )
-        by_task: dict[str, list] = {}
-        for tid, chan, value in saved.pending_writes or []:
-            by_task.setdefault(tid, []).append((chan, value))
-        next_version = self.checkpointer.get_next_version if self.checkpointer else _default_next_version
-        null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c not in (INTERRUPT, ERROR, RESUME)]
-        if null_writes:
-            null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
-            null_task.writes = null_writes
-            apply_writes(checkpoint, channels, [null_task], next_version)
-        keys = self.spec.stream_keys
-        out_tasks = []
-        finished: list[Task] = []
-        for task in tasks.values():
-            writes = by_task.get(task.id, [])
-            interrupts = tuple(i for c, v in writes if c == INTERRUPT for i in v)
-            error = next((v for c, v in writes if c == ERROR), None)
-            result = None
-            # A task finished when it saved some output (a state write or the
-            # no-writes marker); interrupt/error/resume records alone do not count.
-            if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in writes):
-                task.writes = [(c, v) for c, v in writes if c not in (INTERRUPT, ERROR, RESUME, NO_WRITES)]
-                finished.append(task)
-                result = ev.task_update(task, keys) or {}
-                if isinstance(keys, str):
-                    result = {keys: result} if result is not None else {}
-                if live:
-                    interrupts = ()
-            out_tasks.append(PregelTask(task.id, task.name, task.path, error, interrupts, None, result))
-        if live and finished:
-            apply_writes(checkpoint, channels, finished, next_version)
-        return StateSnapshot(
-            values=ev.read_values(channels, keys),
-            next=tuple(t.name for t in tasks.values() if not (live and t in finished)),
-            config=saved.config,
-            metadata=saved.metadata,
-            created_at=checkpoint.get("ts"),
-            parent_config=saved.parent_config,
-            tasks=tuple(out_tasks),
-            interrupts=tuple(i for t in out_tasks for i in t.interrupts),
-        )
+    def _state_target(self, config: RunnableConfig) -> tuple["CompiledStateGraph", RunnableConfig]:
+        """Which graph a state method's config addresses, and the config in
+        that graph's terms (the root namespace when none is given)."""
+        cfg = _user_config(config)
+        cfg["configurable"].setdefault("checkpoint_ns", "")
+        ns = cfg["configurable"]["checkpoint_ns"]
+        target = self._subgraph_at(ns) if ns else None
+        return (target or self), cfg
 
-    def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
-        """The thread's state at its latest checkpoint (or ``checkpoint_id``)."""
-        saver = self._require_saver()
-        saved = saver.get_tuple(_user_config(config))
+    def state_at(self, saver: BaseCheckpointSaver, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        """The state at ``config`` (its namespace, its ``checkpoint_id`` or
+        the latest one) in ``saver``, read with this graph's channels."""
+        saved = saver.get_tuple(config)
         if saved is None:
-            return StateSnapshot({} if not isinstance(self.spec.output_keys, str) else [], (), config, None, None, None, (), ())
+            return empty_snapshot(self, config)
         # Asking for a given checkpoint gets its record; asking for the thread
         # gets where it stands now.
-        return self._snapshot(saved, live="checkpoint_id" not in config.get("configurable", {}))
+        live = "checkpoint_id" not in config.get("configurable", {})
+        return build_snapshot(self, saved, saver=saver, live=live, subgraphs=subgraphs)
+
+    def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        """The thread's state at its latest checkpoint (or ``checkpoint_id``).
+        A config whose ``checkpoint_ns`` names a subgraph task reads that
+        subgraph's state; ``subgraphs=True`` fills in the state of the
+        subgraphs the pending tasks run."""
+        saver = self._require_saver()
+        target, cfg = self._state_target(config)
+        snap = target.state_at(saver, cfg, subgraphs=subgraphs)
+        if snap.metadata is None and target is self:
+            return empty_snapshot(self, config)  # names the thread as the caller did
+        return snap
 
     def get_state_history(
         self,
@@ -324,11 +336,12 @@ class CompiledStateGraph(Runnable):
         before: Optional[RunnableConfig] = None,
         limit: Optional[int] = None,
     ) -> Iterator[StateSnapshot]:
-        """The thread's checkpoints, newest first."""
+        """The thread's checkpoints, newest first (a subgraph's when the
+        config's ``checkpoint_ns`` names one)."""
         saver = self._require_saver()
-        cfg = _user_config(config)
+        target, cfg = self._state_target(config)
         for saved in saver.list(cfg, filter=filter, before=before, limit=limit):
-            yield self._snapshot(saved)
+            yield build_snapshot(target, saved, saver=saver)
 
     def update_state(
         self,
@@ -340,10 +353,18 @@ class CompiledStateGraph(Runnable):
         """Write ``values`` as if node ``as_node`` returned them; saves a new
         checkpoint (source ``update``) whose parent is ``config``'s."""
         saver = self._require_saver()
-        return apply_update(self.spec, saver, _user_config(config), values, as_node)
+        target, cfg = self._state_target(config)
+        ns = cfg["configurable"]["checkpoint_ns"]
+        if ns and target is self:
+            raise ValueError(f"Subgraph {recast_namespace(ns)} not found")
+        parents = {
+            k: v for k, v in ((config.get("configurable") or {}).get("checkpoint_map") or {}).items() if k != ns
+        }
+        saved = apply_update(target.spec, saver, cfg, values, as_node, parents=parents)
+        return with_checkpoint_map(saved, {"parents": parents})
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
-        return await asyncio.to_thread(self.get_state, config)
+        return await asyncio.to_thread(self.get_state, config, subgraphs=subgraphs)
 
     async def aget_state_history(self, config: RunnableConfig, **kwargs: Any) -> AsyncIterator[StateSnapshot]:
         items = await asyncio.to_thread(lambda: list(self.get_state_history(config, **kwargs)))
@@ -368,10 +389,18 @@ def _user_config(config: RunnableConfig) -> RunnableConfig:
     return {"configurable": {k: configurable[k] for k in _USER_CONFIG_KEYS if k in configurable}}
 
 
-def _shape(mode: str, chunk: Any, single: bool, subgraphs: bool) -> Any:
+def _with_interrupts(latest: Any, interrupts: list) -> Any:
+    if interrupts and isinstance(latest, dict):
+        return {**latest, INTERRUPT: interrupts}
+    if interrupts and latest is None:
+        return {INTERRUPT: interrupts}
+    return latest
+
+
+def _shape(mode: str, chunk: Any, single: bool, subgraphs: bool, ns: tuple = ()) -> Any:
     if single:
-        return ((), chunk) if subgraphs else chunk
-    return ((), mode, chunk) if subgraphs else (mode, chunk)
+        return (ns, chunk) if subgraphs else chunk
+    return (ns, mode, chunk) if subgraphs else (mode, chunk)
 
 
 def apply_update(
@@ -380,6 +409,8 @@ def apply_update(
     config: RunnableConfig,
     values: Any,
     as_node: Optional[str],
+    *,
+    parents: Optional[dict] = None,
 ) -> RunnableConfig:
     """``update_state``'s rules, shared with the distributed backend."""
     saved = saver.get_tuple(config)
@@ -434,5 +465,5 @@ def apply_update(
     updated = apply_writes(checkpoint, channels, [task], next_version)
     new = create_checkpoint(checkpoint, channels, updated_channels=updated)
     new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}
-    metadata = {"source": "update", "step": step + 1, "parents": {}}
+    metadata = {"source": "update", "step": step + 1, "parents": dict(parents or {})}
     return saver.put(parent, new, metadata, new_versions)

@@ -12,6 +12,7 @@ from lgdist.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValu
 from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
 from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
+from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.node import as_runnable
 from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
 from lgdist.types import Command, RetryPolicy, Send
@@ -322,6 +323,7 @@ class StateGraph:
                 retry_policy=node.retry_policy,
                 metadata=node.metadata,
                 is_subgraph=node.is_subgraph,
+                subgraph=find_subgraph(node.action),
             )
         return GraphSpec(
             channels=channels,

@@ -67,8 +67,12 @@ def checkpoint_payload(
     metadata: dict,
     tasks: Iterable[Task],
     interrupts_by_task: Optional[Mapping[str, Sequence[Any]]] = None,
+    task_states: Optional[Mapping[str, Any]] = None,
 ) -> dict:
+    """A ``checkpoints`` chunk. ``task_states`` gives, for tasks that run a
+    subgraph, the config of the subgraph's checkpoints."""
     interrupts_by_task = interrupts_by_task or {}
+    task_states = task_states or {}
     tasks = [t for t in tasks]
     return {
         "config": config,
@@ -77,7 +81,12 @@ def checkpoint_payload(
         "metadata": metadata,
         "next": [t.name for t in tasks],
         "tasks": [
-            {"id": t.id, "name": t.name, "interrupts": tuple(interrupts_by_task.get(t.id, ())), "state": None}
+            {
+                "id": t.id,
+                "name": t.name,
+                "interrupts": tuple(interrupts_by_task.get(t.id, ())),
+                "state": task_states.get(t.id),
+            }
             for t in tasks
         ],
     }

@@ -24,8 +24,12 @@ from lgdist.engine import (
     plan_next_step,
     should_interrupt,
 )
+from lgdist.engine.channels import MISSING
 from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.namespace import namespace_tuple, task_namespace, with_checkpoint_map
+from lgdist.engine.resume import pack_resume_map, unpack_resume
 from lgdist.engine.spec import GraphSpec
+from lgdist.engine.task_context import TaskContext
 from lgdist.engine.tasks import Task
 from lgdist.errors import (
     AmbiguousResumeError,
@@ -48,7 +52,14 @@ def _default_next_version(current: Optional[str]) -> str:
 
 
 class ThreadLoop:
-    """State of one invocation of a graph on one thread."""
+    """State of one invocation of a graph on one thread.
+
+    ``parent`` is the task this graph runs inside when it is a subgraph: the
+    loop then stores its checkpoints under that task's namespace (the config
+    names it), records the enclosing checkpoints as ``parents``, continues
+    from its checkpoint when the parent task is resuming, and forwards its
+    stream chunks to the root stream when that asked for subgraphs.
+    """
 
     def __init__(
         self,
@@ -61,6 +72,8 @@ class ThreadLoop:
         interrupt_after: Any = None,
         output_keys: Any = None,
         stream_keys: Any = None,
+        parent: Optional[TaskContext] = None,
+        stream_subgraphs: bool = False,
     ) -> None:
         self.spec = spec
         self.config = config
@@ -86,6 +99,24 @@ class ThreadLoop:
         # Set by the distributed backend: makes a second finish of the same
         # step store nothing (see BaseCheckpointSaver.put).
         self.step_key: Optional[str] = None
+        # Tasks of this step that stopped at an interrupt (a subgraph that
+        # hit a static breakpoint stops its task with no interrupt value).
+        self.interrupted_tasks: set[str] = set()
+        # -- subgraphs ---------------------------------------------------------
+        self.parent = parent
+        self.namespace = namespace_tuple(self.checkpoint_ns)
+        self.parents: dict[str, str] = dict(parent.checkpoint_map) if parent else {}
+        self.resuming = False
+        self.resume_map: dict = dict(parent.resume_map) if parent else {}
+        if parent is not None:
+            self.sink = parent.sink
+            self.sink_modes = parent.sink_modes
+        elif stream_subgraphs:
+            self.sink = lambda ns, mode, chunk: self.outbox.append((mode, chunk, ns))
+            self.sink_modes = frozenset(self.modes)
+        else:
+            self.sink = None
+            self.sink_modes = frozenset()
 
     # -- stream outbox ----------------------------------------------------------
     def emit(self, mode: str, chunk: Any) -> None:
@@ -103,13 +134,15 @@ class ThreadLoop:
         # Without a checkpointer there are no checkpoints to report.
         if not ({"checkpoints", "debug"} & self.modes) or self.saver is None:
             return
+        tasks = list(tasks)
         payload = ev.checkpoint_payload(
-            self.checkpoint_config,
-            self.parent_config,
+            with_checkpoint_map(self.checkpoint_config, self.metadata),
+            with_checkpoint_map(self.parent_config, self.metadata),
             ev.read_values(self.channels, self.stream_keys),
             self.metadata,
             tasks,
             interrupts_by_task,
+            {t.id: self.subgraph_config(t) for t in tasks if t.node is not None and t.node.subgraph is not None},
         )
         self.emit("checkpoints", payload)
         self.emit("debug", ev.debug_event("checkpoint", self.metadata["step"], payload))
@@ -121,11 +154,29 @@ class ThreadLoop:
         self.emit("tasks", payload)
         self.emit("debug", ev.debug_event("task", self.step, payload))
 
+    def subgraph_config(self, task: Task) -> dict:
+        """Where a subgraph run by ``task`` keeps its checkpoints."""
+        return {
+            "configurable": {
+                "thread_id": self._thread_id(),
+                "checkpoint_ns": task_namespace(self.checkpoint_ns, task.name, task.id),
+            }
+        }
+
     # -- loading ----------------------------------------------------------------
     def load(self, input: Any) -> None:
         """Load the thread's checkpoint and apply the input (new input, a
         resume ``Command``, or ``None`` to continue)."""
         saved = self.restore()
+        has_state = saved is not None and bool(saved.checkpoint["channel_versions"])
+        if self.parent is not None:
+            # A subgraph whose task is resuming continues where it stopped;
+            # the input its parent passes again is not applied a second time.
+            self.resuming = self.parent.resuming and has_state
+            if self.resuming:
+                input = None
+        else:
+            self.resuming = has_state and (input is None or isinstance(input, Command))
         self._apply_input(input, saved)
 
     def restore(self) -> Any:
@@ -156,6 +207,9 @@ class ThreadLoop:
         self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
         self.stop = self.step + self.recursion_limit + 1
         self.applied_null_writes = False
+        for task_id, chan, value in self.pending_writes:
+            if task_id == NULL_TASK_ID and chan == RESUME:
+                self.resume_map.update(unpack_resume(value)[1])
         self._apply_null_writes([(c, v) for t, c, v in self.pending_writes if t == NULL_TASK_ID])
         return saved
 
@@ -238,19 +292,11 @@ class ThreadLoop:
             if isinstance(cmd.resume, dict) and cmd.resume and all(
                 any(i.id == k for ints in interrupted.values() for i in ints) for k in cmd.resume
             ):
-                for task_id, ints in interrupted.items():
-                    answers = [cmd.resume[i.id] for i in ints if i.id in cmd.resume]
-                    if not answers:
-                        continue
-                    previous = next(
-                        (v for t, c, v in self.pending_writes if t == task_id and c == RESUME), []
-                    )
-                    resume = list(previous) + answers
-                    self.pending_writes = [
-                        w for w in self.pending_writes if not (w[0] == task_id and w[1] == RESUME)
-                    ] + [(task_id, RESUME, resume)]
-                    if self.saver:
-                        self.saver.put_writes(self.checkpoint_config, [(RESUME, resume)], task_id)
+                # Answers by interrupt id: the interrupt may sit in this
+                # graph's task or in a subgraph below it; the interrupt()
+                # call with that id takes its answer wherever it runs.
+                self.resume_map = {**self.resume_map, **cmd.resume}
+                writes.append((RESUME, pack_resume_map(self.resume_map)))
             else:
                 n_pending = sum(len(v) for v in interrupted.values())
                 if n_pending > 1:
@@ -353,7 +399,8 @@ class ThreadLoop:
                 to_run.append(task)
         if self.interrupt_before and should_interrupt(self.checkpoint, self.interrupt_before, to_run):
             self.status = "interrupt_before"
-            self.emit("updates", {INTERRUPT: ()})
+            if self.parent is None:  # a subgraph's breakpoint is reported by its parent
+                self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
             return []
         for task in self.tasks.values():
@@ -384,8 +431,9 @@ class ThreadLoop:
             if completed:
                 task.writes = completed
                 self._emit_task_done(task)
-            elif interrupts:
+            elif any(c == INTERRUPT for c, _ in saved):
                 task.writes = [w for w in saved if w[0] == INTERRUPT]
+                self.interrupted_tasks.add(task.id)
                 self.interrupts.extend(interrupts)
             elif any(c == ERROR for c, _ in saved):
                 failed.append((task, next(str(v) for c, v in saved if c == ERROR)))
@@ -405,8 +453,6 @@ class ThreadLoop:
 
     def resume_values(self, task: Task) -> tuple[list, Any]:
         """Resume values already recorded for ``task`` and the unassigned one."""
-        from lgdist.engine.channels import MISSING
-
         resume: list = []
         unassigned: Any = MISSING
         for task_id, chan, value in self.pending_writes:
@@ -415,8 +461,30 @@ class ThreadLoop:
             if task_id == task.id:
                 resume = list(value)
             elif task_id == NULL_TASK_ID:
-                unassigned = value
+                unassigned = unpack_resume(value)[0]
         return resume, unassigned
+
+    def task_context(self, task: Task, config: dict, **kwargs: Any) -> TaskContext:
+        """The context ``task`` runs in: its resume answers, and what a
+        subgraph it runs inherits from this graph."""
+        resume, unassigned = self.resume_values(task)
+        started_before = any(t == task.id for t, _, _ in self.pending_writes)
+        return TaskContext(
+            task_id=task.id,
+            node=task.name,
+            checkpoint_ns=config["configurable"]["checkpoint_ns"],
+            config=config,
+            resume=resume,
+            unassigned_resume=unassigned,
+            resume_map=self.resume_map,
+            parent=self.parent,
+            saver=self.saver,
+            resuming=self.resuming or started_before,
+            checkpoint_map={**self.parents, self.checkpoint_ns: self.checkpoint["id"]},
+            sink=self.sink,
+            sink_modes=self.sink_modes,
+            **kwargs,
+        )
 
     def record(self, task: Task, error: Optional[BaseException] = None) -> None:
         """A task finished: save its writes (idempotently) and stream them."""
@@ -433,8 +501,9 @@ class ThreadLoop:
             return
         if self.saver:
             self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
-        interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
-        if interrupts:
+        if any(c == INTERRUPT for c, _ in task.writes):
+            interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
+            self.interrupted_tasks.add(task.id)
             self.interrupts.extend(interrupts)
             self._emit_task_interrupted(task, interrupts)
             return
@@ -452,11 +521,11 @@ class ThreadLoop:
     def finish(self) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
         writes and save the next checkpoint."""
-        if self.interrupts:
+        if self.interrupts or self.interrupted_tasks:
             self.status = "interrupted"
             for task in self.tasks.values():
-                ints = [i for c, v in task.writes if c == INTERRUPT for i in v]
-                if ints and task.id not in self.announced_interrupts:
+                if task.id in self.interrupted_tasks and task.id not in self.announced_interrupts:
+                    ints = [i for c, v in task.writes if c == INTERRUPT for i in v]
                     self._emit_task_interrupted(task, ints)
             self._emit_values_so_far()
             return
@@ -471,7 +540,8 @@ class ThreadLoop:
         self.pending_writes = []
         if self.interrupt_after and should_interrupt(self.checkpoint, self.interrupt_after, ran):
             self.status = "interrupt_after"
-            self.emit("updates", {INTERRUPT: ()})
+            if self.parent is None:
+                self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
 
     def _emit_values_so_far(self) -> None:
@@ -494,7 +564,7 @@ class ThreadLoop:
 
     def _put_checkpoint(self, source: str, updated: Optional[set[str]]) -> None:
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
-        metadata = {"source": source, "step": self.step, "parents": {}}
+        metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
             "configurable", {}
         ) else None

@@ -9,15 +9,26 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 
+from lgdist.engine.namespace import graph_namespace_of_task
+
 
 class StreamMessagesHandler(BaseCallbackHandler):
-    """A callback handler that forwards chat-model tokens from inside nodes."""
+    """A callback handler that forwards chat-model tokens from inside nodes.
+
+    Subgraphs inherit it with the callbacks. ``emit((message, metadata),
+    namespace)`` gets the namespace of the graph the node runs in; runs in
+    subgraphs of ``namespace`` are forwarded only when ``subgraphs`` is set
+    (``stream(..., subgraphs=True)``)."""
 
     run_inline = True
 
-    def __init__(self, emit: Callable[[tuple], None]) -> None:
+    def __init__(
+        self, emit: Callable[[tuple, tuple], None], *, subgraphs: bool = False, namespace: tuple = ()
+    ) -> None:
         self.emit = emit
-        self.runs: dict[UUID, dict] = {}
+        self.subgraphs = subgraphs
+        self.namespace = namespace
+        self.runs: dict[UUID, tuple[tuple, dict]] = {}
         self.streamed: set[UUID] = set()
         self.seen: set[str] = set()
 
@@ -31,30 +42,35 @@ class StreamMessagesHandler(BaseCallbackHandler):
         async for chunk in output:
             yield chunk
 
-    def _metadata(self, metadata: Optional[dict]) -> Optional[dict]:
+    def _wanted(self, metadata: Optional[dict]) -> Optional[tuple[tuple, dict]]:
+        """``(namespace, metadata)`` of a run inside a node this stream
+        reports, else ``None``."""
         if not metadata or "langgraph_node" not in metadata:
             return None
-        return dict(metadata)
+        ns = graph_namespace_of_task(metadata.get("langgraph_checkpoint_ns") or "")
+        if ns != self.namespace and not self.subgraphs:
+            return None
+        return ns, dict(metadata)
 
     def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):  # type: ignore[override]
-        meta = self._metadata(metadata)
-        if meta is not None and "nostream" not in (tags or []):
-            self.runs[run_id] = meta
+        wanted = self._wanted(metadata)
+        if wanted is not None and "nostream" not in (tags or []):
+            self.runs[run_id] = wanted
 
     def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        meta = self.runs.get(run_id)
-        if meta is None or chunk is None:
+        wanted = self.runs.get(run_id)
+        if wanted is None or chunk is None:
             return
         message = getattr(chunk, "message", None)
         if isinstance(message, BaseMessage):
             self.streamed.add(run_id)
             if message.id:
                 self.seen.add(message.id)
-            self.emit((message, meta))
+            self.emit((message, wanted[1]), wanted[0])
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        meta = self.runs.pop(run_id, None)
-        if meta is None:
+        wanted = self.runs.pop(run_id, None)
+        if wanted is None:
             return
         if run_id in self.streamed:
             self.streamed.discard(run_id)
@@ -63,23 +79,31 @@ class StreamMessagesHandler(BaseCallbackHandler):
             for gen in generations:
                 message = getattr(gen, "message", None)
                 if isinstance(message, BaseMessage):
-                    self.emit_message(message, meta)
+                    self._emit_message(message, wanted)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.runs.pop(run_id, None)
         self.streamed.discard(run_id)
 
-    def emit_message(self, message: BaseMessage, meta: dict) -> None:
+    def _emit_message(self, message: BaseMessage, wanted: tuple[tuple, dict]) -> None:
         if message.id and message.id in self.seen:
             return
         if message.id:
             self.seen.add(message.id)
-        self.emit((message, meta))
+        self.emit((message, wanted[1]), wanted[0])
 
     def emit_node_output(self, value: Any, meta: dict) -> None:
         """Messages a node returned without streaming them (tool results...)."""
+        wanted = self._wanted(meta)
+        if wanted is None:
+            return
         for message in _messages_in(value):
-            self.emit_message(message, meta)
+            self._emit_message(message, wanted)
+
+    def on_task_start(self, value: Any, meta: dict) -> None:
+        """A node starts: the messages in its input are not news."""
+        if self._wanted(meta) is not None:
+            self.mark_seen(value)
 
     def mark_seen(self, value: Any) -> None:
         for message in _messages_in(value):

@@ -13,18 +13,35 @@ from langchain_core.runnables.config import get_executor_for_config
 from lgdist.engine.execute import arun_task, make_fresh_reader, run_task, task_config
 from lgdist.engine.task_context import TaskContext
 from lgdist.engine.tasks import Task
-from lgdist.errors import GraphInterrupt
+from lgdist.errors import GraphInterrupt, ParentCommand
 from lgdist.local.loop import ThreadLoop
 from lgdist.local.messages import StreamMessagesHandler
 from lgdist.runtime import Runtime
 
 
+def _inherited_messages_handler(callbacks: Any) -> Optional[StreamMessagesHandler]:
+    handlers = callbacks if isinstance(callbacks, list) else getattr(callbacks, "handlers", None) or []
+    return next((h for h in handlers if isinstance(h, StreamMessagesHandler)), None)
+
+
 def _callbacks(loop: ThreadLoop) -> Any:
-    """The run's callbacks plus, in ``messages`` mode, the token forwarder."""
+    """The run's callbacks plus, in ``messages`` mode, the token forwarder.
+
+    A subgraph finds its root graph's forwarder among the callbacks it
+    inherits and uses that one: the forwarder decides by each run's
+    namespace whether the root stream wants it."""
     base = loop.config.get("callbacks")
+    inherited = _inherited_messages_handler(base)
+    if inherited is not None:
+        return base, inherited
     if "messages" not in loop.modes:
         return base, None
-    handler = StreamMessagesHandler(lambda item: loop.outbox.append(("messages", item)))
+    own = loop.namespace
+
+    def emit(item: Any, ns: tuple) -> None:
+        loop.outbox.append(("messages", item) if ns == own else ("messages", item, ns))
+
+    handler = StreamMessagesHandler(emit, subgraphs=loop.sink is not None, namespace=own)
     if base is None:
         return [handler], handler
     if isinstance(base, list):
@@ -36,16 +53,15 @@ def _callbacks(loop: ThreadLoop) -> Any:
 
 def _prepare(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, store: Any) -> tuple[dict, TaskContext]:
     config = task_config(loop.config, task, loop.step, checkpoint_ns=loop.checkpoint_ns, callbacks=callbacks)
-    resume, unassigned = loop.resume_values(task)
-    ctx = TaskContext(
-        task_id=task.id,
-        node=task.name,
-        checkpoint_ns=config["configurable"]["checkpoint_ns"],
-        config=config,
-        resume=resume,
-        unassigned_resume=unassigned,
-        stream_writer=lambda chunk: loop.outbox.append(("custom", chunk)),
-        runtime=Runtime(context=context, store=store, stream_writer=lambda chunk: loop.outbox.append(("custom", chunk))),
+    handler = _inherited_messages_handler(config.get("callbacks"))
+    if handler is not None and not task.hidden:
+        handler.on_task_start(task.input, config["metadata"])
+
+    def write(chunk: Any) -> None:
+        loop.outbox.append(("custom", chunk))
+
+    ctx = loop.task_context(
+        task, config, stream_writer=write, runtime=Runtime(context=context, store=store, stream_writer=write)
     )
     return config, ctx
 
@@ -76,8 +92,10 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                 break
             read_fresh = make_fresh_reader(loop.channels)
             error: Optional[BaseException] = None
-            if len(tasks) == 1:
+            if len(tasks) == 1 and loop.sink is None:
                 # One task: run it on this thread (no pool hop per step).
+                # Streaming subgraphs, it goes through the pool like parallel
+                # tasks so their chunks are yielded while it runs.
                 task = tasks[0]
                 config, ctx = _prepare(loop, task, callbacks, context, store)
                 try:
@@ -86,6 +104,8 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                     loop.record(task)
                 except GraphInterrupt:
                     loop.record(task)
+                except ParentCommand as exc:  # for the graph above: not this task's error
+                    error = exc
                 except BaseException as exc:  # noqa: BLE001 - re-raised below
                     loop.record(task, exc)
                     error = exc
@@ -109,6 +129,8 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                             loop.record(task)
                         elif isinstance(exc, GraphInterrupt):
                             loop.record(task)
+                        elif isinstance(exc, ParentCommand):
+                            error = error or exc
                         else:
                             loop.record(task, exc)
                             error = error or exc
@@ -153,6 +175,8 @@ async def stream_async(
                     loop.record(task)
                 elif isinstance(exc, GraphInterrupt):
                     loop.record(task)
+                elif isinstance(exc, ParentCommand):
+                    error = error or exc
                 else:
                     loop.record(task, exc)
                     error = error or exc
