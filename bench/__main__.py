@@ -25,14 +25,24 @@ def header() -> str:
     )
 
 
+def met(r: dict) -> str:
+    """Whether a row meets its target: ratio <= target, or >= target for rows
+    marked ``higher_is_better`` (speedups); "-" for rows without a target."""
+    ratio = r["lgdist"] / r["reference"] if r["reference"] else float("nan")
+    if r.get("target") is None or ratio != ratio:
+        return "-"
+    return "yes" if (ratio >= r["target"] if r.get("higher_is_better") else ratio <= r["target"]) else "no"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| workload | lgdist | reference | ratio | target | met |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ratio = r["lgdist"] / r["reference"] if r["reference"] else float("nan")
-        met = "yes" if ratio <= r["target"] else "no"
+        reference = f"{r['reference']:.3f} {r['unit']}" if r["reference"] == r["reference"] else "-"
+        target = "-" if r.get("target") is None else f"{'>=' if r.get('higher_is_better') else '<='} {r['target']}x"
         lines.append(
-            f"| {r['workload']} | {r['lgdist']:.3f} {r['unit']} | {r['reference']:.3f} {r['unit']} | "
-            f"{ratio:.2f}x | <= {r['target']}x | {met} |"
+            f"| {r['workload']} | {r['lgdist']:.3f} {r['unit']} | {reference} | "
+            f"{'-' if ratio != ratio else f'{ratio:.2f}x'} | {target} | {met(r)} |"
         )
     return "\n".join(lines)
 
@@ -45,13 +55,14 @@ def plot(rows: list[dict], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
+    rows = [r for r in rows if met(r) != "-"]
     fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5))
     names = [r["workload"] for r in rows]
     ratios = [r["lgdist"] / r["reference"] for r in rows]
-    ax.barh(names, ratios, color=["tab:green" if x <= r["target"] else "tab:red" for x, r in zip(ratios, rows)])
+    ax.barh(names, ratios, color=["tab:green" if met(r) == "yes" else "tab:red" for r in rows])
     for r, y in zip(rows, range(len(rows))):
         ax.plot([r["target"], r["target"]], [y - 0.4, y + 0.4], color="black")
-    ax.set_xlabel("lgdist / reference (lower is better; black line = target)")
+    ax.set_xlabel("lgdist / reference (lower is better, speedups higher; black line = target)")
     fig.tight_layout()
     fig.savefig(path)
 
@@ -60,9 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    from bench import local
+    from bench import distributed, growing_state, local
 
     rows = local.run(args.quick)
+    rows += distributed.run(args.quick)
+    rows += growing_state.run(args.quick)
     text = f"# lgdist benchmarks{' (quick)' if args.quick else ''}\n\n{header()}\n\n{table(rows)}\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
