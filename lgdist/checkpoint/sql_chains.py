@@ -97,10 +97,12 @@ def _fetch(
     up_to`` ranges, into ``found``. Arms of a UNION ALL rather than one OR:
     planners turn an OR into a scan of the thread's whole history."""
     c = blobs.c
+    # Exact rows go in one (channel, version) IN list per chunk: an arm per
+    # channel made a 200-node graph send 200-arm statements on every load.
+    pairs = sorted((channel, version) for channel, versions in exact.items() for version in versions)
     arms: list[tuple[int, Any]] = [
-        (len(part), sa.and_(c.channel == channel, c.version.in_(part)))
-        for channel in sorted(exact)
-        for part in _chunks(sorted(exact[channel]), _IN_BATCH)
+        (2 * len(part), sa.tuple_(c.channel, c.version).in_(part))
+        for part in _chunks(pairs, _IN_BATCH // 2)
     ]
     arms += [
         (4, sa.and_(c.channel == channel, c.level == level, c.version > after, c.version <= up_to))
