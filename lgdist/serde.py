@@ -73,6 +73,17 @@ def dumps(obj: Any) -> bytes:
     return dumps_key(None, obj)
 
 
+def dumps_checkpoint(checkpoint: Any) -> bytes:
+    """A checkpoint without its channel values: versions and bookkeeping,
+    plain JSON by construction (string keys, string/int values), so the
+    per-step write skips the type walk of :func:`dumps`."""
+    body = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+    try:
+        return _encoder.encode(body).encode()
+    except (TypeError, ValueError):
+        return dumps(body)
+
+
 def dumps_key(key: Optional[str], obj: Any) -> bytes:
     """Like :func:`dumps`, but a failure names the state key being stored."""
     try:

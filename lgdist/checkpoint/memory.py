@@ -177,7 +177,7 @@ class InMemorySaver(BaseCheckpointSaver):
             if planned.link is not None:
                 links[channel] = planned.link
         stored = _StoredCheckpoint(
-            serde.dumps({k: v for k, v in checkpoint.items() if k != "channel_values"}),
+            serde.dumps_checkpoint(checkpoint),
             serde.dumps_key("metadata", metadata),
             parent_id,
             links,

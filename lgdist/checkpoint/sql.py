@@ -418,7 +418,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             "checkpoint_id": checkpoint["id"],
             "parent_checkpoint_id": parent_id,
             "idempotency_key": idempotency_key,
-            "checkpoint": serde.dumps(_without_values(checkpoint)).decode(),
+            "checkpoint": serde.dumps_checkpoint(checkpoint).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
         }
@@ -497,10 +497,6 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
-
-
-def _without_values(checkpoint: Checkpoint) -> dict[str, Any]:
-    return {k: v for k, v in checkpoint.items() if k != "channel_values"}
 
 
 def _matches(metadata: dict[str, Any], filter: dict[str, Any]) -> bool:
