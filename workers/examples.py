@@ -146,3 +146,85 @@ def build_slow() -> StateGraph:
 
 
 slow = build_slow().compile()
+
+
+class QuestionIn(TypedDict):
+    question: str
+
+
+class AnswerOut(TypedDict):
+    answer: str
+
+
+class QAState(TypedDict, total=False):
+    question: str
+    draft: str
+    answer: str
+
+
+def _draft(state: QAState) -> dict:
+    return {"draft": state["question"].upper()}
+
+
+def _answer(state: QAState) -> dict:
+    return {"answer": f"{state['draft']}!"}
+
+
+def build_schemas() -> StateGraph:
+    """Input and output schemas narrower than the state: streams show every
+    state key, ``invoke`` returns only the output schema's."""
+    g = StateGraph(QAState, input_schema=QuestionIn, output_schema=AnswerOut)
+    g.add_node("draft", _draft)
+    g.add_node("answer", _answer)
+    g.add_edge(START, "draft")
+    g.add_edge("draft", "answer")
+    g.add_edge("answer", END)
+    return g
+
+
+schemas = build_schemas().compile()
+
+
+def _report(state: CounterState) -> dict:
+    from lgdist.config import get_stream_writer
+
+    write = get_stream_writer()
+    for i in range(3):
+        write({"progress": i, "of": state.get("n", 0)})
+    return {"n": state.get("n", 0) + 1, "trail": [state.get("n", 0)]}
+
+
+def build_writer() -> StateGraph:
+    """Two nodes that stream ``custom`` chunks with ``get_stream_writer``."""
+    g = StateGraph(CounterState)
+    g.add_node("first", _report)
+    g.add_node("second", _report)
+    g.add_edge(START, "first")
+    g.add_edge("first", "second")
+    g.add_edge("second", END)
+    return g
+
+
+writer = build_writer().compile()
+
+
+def _crash(state: CounterState) -> dict:
+    """Kills the process running it (a poison message), when allowed by
+    ``LGDIST_EXAMPLE_ALLOW_CRASH=1`` so that importing this module elsewhere
+    is harmless."""
+    if os.environ.get("LGDIST_EXAMPLE_ALLOW_CRASH") == "1":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"n": state.get("n", 0) + 1}
+
+
+def build_poison() -> StateGraph:
+    g = StateGraph(CounterState)
+    g.add_node("crash", _crash)
+    g.add_edge(START, "crash")
+    g.add_edge("crash", END)
+    return g
+
+
+poison = build_poison().compile()

@@ -61,6 +61,7 @@ class Client:
             },
         }
         strategy = multitask_strategy or self.settings.multitask_strategy
+        options["multitask_strategy"] = strategy
         runs = self.backend.runs
         run = runs.create_run(thread_id=thread_id, graph=graph, kind="start", input=input, options=options)
         if runs.claim_thread(thread_id, graph, run.run_id, ("idle", "interrupted", "error")):

@@ -60,9 +60,18 @@ class RemoteGraph(Runnable):
                 latest = chunk
             elif isinstance(chunk, dict) and INTERRUPT in chunk:
                 interrupts.extend(chunk[INTERRUPT])
+        latest = self._output(latest)
         if interrupts:
             return {**(latest or {}), INTERRUPT: interrupts} if isinstance(latest, dict) or latest is None else latest
         return latest
+
+    def _output(self, values: Any) -> Any:
+        """A streamed "values" chunk (every state key) narrowed to the graph's
+        output schema, which is what a compiled graph's ``invoke`` returns."""
+        keys = self.client.backend.registry.get(self.name).get_graph_spec().output_keys
+        if isinstance(keys, str) or not isinstance(values, dict):
+            return values
+        return {k: values[k] for k in keys if k in values}
 
     async def ainvoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         return await asyncio.to_thread(self.invoke, input, config, **kwargs)

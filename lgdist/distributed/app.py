@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from celery import Celery
+from celery.app.amqp import AMQP
 from kombu import Queue
 
 from lgdist.settings import Settings, get_settings
@@ -59,13 +60,31 @@ def celery_config(settings: Settings) -> dict:
     return config
 
 
+class _ShadowNamedAMQP(AMQP):
+    """Celery's AMQP, except that a task's ``task-sent`` event carries its
+    shadow name (``lgdist.run_node[agent]``) like the worker's events do.
+    Events of one task come from different processes and may arrive out of
+    order; Flower merges a late ``task-sent`` over the others, so without
+    this a node task sometimes shows as plain ``lgdist.run_node``."""
+
+    def as_task_v2(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        message = super().as_task_v2(*args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and message.sent_event:
+            message.sent_event["name"] = shadow
+        return message
+
+
 def create_app(settings: Optional[Settings] = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("lgdist")
+    app = Celery("lgdist", amqp=_ShadowNamedAMQP)
     app.conf.update(celery_config(settings))
     queues = {settings.default_queue}
     for item in filter(None, (p.strip() for p in settings.node_queues.split(","))):
         queues.add(item.partition("=")[2].strip())
-    app.conf.task_queues = [Queue(q) for q in sorted(q for q in queues if q)]
+    # Each queue gets its own routing key: without one Celery binds every
+    # queue with the default key, so a message routed by exchange + key to
+    # the default queue would also be copied into every node queue.
+    app.conf.task_queues = [Queue(q, routing_key=q) for q in sorted(q for q in queues if q)]
     app.conf.lgdist_settings = settings
     return app

@@ -47,11 +47,15 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
         "configurable": {**(options.get("configurable") or {}), **configurable},
         "recursion_limit": options.get("recursion_limit") or DEFAULT_RECURSION_LIMIT,
     }
+    spec = graph.get_graph_spec()
     return ThreadLoop(
-        graph.get_graph_spec(),
+        spec,
         config,
         saver=backend.saver,
         stream_modes=options.get("stream_modes") or ["values"],
+        # Chunks show every state key, as a compiled graph's stream() does;
+        # RemoteGraph.invoke narrows the result to the output schema.
+        output_keys=spec.stream_keys,
         interrupt_before=options.get("interrupt_before"),
         interrupt_after=options.get("interrupt_after"),
     )
@@ -63,15 +67,21 @@ def publish(backend: Backend, run: Run, loop: ThreadLoop) -> None:
     backend.bus.publish(run.run_id, events)
 
 
-def end_run(backend: Backend, run: Run, status: str, error: Optional[str] = None) -> bool:
+def end_run(
+    backend: Backend, run: Run, status: str, error: Optional[str] = None, loop: Optional[ThreadLoop] = None
+) -> bool:
     """Move a running run to its final status, release its thread, tell the
     stream readers, and start the thread's next enqueued run. Only the first
-    caller for a run does anything."""
+    caller for a run does anything; it also publishes ``loop``'s last events
+    (an interrupt's chunks), which must reach the stream before its end
+    event: readers stop there."""
     values: dict = {"status": status}
     if error is not None:
         values["error"] = error
     if not backend.runs.set_run(run.run_id, expect=("running",), **values):
         return False
+    if loop is not None:
+        publish(backend, run, loop)
     backend.runs.release_thread(run.thread_id, run.run_id, _THREAD_STATUS[status])
     current = backend.runs.get_run(run.run_id)
     backend.bus.end(run.run_id, status, current.error if current else error)
@@ -80,9 +90,16 @@ def end_run(backend: Backend, run: Run, status: str, error: Optional[str] = None
 
 
 def start_next_enqueued(backend: Backend, thread_id: str) -> None:
-    nxt = backend.runs.next_pending_run(thread_id)
-    if nxt is None or nxt.kind != "start":
+    # A pending run submitted with "reject" is a submission in flight (its
+    # row exists, its own claim comes next): it is not queued, and claiming
+    # the thread for it here would make that claim fail.
+    queued = [
+        r for r in backend.runs.pending_runs(thread_id)
+        if r.kind == "start" and r.options.get("multitask_strategy") != "reject"
+    ]  # fmt: skip
+    if not queued:
         return
+    nxt = queued[0]
     if backend.runs.claim_thread(thread_id, nxt.graph, nxt.run_id, ("idle", "interrupted", "error")):
         backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": nxt.run_id}, queue=backend.settings.default_queue)
 
@@ -142,8 +159,7 @@ def schedule_step(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool
         end_run(backend, run, "error", "".join(traceback.format_exception(exc)))
         return
     if loop.status != "pending":
-        if end_run_for_status(backend, run, loop.status):
-            publish(backend, run, loop)
+        end_run_for_status(backend, run, loop)
         return
     publish(backend, run, loop)
     checkpoint_id = loop.checkpoint["id"]
@@ -183,12 +199,12 @@ def schedule_step(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool
     chord(header)(body)
 
 
-def end_run_for_status(backend: Backend, run: Run, status: str) -> bool:
-    if status == "done":
-        return end_run(backend, run, "success")
-    if status in ("interrupted", "interrupt_before", "interrupt_after"):
-        return end_run(backend, run, "interrupted")
-    raise ValueError(f"unexpected loop status {status!r}")
+def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
+    if loop.status == "done":
+        return end_run(backend, run, "success", loop=loop)
+    if loop.status in ("interrupted", "interrupt_before", "interrupt_after"):
+        return end_run(backend, run, "interrupted", loop=loop)
+    raise ValueError(f"unexpected loop status {loop.status!r}")
 
 
 def finish_step(backend: Backend, msg: FinishStepMessage) -> None:
@@ -233,8 +249,7 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> None:
     except StepAlreadyFinished:
         return
     if loop.status != "pending":
-        if end_run_for_status(backend, run, loop.status):
-            publish(backend, run, loop)
+        end_run_for_status(backend, run, loop)
         return
     publish(backend, run, loop)
     schedule_step(backend, run, loop, resumed=False)
@@ -246,7 +261,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     chord completes and ``finish_step`` ends the run with it."""
     from lgdist.engine.execute import make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
-    from lgdist.local.runner import _callbacks, _prepare
+    from lgdist.local.runner import _after_task, _callbacks, _prepare
 
     import os
 
@@ -292,8 +307,8 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         loop.record(task, exc)
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:
-        if handler is not None:
-            handler.emit_node_output(dict(task.writes), config["metadata"])
+        # The local runner's rule, so that e.g. __start__ streams no messages.
+        _after_task(loop, task, handler, config)
         loop.record(task)
     node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
     node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))

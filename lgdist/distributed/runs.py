@@ -190,16 +190,15 @@ class RunStore:
         with self._tx() as conn:
             return conn.execute(query).rowcount == 1
 
-    def next_pending_run(self, thread_id: str) -> Optional[Run]:
+    def pending_runs(self, thread_id: str) -> list[Run]:
+        """The thread's runs that have not started, oldest first."""
         query = (
             sa.select(runs_table)
             .where(runs_table.c.thread_id == thread_id, runs_table.c.status == "pending")
             .order_by(runs_table.c.created_at)
-            .limit(1)
         )
         with self._tx() as conn:
-            row = conn.execute(query).mappings().first()
-        return _run(row) if row else None
+            return [_run(r) for r in conn.execute(query).mappings()]
 
     # -- threads ------------------------------------------------------------------
     def get_thread(self, thread_id: str) -> Optional[dict]:

@@ -1,0 +1,96 @@
+"""Flower, started with ``lgdist flower``, sees lgdist's tasks (the workers
+send events) and guards its HTTP API with basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Iterator, Optional
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(90)]
+
+AUTH = ("flower-user", "flower-pass")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, auth: Optional[tuple[str, str]] = None) -> tuple[int, Any]:
+    """(HTTP status, decoded JSON body or None)."""
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+            return response.status, json.loads(body) if body.strip().startswith((b"{", b"[")) else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+@pytest.fixture
+def flower(cluster: Any) -> Iterator[str]:
+    """``lgdist flower`` on a free port; yields its base URL."""
+    port = _free_port()
+    proc = cluster.spawn(f"flower-{port}", ["flower", f"--port={port}", "--address=127.0.0.1", f"--basic-auth={':'.join(AUTH)}"])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.proc.poll() is not None:
+                pytest.fail(f"flower exited with {proc.proc.returncode}:\n{proc.log_since()}")
+            try:
+                if get(f"{url}/healthcheck")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"flower did not answer within 30s:\n{proc.log_since()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.stop()
+
+
+def test_flower_lists_lgdist_tasks_and_its_api_requires_basic_auth(cluster, client, flower):
+    assert get(f"{flower}/api/tasks")[0] == 401
+    assert get(f"{flower}/api/tasks", auth=("flower-user", "wrong"))[0] == 401
+
+    # Flower only knows tasks whose events it received after it connected
+    # (its event consumer may start a moment after its HTTP server): submit
+    # again until it has seen one whole run.
+    nodes = ["__start__", "split", "work", "work", "join"]
+    steps = 4  # the two "work" tasks are one step: one chord, one finish_step
+    deadline = time.monotonic() + 30
+    ours: list = []
+    while time.monotonic() < deadline:
+        thread_id = cluster.thread_id("flower")
+        assert cluster.wait_run(client.submit("fanout", {"items": [1, 2]}, thread_id))["status"] == "success"
+        for _ in range(10):
+            status, tasks = get(f"{flower}/api/tasks", auth=AUTH)
+            assert status == 200
+            ours = [t for t in tasks.values() if thread_id in str(t.get("kwargs"))]
+            if len(ours) == len(nodes) + steps and all(t.get("state") == "SUCCESS" for t in ours):
+                break
+            time.sleep(0.3)
+        else:
+            continue
+        break
+
+    # Readable in Flower: the node in the task name, the thread id in the kwargs.
+    names = sorted(t.get("name") for t in ours)
+    assert names == ["lgdist.finish_step"] * steps + sorted(f"lgdist.run_node[{n}]" for n in nodes)
+    assert all(t.get("state") == "SUCCESS" for t in ours), [(t["name"], t.get("state")) for t in ours]
+    assert {t.get("worker") for t in ours} <= {w.nodename for w in cluster.workers}
+    # State stays out of task arguments (Flower shows them, and can replay them).
+    assert not [t["kwargs"] for t in ours if "items" in t["kwargs"]]
