@@ -236,6 +236,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 # on one new SQLite file must not both try to create the tables.
                 for table in metadata_obj.sorted_tables:
                     conn.execute(CreateTable(table, if_not_exists=True))
+                    _add_missing_columns(conn, table)
                     for index in table.indexes:
                         conn.execute(CreateIndex(index, if_not_exists=True))
             self._is_setup = True
@@ -506,3 +507,20 @@ def _matches(metadata: dict[str, Any], filter: dict[str, Any]) -> bool:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
+    """Bring a table created by an older lgdist up to date. Columns are only
+    ever added, and added ones are nullable, so this is safe to run at every
+    start-up (a forward-only migration)."""
+    present = {col["name"] for col in sa.inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            raise RuntimeError(
+                f"table {table.name} lacks column {column.name!r}, which cannot be added "
+                "automatically; recreate the table"
+            )
+        type_sql = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {type_sql}'))

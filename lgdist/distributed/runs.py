@@ -258,19 +258,15 @@ class RunStore:
 
     # -- deliveries -----------------------------------------------------------------
     def count_delivery(self, key: str) -> int:
-        """Count one more delivery of a task message; returns the new count."""
+        """Count one more delivery of a task message; returns the new count
+        (one upsert statement: this runs on every node task)."""
+        stmt = self._insert(deliveries_table).values(key=key, count=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[deliveries_table.c.key],
+            set_={"count": deliveries_table.c.count + 1},
+        ).returning(deliveries_table.c.count)
         with self._tx() as conn:
-            conn.execute(
-                self._insert(deliveries_table).values(key=key, count=0).on_conflict_do_nothing()
-            )
-            conn.execute(
-                sa.update(deliveries_table)
-                .where(deliveries_table.c.key == key)
-                .values(count=deliveries_table.c.count + 1)
-            )
-            return conn.execute(
-                sa.select(deliveries_table.c.count).where(deliveries_table.c.key == key)
-            ).scalar_one()
+            return conn.execute(stmt).scalar_one()
 
     # -- events (embedded stream bus) -------------------------------------------------
     def append_events(self, run_id: str, payloads: list[bytes]) -> None:
