@@ -3,9 +3,12 @@ compilation into an engine :class:`~lgdist.engine.spec.GraphSpec`."""
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+from langchain_core.messages import BaseMessage
 
 from lgdist.constants import END, RESERVED, START, TAG_HIDDEN, TASKS
 from lgdist.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
@@ -13,6 +16,7 @@ from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
 from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
 from lgdist.graph.nesting import find_subgraph
+from lgdist.graph.message import add_messages
 from lgdist.graph.node import as_runnable
 from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
 from lgdist.types import Command, RetryPolicy, Send
@@ -354,6 +358,9 @@ class StateGraph:
         join_writes = list(joins.get(name, []))
         state_keys = self._state_keys()
         state_schema = self.state_schema
+        message_keys = {
+            key for key, chan in self.channels.items() if getattr(chan, "operator", None) is add_messages
+        }
 
         def write(output: Any, read_fresh: Callable) -> list[Write]:
             writes: list[Write] = []
@@ -376,6 +383,8 @@ class StateGraph:
                 writes.extend(self._updates_from_input(output))
             elif output is not None:
                 writes.extend(self._updates_from_output(name, output))
+            if message_keys:
+                _assign_message_ids(writes, message_keys)
 
             writes.extend((trigger_channel(end), None) for end in static_ends if end != END)
             writes.extend((chan, start) for chan, start in join_writes)
@@ -400,3 +409,16 @@ class StateGraph:
 
 
 from lgdist.graph.compiled import CompiledStateGraph  # noqa: E402  (re-export for type hints)
+
+
+def _assign_message_ids(writes: list[Write], keys: set[str]) -> None:
+    """Give messages written to an ``add_messages`` key their id when the
+    node writes them, as LangGraph does: stream chunks, stored pending writes
+    and the reduced state then all show the same id, whichever process or
+    thread looks first."""
+    for chan, value in writes:
+        if chan not in keys:
+            continue
+        for message in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(message, BaseMessage) and message.id is None:
+                message.id = str(uuid.uuid4())
