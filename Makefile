@@ -1,10 +1,13 @@
 # Two commands set up everything on a fresh machine:
-#   make demo   - create .venv, install, run the seed flow (no servers needed)
-#   make test   - create .venv, install with dev extras, run the whole suite
+#   make demo   - create .venv, install lgdist, run the seed flow on two real
+#                 workers (embedded broker and stores: no servers needed)
+#   make test   - create .venv, install the dev extras, start Postgres/Redis if
+#                 they are down, run the whole suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-dev
+BASE := $(VENV)/.installed
+DEV := $(VENV)/.installed-dev
 
 .PHONY: demo demo-local test services bench bench-quick clean
 
@@ -12,26 +15,30 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+$(BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(BASE)
 
-demo: $(STAMP)
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BASE) $(DEV)
+
+demo: $(BASE)
 	$(BIN)/python -m lgdist.demo
 
-demo-local: $(STAMP)
+demo-local: $(BASE)
 	$(BIN)/python -m lgdist.demo --local
 
 services:
 	bash .ci/services
 
-test: $(STAMP) services
+test: $(DEV) services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench-quick: $(STAMP) services
+bench-quick: $(DEV) services
 	$(BIN)/python -m bench --quick
 
-bench: $(STAMP) services
+bench: $(DEV) services
 	$(BIN)/python -m bench
 
 clean:
