@@ -26,6 +26,11 @@ CONFIG_KEY_CHECKPOINT_NS = "checkpoint_ns"
 # Tag that hides a task from "updates"/"debug" streams (the START task).
 TAG_HIDDEN = "langsmith:hidden"
 
+# The pseudo-task that owns writes not made by a node: a resume Command's
+# update/goto, and the graph input.
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+INPUT_TASK_NAME = "__input__"
+
 NS_SEP = "|"
 NS_END = ":"
 

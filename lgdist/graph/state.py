@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from langchain_core.messages import BaseMessage
 

@@ -11,38 +11,35 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_id, get_checkpoint_ns
-from lgdist.constants import END, ERROR, INTERRUPT, NO_WRITES, RESUME, START
+from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_ns
+from lgdist.constants import ERROR, INTERRUPT, NULL_TASK_ID, RESUME  # noqa: F401 (NULL_TASK_ID re-exported)
 from lgdist.engine import (
     apply_writes,
     channels_from_checkpoint,
     create_checkpoint,
     empty_checkpoint,
-    mark_resumed,
     plan_next_step,
     should_interrupt,
 )
 from lgdist.engine.channels import MISSING
 from lgdist.engine.checkpoint import copy_checkpoint
-from lgdist.engine.namespace import namespace_tuple, task_namespace, with_checkpoint_map
-from lgdist.engine.resume import pack_resume_map, unpack_resume
+from lgdist.engine.namespace import namespace_tuple, task_namespace
+from lgdist.engine.resume import unpack_resume
 from lgdist.engine.spec import GraphSpec
 from lgdist.engine.task_context import TaskContext
 from lgdist.engine.tasks import Task
 from lgdist.errors import (
-    AmbiguousResumeError,
-    EmptyInputError,
     ErrorCode,
     GraphRecursionError,
-    InvalidUpdateError,
     create_error_message,
 )
 from lgdist.local import events as ev
+from lgdist.local.inputs import InputApplier
+from lgdist.local.outbox import StreamOutbox, _as_set
 from lgdist.types import Command, Interrupt
 
-NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LGDIST_DEFAULT_RECURSION_LIMIT", "10007"))
 
 
@@ -51,7 +48,7 @@ def _default_next_version(current: Optional[str]) -> str:
     return f"{n + 1:032}.0"
 
 
-class ThreadLoop:
+class ThreadLoop(StreamOutbox, InputApplier):
     """State of one invocation of a graph on one thread.
 
     ``parent`` is the task this graph runs inside when it is a subgraph: the
@@ -118,42 +115,6 @@ class ThreadLoop:
             self.sink = None
             self.sink_modes = frozenset()
 
-    # -- stream outbox ----------------------------------------------------------
-    def emit(self, mode: str, chunk: Any) -> None:
-        if mode in self.modes:
-            self.outbox.append((mode, chunk))
-
-    def _emit_values(self, extra: Optional[dict] = None) -> None:
-        if "values" in self.modes:
-            values = ev.read_values(self.channels, self.output_keys)
-            if extra and isinstance(values, dict):
-                values = {**values, **extra}
-            self.outbox.append(("values", values))
-
-    def _emit_checkpoint(self, tasks: Iterable[Task], interrupts_by_task: Optional[dict] = None) -> None:
-        # Without a checkpointer there are no checkpoints to report.
-        if not ({"checkpoints", "debug"} & self.modes) or self.saver is None:
-            return
-        tasks = list(tasks)
-        payload = ev.checkpoint_payload(
-            with_checkpoint_map(self.checkpoint_config, self.metadata),
-            with_checkpoint_map(self.parent_config, self.metadata),
-            ev.read_values(self.channels, self.stream_keys),
-            self.metadata,
-            tasks,
-            interrupts_by_task,
-            {t.id: self.subgraph_config(t) for t in tasks if t.node is not None and t.node.subgraph is not None},
-        )
-        self.emit("checkpoints", payload)
-        self.emit("debug", ev.debug_event("checkpoint", self.metadata["step"], payload))
-
-    def emit_task_start(self, task: Task) -> None:
-        if task.hidden or not ({"tasks", "debug"} & self.modes):
-            return
-        payload = ev.task_start(task)
-        self.emit("tasks", payload)
-        self.emit("debug", ev.debug_event("task", self.step, payload))
-
     def subgraph_config(self, task: Task) -> dict:
         """Where a subgraph run by ``task`` keeps its checkpoints."""
         return {
@@ -212,135 +173,6 @@ class ThreadLoop:
                 self.resume_map.update(unpack_resume(value)[1])
         self._apply_null_writes([(c, v) for t, c, v in self.pending_writes if t == NULL_TASK_ID])
         return saved
-
-    def _apply_null_writes(self, writes: Sequence[tuple[str, Any]]) -> None:
-        """Apply a ``Command``'s update/goto (the "null task"'s writes) on top
-        of the loaded checkpoint, before the step is planned: the step's tasks
-        read the updated state and a goto's node runs in this very step.
-
-        Every process that restores the checkpoint (the local loop, each
-        distributed node task, ``finish_step``) applies the same saved writes,
-        so they all plan the same tasks and see the same input."""
-        state_writes = [(c, v) for c, v in writes if c not in (RESUME, INTERRUPT, ERROR)]
-        if not state_writes:
-            return
-        null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
-        null_task.writes = state_writes
-        updated = apply_writes(self.checkpoint, self.channels, [null_task], self.next_version)
-        previous = self.checkpoint.get("updated_channels")
-        if previous is not None:
-            self.checkpoint["updated_channels"] = sorted(set(previous) | updated)
-        self.applied_null_writes = True
-
-    def _apply_input(self, input: Any, saved: Any) -> None:
-        if isinstance(input, Command) or input is None:
-            if saved is None and (input is None or input.resume is not None):
-                if input is None:
-                    raise EmptyInputError(f"Received no input for {self.spec.input_channel}")
-                raise EmptyInputError("Cannot resume: this thread has no checkpoint to resume from")
-            # Time travel: continuing from a checkpoint the config names
-            # (except to answer its interrupts) replays it, so the writes its
-            # tasks saved belong to the branch that already went on from there.
-            replay = (
-                saved is not None
-                and get_checkpoint_id(self.config) is not None
-                and not (isinstance(input, Command) and input.resume is not None)
-            )
-            if replay:
-                self.pending_writes = [w for w in self.pending_writes if w[0] == NULL_TASK_ID]
-            writes = self._apply_command(input, persist=not replay) if isinstance(input, Command) else []
-            self._apply_null_writes(writes)
-            mark_resumed(self.checkpoint)
-            self._emit_values()
-            if replay and (self.metadata.get("source") not in ("update", "fork") or self._superseded()):
-                # The replay starts a new branch: a copy of the checkpoint
-                # (with the Command's writes) as its first checkpoint.
-                updated = self.checkpoint.get("updated_channels")
-                self._put_checkpoint("fork", set(updated) if updated is not None else None)
-                self.step += 1
-                self.pending_writes = []
-                self.applied_null_writes = False  # they are in the fork
-            elif {"checkpoints", "debug"} & self.modes:
-                # Continuing: report the checkpoint the thread continues from.
-                interrupts: dict[str, list] = {}
-                for task_id, chan, value in self.pending_writes:
-                    if chan == INTERRUPT:
-                        interrupts[task_id] = [
-                            {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in value
-                        ]
-                tasks = plan_next_step(
-                    self.spec, self.checkpoint, self.channels, self.step,
-                    checkpoint_ns=self.checkpoint_ns, read_inputs=False,
-                )
-                self._emit_checkpoint(tasks.values(), interrupts)
-        else:
-            # New input discards the previous step's unfinished work.
-            self.pending_writes = []
-            input_task = Task("", INPUT_TASK_NAME, (), None, (), None)  # type: ignore[arg-type]
-            input_task.writes = [(self.spec.input_channel, input)]
-            updated = apply_writes(self.checkpoint, self.channels, [input_task], self.next_version)
-            self._put_checkpoint("input", updated)
-            self.step += 1
-
-    def _apply_command(self, cmd: Command, *, persist: bool = True) -> list[tuple[str, Any]]:
-        """A resume/update/goto passed as graph input becomes writes of a
-        'null task', saved as pending writes of the current checkpoint
-        (unless ``persist`` is false) and returned."""
-        writes: list[tuple[str, Any]] = []
-        if cmd.resume is not None:
-            interrupted = self._interrupted_tasks_from_pending()
-            if isinstance(cmd.resume, dict) and cmd.resume and all(
-                any(i.id == k for ints in interrupted.values() for i in ints) for k in cmd.resume
-            ):
-                # Answers by interrupt id: the interrupt may sit in this
-                # graph's task or in a subgraph below it; the interrupt()
-                # call with that id takes its answer wherever it runs.
-                self.resume_map = {**self.resume_map, **cmd.resume}
-                writes.append((RESUME, pack_resume_map(self.resume_map)))
-            else:
-                n_pending = sum(len(v) for v in interrupted.values())
-                if n_pending > 1:
-                    raise AmbiguousResumeError(
-                        "When there are multiple pending interrupts, you must specify the "
-                        "interrupt id when resuming. Docs: "
-                        "https://docs.langchain.com/oss/python/langgraph/interrupts#handling-multiple-interrupts."
-                    )
-                writes.append((RESUME, cmd.resume))
-        if cmd.update is not None:
-            from lgdist.graph.branch import trigger_channel  # noqa: F401
-
-            for key, value in cmd._update_as_tuples():
-                writes.append((key, value))
-        if cmd.goto:
-            from lgdist.graph.branch import destinations_to_writes
-
-            gotos = cmd.goto if isinstance(cmd.goto, (list, tuple)) else [cmd.goto]
-            writes.extend(destinations_to_writes(gotos))
-        if writes and persist:
-            if any(c == RESUME for c, _ in writes):
-                # A new answer replaces an older unassigned one (the store
-                # keeps one resume slot per task, too).
-                self.pending_writes = [
-                    w for w in self.pending_writes if not (w[0] == NULL_TASK_ID and w[1] == RESUME)
-                ]
-            self.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in writes)
-            if self.saver:
-                self.saver.put_writes(self.checkpoint_config, writes, NULL_TASK_ID)
-        return writes
-
-    def _interrupted_tasks_from_pending(self) -> dict[str, list[Interrupt]]:
-        """Interrupts still waiting for an answer: those of tasks that have
-        not finished since (a finished task saved some output write)."""
-        out: dict[str, list[Interrupt]] = {}
-        finished: set[str] = set()
-        for task_id, chan, value in self.pending_writes:
-            if task_id == NULL_TASK_ID:
-                continue
-            if chan == INTERRUPT:
-                out[task_id] = list(value)
-            elif chan not in (RESUME, ERROR):
-                finished.add(task_id)
-        return {t: ints for t, ints in out.items() if t not in finished}
 
     def _superseded(self) -> bool:
         """Whether the thread went on past the checkpoint the config names."""
@@ -441,16 +273,6 @@ class ThreadLoop:
                 missing.append(task)
         return missing, failed
 
-    def _emit_task_done(self, task: Task) -> None:
-        if task.hidden:
-            return
-        if "updates" in self.modes:
-            self.outbox.append(("updates", {task.name: ev.task_update(task, self.output_keys)}))
-        if {"tasks", "debug"} & self.modes:
-            payload = ev.task_result(task, self.stream_keys)
-            self.emit("tasks", payload)
-            self.emit("debug", ev.debug_event("task_result", self.step, payload))
-
     def resume_values(self, task: Task) -> tuple[list, Any]:
         """Resume values already recorded for ``task`` and the unassigned one."""
         resume: list = []
@@ -509,15 +331,6 @@ class ThreadLoop:
             return
         self._emit_task_done(task)
 
-    def _emit_task_interrupted(self, task: Task, interrupts: Sequence[Interrupt]) -> None:
-        self.announced_interrupts.add(task.id)
-        self.emit("updates", {INTERRUPT: tuple(interrupts)})
-        self._emit_values_interrupt(tuple(interrupts))
-        if {"tasks", "debug"} & self.modes:
-            payload = ev.task_result(task, self.stream_keys)
-            self.emit("tasks", payload)
-            self.emit("debug", ev.debug_event("task_result", self.step, payload))
-
     def finish(self) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
         writes and save the next checkpoint."""
@@ -543,24 +356,6 @@ class ThreadLoop:
             if self.parent is None:
                 self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
-
-    def _emit_values_so_far(self) -> None:
-        """An interrupted step saves no checkpoint, but the tasks that did
-        finish count: stream the values as they would be with their writes
-        (on copies; the step is applied for real once it completes)."""
-        finished = [
-            t for t in self.tasks.values() if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in t.writes)
-        ]
-        if not finished or "values" not in self.modes:
-            return
-        channels = {name: chan.copy() for name, chan in self.channels.items()}
-        updated = apply_writes(copy_checkpoint(self.checkpoint), channels, finished, self.next_version)
-        if updated & _as_set(self.output_keys):
-            self.outbox.append(("values", ev.read_values(channels, self.output_keys)))
-
-    def _emit_values_interrupt(self, interrupts: tuple) -> None:
-        if "values" in self.modes and interrupts:
-            self._emit_values({INTERRUPT: interrupts})
 
     def _put_checkpoint(self, source: str, updated: Optional[set[str]]) -> None:
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
@@ -605,13 +400,8 @@ class ThreadLoop:
         self._emit_checkpoint(next_tasks.values())
 
 
-INPUT_TASK_NAME = "__input__"
 
 
 class StepAlreadyFinished(Exception):
     """Internal: the checkpoint for this step exists already (a duplicate
     delivery); the caller stops without side effects."""
-
-
-def _as_set(keys: Any) -> set:
-    return {keys} if isinstance(keys, str) else set(keys)
