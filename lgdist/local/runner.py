@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import os
+import threading
 import contextvars
 from typing import Any, AsyncIterator, Iterator, Optional
 
@@ -77,6 +80,36 @@ def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
         yield outbox.popleft()
 
 
+_SHARED_POOL_SIZE = max(64, (os.cpu_count() or 1) * 8)
+_shared_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_shared_lock = threading.Lock()
+_in_shared_pool = threading.local()
+
+
+def _mark_pool_thread() -> None:
+    _in_shared_pool.value = True
+
+
+def _executor_for(loop: ThreadLoop) -> Any:
+    """The pool a run's parallel tasks go to.
+
+    A process-wide pool whose threads are reused across runs (creating a
+    pool's threads for every invoke dominated a fan-out step), except when
+    the caller limits concurrency (``max_concurrency``) or this run is itself
+    running on a pool thread (a graph invoked inside a node): those get a
+    pool of their own, so nested runs can never wait on a pool they fill.
+    """
+    if loop.config.get("max_concurrency") or getattr(_in_shared_pool, "value", False):
+        return get_executor_for_config(loop.config)
+    global _shared_pool
+    with _shared_lock:
+        if _shared_pool is None:
+            _shared_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_SHARED_POOL_SIZE, thread_name_prefix="lgdist-node", initializer=_mark_pool_thread
+            )
+    return contextlib.nullcontext(_shared_pool)
+
+
 def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
     """Run the loop to its end, yielding ``(mode, chunk)`` as they happen."""
     loop.load(input)
@@ -84,7 +117,7 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
     callbacks, handler = _callbacks(loop)
     if handler is not None and input is not None:
         handler.mark_seen(input)
-    with get_executor_for_config(loop.config) as executor:
+    with _executor_for(loop) as executor:
         while loop.status == "pending":
             tasks = loop.plan()
             yield from _drain(loop)

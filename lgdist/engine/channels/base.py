@@ -19,6 +19,9 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+# Every slot of a channel class, through its bases (computed once per class).
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
 
 class BaseChannel(Generic[Value]):
     """A channel holds one value derived from the writes it received.
@@ -35,11 +38,18 @@ class BaseChannel(Generic[Value]):
 
     def fresh(self) -> "BaseChannel":
         """An empty channel of the same kind and configuration."""
-        new = object.__new__(type(self))
-        for cls in type(self).__mro__:
-            for slot in getattr(cls, "__slots__", ()):
-                if hasattr(self, slot):
-                    object.__setattr__(new, slot, getattr(self, slot))
+        cls = type(self)
+        new = object.__new__(cls)
+        slots = _SLOTS.get(cls)
+        if slots is None:
+            slots = _SLOTS[cls] = tuple(
+                slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())
+            )
+        for slot in slots:
+            try:
+                object.__setattr__(new, slot, getattr(self, slot))
+            except AttributeError:
+                pass
         new._reset()
         return new
 
