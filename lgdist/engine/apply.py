@@ -42,10 +42,13 @@ def apply_writes(
     for task in ordered:
         if task.triggers == (PUSH,):
             continue
-        seen = seen_all.setdefault(task.name, {})
+        # Copy-on-write: a node's inner dict may be shared with the previous
+        # checkpoint (create_checkpoint copies only the outer dict).
+        seen = dict(seen_all.get(task.name, ()))
         for chan in task.triggers:
             if chan in versions:
                 seen[chan] = versions[chan]
+        seen_all[task.name] = seen
 
     max_version = max(versions.values(), default=None)
 
