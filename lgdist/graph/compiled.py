@@ -217,30 +217,19 @@ class CompiledStateGraph(Runnable):
     ) -> Any:
         """Run the graph to its end (or an interrupt) and return the final
         values; an interrupted run's values carry ``__interrupt__``."""
-        chunks = []
-        latest = None
-        interrupts: list = []
+        result = _InvokeResult(stream_mode)
         for chunk in self.stream(
             input,
             config,
-            stream_mode=["updates", "values"] if stream_mode == "values" else stream_mode,
+            stream_mode=result.stream_modes,
             output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             context=context,
             **kwargs,
         ):
-            if stream_mode == "values":
-                mode, payload = chunk
-                if mode == "values":
-                    latest = payload
-                elif isinstance(payload, dict) and INTERRUPT in payload:
-                    interrupts.extend(payload[INTERRUPT])
-            else:
-                chunks.append(chunk)
-        if stream_mode == "values":
-            return _with_interrupts(latest, interrupts)
-        return chunks
+            result.add(chunk)
+        return result.value()
 
     async def ainvoke(
         self,
@@ -254,30 +243,19 @@ class CompiledStateGraph(Runnable):
         context: Any = None,
         **kwargs: Any,
     ) -> Any:
-        chunks = []
-        latest = None
-        interrupts: list = []
+        result = _InvokeResult(stream_mode)
         async for chunk in self.astream(
             input,
             config,
-            stream_mode=["updates", "values"] if stream_mode == "values" else stream_mode,
+            stream_mode=result.stream_modes,
             output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             context=context,
             **kwargs,
         ):
-            if stream_mode == "values":
-                mode, payload = chunk
-                if mode == "values":
-                    latest = payload
-                elif isinstance(payload, dict) and INTERRUPT in payload:
-                    interrupts.extend(payload[INTERRUPT])
-            else:
-                chunks.append(chunk)
-        if stream_mode == "values":
-            return _with_interrupts(latest, interrupts)
-        return chunks
+            result.add(chunk)
+        return result.value()
 
     # -- state API ------------------------------------------------------------------
     def _require_saver(self) -> BaseCheckpointSaver:
@@ -467,3 +445,28 @@ def apply_update(
     new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}
     metadata = {"source": "update", "step": step + 1, "parents": dict(parents or {})}
     return saver.put(parent, new, metadata, new_versions)
+
+
+class _InvokeResult:
+    """What invoke returns, folded from the stream: the last values chunk
+    plus any interrupts (``values`` mode), or every chunk (other modes)."""
+
+    def __init__(self, stream_mode: Any) -> None:
+        self.values_mode = stream_mode == "values"
+        self.stream_modes = ["updates", "values"] if self.values_mode else stream_mode
+        self.chunks: list = []
+        self.latest: Any = None
+        self.interrupts: list = []
+
+    def add(self, chunk: Any) -> None:
+        if not self.values_mode:
+            self.chunks.append(chunk)
+            return
+        mode, payload = chunk
+        if mode == "values":
+            self.latest = payload
+        elif isinstance(payload, dict) and INTERRUPT in payload:
+            self.interrupts.extend(payload[INTERRUPT])
+
+    def value(self) -> Any:
+        return _with_interrupts(self.latest, self.interrupts) if self.values_mode else self.chunks

@@ -74,6 +74,28 @@ def _after_task(loop: ThreadLoop, task: Task, handler: Optional[StreamMessagesHa
         handler.emit_node_output(dict(task.writes), config["metadata"])
 
 
+def _task_done(
+    loop: ThreadLoop,
+    task: Task,
+    config: dict,
+    handler: Optional[StreamMessagesHandler],
+    exc: Optional[BaseException],
+) -> Optional[BaseException]:
+    """Record a finished parallel task; returns the error that must end the
+    step (the node's own failure, or a command for the parent graph)."""
+    if exc is None:
+        _after_task(loop, task, handler, config)
+        loop.record(task)
+        return None
+    if isinstance(exc, GraphInterrupt):
+        loop.record(task)
+        return None
+    if isinstance(exc, ParentCommand):
+        return exc
+    loop.record(task, exc)
+    return exc
+
+
 def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
     outbox = loop.outbox
     while outbox:
@@ -156,17 +178,7 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                     )
                     for fut in done:
                         task, config = futures[fut]
-                        exc = fut.exception()
-                        if exc is None:
-                            _after_task(loop, task, handler, config)
-                            loop.record(task)
-                        elif isinstance(exc, GraphInterrupt):
-                            loop.record(task)
-                        elif isinstance(exc, ParentCommand):
-                            error = error or exc
-                        else:
-                            loop.record(task, exc)
-                            error = error or exc
+                        error = error or _task_done(loop, task, config, handler, fut.exception())
                     yield from _drain(loop)
             if error is not None:
                 raise error
@@ -202,17 +214,7 @@ async def stream_async(
             done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
             for fut in done:
                 task, config = running[fut]
-                exc = fut.exception()
-                if exc is None:
-                    _after_task(loop, task, handler, config)
-                    loop.record(task)
-                elif isinstance(exc, GraphInterrupt):
-                    loop.record(task)
-                elif isinstance(exc, ParentCommand):
-                    error = error or exc
-                else:
-                    loop.record(task, exc)
-                    error = error or exc
+                error = error or _task_done(loop, task, config, handler, fut.exception())
             for item in _drain(loop):
                 yield item
         if error is not None:
