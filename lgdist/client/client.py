@@ -8,9 +8,10 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 from lgdist.distributed.app import create_app
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import WORKER_MODE, start_next_enqueued
+from lgdist.distributed.coordinator import WORKER_MODE, claim_thread, publish_end, start_next_enqueued
 from lgdist.distributed.events import END_MODE
 from lgdist.distributed.runs import FINAL
+from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.errors import LgdistError, RunNotFoundError, ThreadBusyError
 from lgdist.settings import Settings, get_settings
 from lgdist.types import StateSnapshot
@@ -64,7 +65,7 @@ class Client:
         options["multitask_strategy"] = strategy
         runs = self.backend.runs
         run = runs.create_run(thread_id=thread_id, graph=graph, kind="start", input=input, options=options)
-        if runs.claim_thread(thread_id, graph, run.run_id, ("idle", "interrupted", "error")):
+        if claim_thread(self.backend, thread_id, graph, run.run_id, ("idle", "interrupted", "error")):
             self._send("lgdist.start", {"v": 1, "run_id": run.run_id})
         elif strategy == "reject":
             active = (runs.get_thread(thread_id) or {}).get("active_run_id")
@@ -114,19 +115,42 @@ class Client:
         return run.as_dict()
 
     def wait(self, run_id: str, timeout: float = 60.0, poll: float = 0.05) -> dict:
-        """Block until the run ends; returns the run record."""
+        """Block until the run ends; returns the run record. Keeps polling
+        through a database restart (until the timeout)."""
         deadline = time.monotonic() + timeout
+        status = "unknown"
         while True:
-            run = self.backend.runs.get_run(run_id)
-            if run is not None and run.status in FINAL:
-                return run.as_dict()
+            try:
+                run = self.backend.runs.get_run(run_id)
+                done = run is not None and run.status in FINAL and (self._released(run) or time.monotonic() > deadline)
+            except TRANSIENT_ERRORS:
+                run, done = None, False
+                status = "unknown: the run database is unreachable"
+            else:
+                status = run.status if run else "unknown"
+            if done:
+                return run.as_dict()  # type: ignore[union-attr]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} did not finish within {timeout}s (status: {run.status if run else 'unknown'})")
+                raise TimeoutError(f"run {run_id} did not finish within {timeout}s (status: {status})")
             time.sleep(poll)
 
+    def _released(self, run: Any) -> bool:
+        """Whether the run's thread is free of it (a run ends, then frees its
+        thread: waiting for both lets the caller resume at once)."""
+        thread = self.backend.runs.get_thread(run.thread_id)
+        return thread is None or thread["active_run_id"] != run.run_id
+
+    def _final_status(self, run_id: str) -> Optional[tuple[str, Optional[str]]]:
+        run = self.backend.runs.get_run(run_id)
+        if run is None or run.status not in FINAL:
+            return None
+        return run.status, run.error
+
     def events(self, run_id: str, timeout: Optional[float] = None) -> Iterator[tuple[str, Any]]:
-        """Every stream event of a run, ending with ``("__end__", {...})``."""
-        return self.backend.bus.read(run_id, timeout=timeout)
+        """Every stream event of a run, ending with ``("__end__", {...})``.
+        If the stream loses its end (Redis restarted, a worker died as the
+        run ended), the end comes from the run record instead."""
+        return self.backend.bus.read(run_id, timeout=timeout, final_status=lambda: self._final_status(run_id))
 
     def stream(
         self,
@@ -166,7 +190,7 @@ class Client:
             raise RunNotFoundError(f"no run {run_id!r}")
         if runs.set_run(run_id, expect=("pending",), status="cancelled"):
             runs.release_thread(run.thread_id, run_id, "idle")
-            self.backend.bus.end(run_id, "cancelled")
+            publish_end(self.backend, run_id, "cancelled")
             return True
         return runs.set_run(run_id, expect=("running",), status="cancelled")
 

@@ -4,13 +4,16 @@ What must hold for a thread whatever failed along the way: its history is
 one parent chain per branch with contiguous steps; no step was stored twice
 (two ``loop`` children of one checkpoint); every task of a step that moved on
 has exactly one saved outcome; the run status agrees with the last
-checkpoint; no pending writes point at a checkpoint that does not exist.
+checkpoint; no pending writes point at a checkpoint that does not exist;
+and every run ended in a state a user can act on - a busy thread is held by
+a live run, no run is left "running" without holding its thread, and an
+error run says what went wrong.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Optional
 
 import sqlalchemy as sa
 
@@ -25,6 +28,11 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     tuples = list(backend.saver.list(config))
     if not tuples:
+        runs = backend.runs.list_runs(thread_id, limit=10_000)
+        if runs and all(r.status in ("error", "cancelled") and r.start_step is None for r in runs):
+            # Only runs that failed before loading anything (an unregistered
+            # graph, bad input): no history is the right history.
+            return _run_problems(backend, thread_id, backend.runs.get_thread(thread_id))
         return [f"thread {thread_id!r} has no checkpoints"]
     by_id = {t.config["configurable"]["checkpoint_id"]: t for t in tuples}
     children: dict[str, list] = defaultdict(list)
@@ -67,6 +75,8 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
     for orphan in sorted(write_ids - ids):
         problems.append(f"pending writes for missing checkpoint {orphan}")
 
+    problems.extend(_run_problems(backend, thread_id, thread))
+
     if thread is not None and spec is not None and thread["status"] != "busy":
         latest = tuples[0]
         channels = channels_from_checkpoint(spec.channels, latest.checkpoint)
@@ -75,4 +85,23 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
             problems.append(f"thread is idle but its latest checkpoint still has tasks {[t.name for t in nxt.values()]}")
         if thread["status"] == "interrupted" and not nxt:
             problems.append("thread is interrupted but its latest checkpoint has no pending tasks")
+    return problems
+
+
+def _run_problems(backend: Any, thread_id: str, thread: Optional[dict]) -> list[str]:
+    problems: list[str] = []
+    runs = backend.runs.list_runs(thread_id, limit=10_000)
+    by_id = {r.run_id: r for r in runs}
+    active = thread["active_run_id"] if thread else None
+    if thread is not None and thread["status"] == "busy":
+        run = by_id.get(active or "")
+        if run is None:
+            problems.append(f"thread is busy with run {active}, which does not exist")
+        elif run.status not in ("pending", "running"):
+            problems.append(f"thread is busy with run {active}, which has ended ({run.status})")
+    for run in runs:
+        if run.status == "running" and run.run_id != active:
+            problems.append(f"run {run.run_id} is running but does not hold the thread")
+        if run.status == "error" and not run.error:
+            problems.append(f"run {run.run_id} ended in error without saying why")
     return problems

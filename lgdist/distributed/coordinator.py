@@ -7,7 +7,17 @@
 Every function here tolerates being run twice for the same step (duplicated
 or redelivered messages): node writes are keyed by ``(checkpoint, task)``,
 and the next checkpoint's insert carries the key ``step:<parent id>``, so a
-second ``finish_step`` stores nothing and schedules nothing.
+second ``finish_step`` stores nothing.
+
+A worker can also die *between* two effects: after ``finish_step`` stored a
+checkpoint and before it sent the next chord, or after ``lgdist.start``
+loaded the input. The message is then redelivered (``acks_late`` +
+``task_reject_on_worker_lost``) and finds its work half done, so the
+redelivery finishes it: it continues from the thread's latest checkpoint.
+Sending a step's chord is guarded by an insert-once marker per
+``(checkpoint, run)`` (see :func:`claim_step`), so a redelivery racing a
+live first delivery never sends a step twice. Only the sweeper (a stalled
+step: its messages were lost) sends a step again on purpose.
 """
 
 from __future__ import annotations
@@ -18,11 +28,14 @@ from typing import Any, Optional
 
 from celery import chord
 
+from lgdist.checkpoint.base import BaseCheckpointSaver
+from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
+from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
-from lgdist.distributed.runs import Run
-from lgdist.engine import mark_resumed
-from lgdist.engine.plan import plan_next_step
+from lgdist.distributed.runs import FINAL, Run
+from lgdist.distributed.transient import TRANSIENT_ERRORS
+from lgdist.engine import mark_resumed, should_interrupt
 from lgdist.errors import GraphNotRegisteredError, LgdistError
 from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
 from lgdist.types import Command
@@ -30,7 +43,7 @@ from lgdist.types import Command
 log = logging.getLogger("lgdist.coordinator")
 
 # The thread status a run leaves behind when it ends.
-_THREAD_STATUS = {"success": "idle", "interrupted": "interrupted", "error": "error", "cancelled": "idle"}
+THREAD_STATUS = {"success": "idle", "interrupted": "interrupted", "error": "error", "cancelled": "idle"}
 
 # Stream modes that only the process running a node can produce.
 NODE_MODES = ("custom", "messages")
@@ -38,6 +51,8 @@ WORKER_MODE = "lgdist:worker"
 
 
 def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -> ThreadLoop:
+    """A loop over the run's thread at ``checkpoint_id``; without one, at the
+    checkpoint the run's config names (a replay) or else the latest."""
     graph = backend.registry.get(run.graph)
     configurable: dict = {"thread_id": run.thread_id, "checkpoint_ns": ""}
     if checkpoint_id:
@@ -61,10 +76,49 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
     )
 
 
-def publish(backend: Backend, run: Run, loop: ThreadLoop) -> None:
+def latest_loop(backend: Backend, run: Run) -> Optional[ThreadLoop]:
+    """A loop restored at the thread's latest checkpoint (never a replay's
+    starting point), with the run's recursion budget; None without one."""
+    loop = make_loop(backend, run)
+    loop.config["configurable"].pop("checkpoint_id", None)
+    if loop.restore() is None:
+        return None
+    if run.start_step is not None:
+        loop.stop = run.start_step + loop.recursion_limit + 1
+    return loop
+
+
+def resumed_here(run: Run, loop: ThreadLoop) -> bool:
+    """Whether ``loop`` is at the step a resuming run started from; if so it
+    is marked resumed, as loading the resume marked it the first time (a
+    breakpoint it stopped at must not stop it again)."""
+    resumed = _resumes(run) and run.start_step is not None and loop.step == run.start_step
+    if resumed:
+        mark_resumed(loop.checkpoint)
+    return resumed
+
+
+def publish(backend: Backend, run: Run, loop: ThreadLoop, once: Optional[str] = None) -> None:
+    """Stream the loop's pending events. Best effort: the stream is a view,
+    the checkpoint store is the record, and a reader that misses events
+    still ends (it falls back to the run record)."""
     events = list(loop.outbox)
     loop.outbox.clear()
-    backend.bus.publish(run.run_id, events)
+    publish_events(backend, run.run_id, events, once=once)
+
+
+def publish_events(backend: Backend, run_id: str, events: list, once: Optional[str] = None) -> None:
+    if not events:
+        return
+    try:
+        backend.bus.publish(run_id, events, once=once)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
+
+
+def publish_end(backend: Backend, run_id: str, status: str, error: Optional[str] = None) -> None:
+    """The run's last stream event (best effort, like every event)."""
+    publish_events(backend, run_id, [("__end__", {"status": status, "error": error})])
 
 
 def end_run(
@@ -80,11 +134,13 @@ def end_run(
         values["error"] = error
     if not backend.runs.set_run(run.run_id, expect=("running",), **values):
         return False
+    # The thread first: a crash after this point leaves a finished run and a
+    # free thread, with at worst a stream that ends from the run record.
+    backend.runs.release_thread(run.thread_id, run.run_id, THREAD_STATUS[status])
     if loop is not None:
         publish(backend, run, loop)
-    backend.runs.release_thread(run.thread_id, run.run_id, _THREAD_STATUS[status])
     current = backend.runs.get_run(run.run_id)
-    backend.bus.end(run.run_id, status, current.error if current else error)
+    publish_end(backend, run.run_id, status, current.error if current else error)
     start_next_enqueued(backend, run.thread_id)
     return True
 
@@ -101,56 +157,177 @@ def start_next_enqueued(backend: Backend, thread_id: str) -> None:
         return
     nxt = queued[0]
     if backend.runs.claim_thread(thread_id, nxt.graph, nxt.run_id, ("idle", "interrupted", "error")):
-        backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": nxt.run_id}, queue=backend.settings.default_queue)
+        send_start(backend, nxt.run_id)
+
+
+def send_start(backend: Backend, run_id: str) -> None:
+    backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue)
 
 
 def fail_pending_run(backend: Backend, run: Run, error: str) -> None:
     """A run that never started (bad graph name, bad input) ends as error."""
     backend.runs.set_run(run.run_id, status="error", error=error)
     backend.runs.release_thread(run.thread_id, run.run_id, "error" if backend.runs.get_thread(run.thread_id) else "idle")
-    backend.bus.end(run.run_id, "error", error)
+    publish_end(backend, run.run_id, "error", error)
 
 
-def start_run(backend: Backend, run_id: str) -> None:
+def claim_thread(backend: Backend, thread_id: str, graph: str, run_id: str, allowed: tuple, wait: float = 1.0) -> bool:
+    """``RunStore.claim_thread``, riding out the moment between a run
+    ending and its thread being released (two statements): a resume sent
+    as soon as the run shows "interrupted" must not find the thread busy."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        if backend.runs.claim_thread(thread_id, graph, run_id, allowed):
+            return True
+        thread = backend.runs.get_thread(thread_id)
+        holder = backend.runs.get_run(thread["active_run_id"]) if thread and thread["active_run_id"] else None
+        if holder is None or holder.status not in FINAL or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def claim_step(backend: Backend, run: Run, checkpoint_id: str) -> bool:
+    """Whether this caller may send the step that starts at ``checkpoint_id``
+    for ``run``: true for exactly one caller (an insert-once counter row)."""
+    return backend.runs.count_delivery(f"{checkpoint_id}.scheduled.{run.run_id}") == 1
+
+
+def rejected(error: str, **extra: Any) -> dict:
+    log.error(error)
+    return {"status": "rejected", "error": error, **extra}
+
+
+# -- lgdist.start ---------------------------------------------------------------------
+
+
+def start_run(backend: Backend, run_id: str) -> dict:
     """``lgdist.start``: the run's thread is already claimed by the client or
     by a resume; load the thread, apply the input, schedule step one."""
     run = backend.runs.get_run(run_id)
     if run is None:
-        log.error("lgdist.start: unknown run %s", run_id)
-        return
+        return rejected(f"lgdist.start: there is no run {run_id!r}")
+    thread = backend.runs.get_thread(run.thread_id)
+    if run.status in ("pending", "running") and (thread is None or thread["active_run_id"] != run_id):
+        # A queued run: start_next_enqueued starts it when the thread is free.
+        return rejected(f"lgdist.start: run {run_id} does not hold thread {run.thread_id!r} (it is queued)")
+    if run.status == "running":
+        # A redelivery: the worker that started the run died. Finish its job.
+        return _restart_started_run(backend, run)
     if run.status != "pending":
-        return  # a duplicate delivery; the first one is handling it
+        return {"status": "duplicate", "run_id": run_id}
     try:
         backend.registry.get(run.graph)
     except GraphNotRegisteredError as exc:
         fail_pending_run(backend, run, str(exc))
-        return
+        return {"status": "error", "run_id": run_id, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a broken graph module fails the run
-        fail_pending_run(backend, run, f"graph {run.graph!r} could not be loaded: {type(exc).__name__}: {exc}")
-        return
+        error = f"graph {run.graph!r} could not be loaded: {type(exc).__name__}: {exc}"
+        fail_pending_run(backend, run, error)
+        return {"status": "error", "run_id": run_id, "error": error}
     if not backend.runs.set_run(run_id, expect=("pending",), status="running", worker=backend.hostname):
-        return
+        return {"status": "duplicate", "run_id": run_id}
     run.status = "running"
+    _load_and_schedule(backend, run)
+    return {"status": "started", "run_id": run_id}
+
+
+class _PutOnce:
+    """A saver whose ``put`` stores under an idempotency key: applying a
+    run's state update twice (a redelivered start) stores it once."""
+
+    def __init__(self, saver: BaseCheckpointSaver, key: str) -> None:
+        self._saver = saver
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._saver, name)
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any, **kwargs: Any) -> Any:
+        stored = self._saver.put(config, checkpoint, metadata, new_versions, **{**kwargs, "idempotency_key": self._key})
+        if stored is None:
+            raise StepAlreadyFinished(checkpoint["id"])
+        return stored
+
+
+def _resumes(run: Run) -> bool:
+    return run.input is None or isinstance(run.input, Command)
+
+
+def _load_and_schedule(backend: Backend, run: Run) -> None:
+    loop = make_loop(backend, run)
+    # Whatever the input stores (an input, fork or update checkpoint) is
+    # stored once per run, however often this runs.
+    loop.step_key = f"input:{run.run_id}"
     try:
-        loop = make_loop(backend, run)
         if run.options.get("as_node") is not None:
             from lgdist.graph.compiled import apply_update
 
-            apply_update(loop.spec, backend.saver, loop.config, run.options.get("update"), run.options["as_node"])
+            saver = _PutOnce(backend.saver, f"update:{run.run_id}")
+            apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
         loop.load(run.input)
+    except StepAlreadyFinished:
+        # An earlier delivery loaded the input and died: go on from there.
+        _continue_run(backend, run)
+        return
+    except TRANSIENT_ERRORS:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad input ends the run, not the worker
         end_run(backend, run, "error", f"{type(exc).__name__}: {exc}")
         return
-    backend.runs.set_run(run_id, start_step=loop.step)
-    publish(backend, run, loop)
-    resumed = run.input is None or isinstance(run.input, Command)
-    schedule_step(backend, run, loop, resumed=resumed)
+    loop.step_key = None
+    if run.start_step is None:
+        backend.runs.set_run(run.run_id, start_step=loop.step)
+        run.start_step = loop.step
+    publish(backend, run, loop, once=f"input:{run.run_id}")
+    crash_point("start.loaded", run.thread_id, loop.metadata.get("step", -2))
+    schedule_step(backend, run, loop, resumed=_resumes(run))
 
 
-def schedule_step(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool, generation: int = 0) -> None:
-    """Plan the next step and send its chord, or end the run."""
+def _restart_started_run(backend: Backend, run: Run) -> dict:
+    if run.start_step is None:
+        # It died while loading the input, which stores once: load again.
+        _load_and_schedule(backend, run)
+    else:
+        _continue_run(backend, run)
+    return {"status": "continued", "run_id": run.run_id}
+
+
+def _continue_run(backend: Backend, run: Run) -> None:
+    """Schedule the step at the thread's latest checkpoint, unless someone
+    has (the step marker decides)."""
+    loop = latest_loop(backend, run)
+    if loop is None:
+        end_run(backend, run, "error", f"thread {run.thread_id!r} has no checkpoint to continue from")
+        return
+    if run.start_step is None:
+        backend.runs.set_run(run.run_id, start_step=loop.step)
+        run.start_step = loop.step
+    schedule_step(backend, run, loop, resumed=resumed_here(run, loop))
+
+
+# -- scheduling -------------------------------------------------------------------------
+
+
+def schedule_step(
+    backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool, generation: int = 0, force: bool = False
+) -> None:
+    """Plan the next step and send its chord, or end the run. Only the first
+    caller for a ``(checkpoint, run)`` sends the chord, unless ``force``
+    (the sweeper and a finish_step that found tasks without writes: their
+    earlier messages were lost)."""
+    parent_id = loop.checkpoint["id"]
+    # A Command's update with nothing to run makes plan() store a checkpoint:
+    # the loop child of this one, like any step's.
+    loop.step_key = f"step:{parent_id}"
     try:
         tasks = loop.plan()
+    except StepAlreadyFinished:
+        _continue_run(backend, run)
+        return
+    except TRANSIENT_ERRORS:
+        raise
     except LgdistError as exc:
         publish(backend, run, loop)
         end_run(backend, run, "error", f"{type(exc).__name__}: {exc}")
@@ -158,11 +335,16 @@ def schedule_step(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, "error", "".join(traceback.format_exception(exc)))
         return
+    finally:
+        loop.step_key = None
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return
-    publish(backend, run, loop)
     checkpoint_id = loop.checkpoint["id"]
+    if not force and not claim_step(backend, run, checkpoint_id):
+        log.info("step at %s of run %s was scheduled already", checkpoint_id, run.run_id)
+        return
+    publish(backend, run, loop)
     finish = FinishStepMessage(
         run_id=run.run_id, thread_id=run.thread_id, graph=run.graph, checkpoint_id=checkpoint_id, resumed=resumed
     )
@@ -207,23 +389,28 @@ def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
     raise ValueError(f"unexpected loop status {loop.status!r}")
 
 
-def finish_step(backend: Backend, msg: FinishStepMessage) -> None:
+# -- lgdist.finish_step -------------------------------------------------------------------
+
+
+def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
     """``lgdist.finish_step``: apply the step's saved writes, store the next
     checkpoint (once), stream the step's events, schedule the next step."""
     run = backend.runs.get_run(msg.run_id)
     if run is None:
-        return
+        return rejected(f"lgdist.finish_step: there is no run {msg.run_id!r}")
+    if run.thread_id != msg.thread_id:
+        return rejected(f"lgdist.finish_step: run {run.run_id} belongs to thread {run.thread_id!r}, not {msg.thread_id!r}")
     if run.status == "cancelled":
         backend.runs.release_thread(run.thread_id, run.run_id, "idle")
-        backend.bus.end(run.run_id, "cancelled")
-        return
+        publish_end(backend, run.run_id, "cancelled")
+        return {"status": "ok", "outcome": "cancelled"}
     if run.status != "running":
-        return
+        return {"status": "ok", "outcome": f"ignored: run is {run.status}"}
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    saved = loop.restore()
-    if saved is None:
-        end_run(backend, run, "error", f"checkpoint {msg.checkpoint_id} of thread {run.thread_id} is missing")
-        return
+    if loop.restore() is None:
+        # Nothing sends this for a checkpoint that is not stored: a forged or
+        # garbled message. It must not end a healthy run.
+        return rejected(f"lgdist.finish_step: thread {run.thread_id!r} has no checkpoint {msg.checkpoint_id!r}")
     if run.start_step is not None:
         loop.stop = run.start_step + loop.recursion_limit + 1
     if msg.resumed:
@@ -234,106 +421,91 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> None:
         task, text = failed[0]
         error = run.error or f"node {task.name!r} failed: {text}"
         end_run(backend, run, "error", error)
-        return
+        return {"status": "ok", "outcome": "run failed"}
     if missing:
+        latest = latest_loop(backend, run)
+        if latest is None or latest.checkpoint["id"] != msg.checkpoint_id:
+            return {"status": "ok", "outcome": f"ignored: {msg.checkpoint_id} is not the current step"}
         # A node task vanished (should not happen with acks_late): run the
         # step again; tasks with saved writes are not re-run.
         log.warning("finish_step: %d task(s) of %s without writes; rescheduling", len(missing), msg.checkpoint_id)
-        restored = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-        restored.restore()
-        schedule_step(backend, run, restored, resumed=msg.resumed, generation=1)
-        return
+        if msg.resumed:
+            mark_resumed(latest.checkpoint)
+        schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
+        return {"status": "ok", "outcome": "rescheduled"}
     loop.step_key = f"step:{msg.checkpoint_id}"
     try:
         loop.finish()
     except StepAlreadyFinished:
-        return
+        # Stored before, by a delivery that may have died right after.
+        publish(backend, run, loop, once=loop.step_key)
+        _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
+        return {"status": "ok", "outcome": "stored before"}
+    crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
-        return
-    publish(backend, run, loop)
+        return {"status": "ok", "outcome": "stored"}
+    publish(backend, run, loop, once=f"step:{msg.checkpoint_id}")
     schedule_step(backend, run, loop, resumed=False)
+    return {"status": "ok", "outcome": "stored"}
 
 
-def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None) -> dict:
-    """``lgdist.run_node``: run one task and save its writes. Never raises for
-    a node's own failure: the error is saved as the task's outcome so the
-    chord completes and ``finish_step`` ends the run with it."""
-    from lgdist.engine.execute import make_fresh_reader, run_task
-    from lgdist.errors import GraphInterrupt
-    from lgdist.local.runner import _after_task, _callbacks, _prepare
+def _continue_after_stored_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str) -> None:
+    """The step after ``parent_id`` is stored; make sure the one after it is
+    scheduled. Only while it is the thread's latest checkpoint: if the thread
+    moved on, whoever stored the later checkpoint has scheduled from there."""
+    latest = latest_loop(backend, run)
+    if latest is None or latest.metadata.get("source") != "loop":
+        return
+    parent = (latest.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    if parent != parent_id:
+        return
+    ran = [t for t in loop.tasks.values() if t.node is not None]
+    if latest.interrupt_after and should_interrupt(latest.checkpoint, latest.interrupt_after, ran):
+        end_run(backend, run, "interrupted", loop=loop)
+        return
+    schedule_step(backend, run, latest, resumed=False)
 
-    import os
 
-    worker = f"{worker or backend.hostname} (pid {os.getpid()})"
-    result = {"node": msg.node, "worker": worker, "status": "ok"}
-    run = backend.runs.get_run(msg.run_id)
+# -- when a task fails for good --------------------------------------------------------------
+
+
+def task_failed(backend: Backend, name: str, payload: Any, exc: BaseException) -> None:
+    """An lgdist task failed for good (a bug, a hard time limit, retries
+    used up): its chord will not go on, so end the run with the reason
+    rather than leave it running. Outages are left to the sweeper: the
+    database may still be down, and the run can still finish."""
+    from celery.exceptions import TimeLimitExceeded
+
+    if isinstance(exc, TRANSIENT_ERRORS) or not isinstance(payload, dict):
+        return
+    run_id = payload.get("run_id")
+    run = backend.runs.get_run(run_id) if isinstance(run_id, str) else None
+    if run is not None and run.status == "pending" and name == "lgdist.start":
+        thread = backend.runs.get_thread(run.thread_id)
+        if thread is not None and thread["active_run_id"] == run.run_id:
+            fail_pending_run(backend, run, f"lgdist.start failed inside lgdist: {type(exc).__name__}: {exc}")
+        return
     if run is None or run.status != "running":
-        return {**result, "status": "skipped"}
-    deliveries = backend.runs.count_delivery(f"{msg.checkpoint_id}.{msg.task_id}")
-    loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    saved = loop.restore()
-    if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
-        return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    task = plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step).get(msg.task_id)
-    if task is None:
-        return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
-    done = [c for t, c, _ in loop.pending_writes if t == task.id and c not in ("__error__", "__interrupt__", "__resume__")]
-    if done:
-        return {**result, "status": "done-before"}
-    if deliveries > backend.settings.max_deliveries:
-        error = (
-            f"node {task.name!r} was delivered {deliveries} times without finishing "
-            "(its worker died each time); parked as a poison task"
-        )
-        backend.runs.set_run(run.run_id, error=error)
-        loop.record(task, RuntimeError(error))
-        return {**result, "status": "error", "error": error}
-    backend.runs.touch_thread(run.thread_id)
-    callbacks, handler = _callbacks(loop)
-    config, ctx = _prepare(loop, task, callbacks, None, None)
-    if "custom" in loop.modes:
-        ctx.stream_writer = lambda chunk: backend.bus.publish(run.run_id, [("custom", chunk)])
-        if ctx.runtime is not None:
-            ctx.runtime.stream_writer = ctx.stream_writer
-    try:
-        run_task(task, config, ctx, make_fresh_reader(loop.channels))
-    except GraphInterrupt:
-        loop.record(task)
-        result["status"] = "interrupted"
-    except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
-        text = "".join(traceback.format_exception(exc))
-        backend.runs.set_run(run.run_id, error=f"node {task.name!r} failed:\n{text}")
-        loop.record(task, exc)
-        result.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        return
+    node = payload.get("node")
+    if isinstance(exc, TimeLimitExceeded):
+        error = f"node {node!r} timed out: its process was killed at the hard time limit of {exc.args[0] if exc.args else '?'}s"
     else:
-        # The local runner's rule, so that e.g. __start__ streams no messages.
-        _after_task(loop, task, handler, config)
-        loop.record(task)
-    node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
-    node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
-    backend.bus.publish(run.run_id, node_events)
-    return result
+        what = f"node {node!r}" if name == "lgdist.run_node" else name
+        error = f"{what} failed inside lgdist: {type(exc).__name__}: {exc}"
+    checkpoint_id, task_id = payload.get("checkpoint_id"), payload.get("task_id")
+    if name == "lgdist.run_node" and isinstance(checkpoint_id, str) and isinstance(task_id, str):
+        config = {"configurable": {"thread_id": run.thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
+        backend.saver.put_writes(config, [(ERROR, error)], task_id)
+    end_run(backend, run, "error", error)
+
+
+# -- the sweeper -----------------------------------------------------------------------------
 
 
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
-    """Reschedule the current step of threads whose run made no progress for
-    ``older_than`` seconds (a lost message, a worker killed mid-step). Only
-    tasks without saved writes run again."""
-    import time
+    """See :func:`lgdist.distributed.sweeper.sweep`."""
+    from lgdist.distributed.sweeper import sweep as sweep_stalled
 
-    older_than = backend.settings.stall_seconds if older_than is None else older_than
-    rescheduled = []
-    for thread in backend.runs.stalled_threads(older_than):
-        run = backend.runs.get_run(thread["active_run_id"] or "")
-        if run is None or run.status != "running":
-            continue
-        loop = make_loop(backend, run)
-        if loop.restore() is None:
-            continue
-        if run.start_step is not None:
-            loop.stop = run.start_step + loop.recursion_limit + 1
-        backend.runs.touch_thread(run.thread_id)
-        schedule_step(backend, run, loop, resumed=False, generation=int(time.time()))
-        rescheduled.append(run.thread_id)
-    return rescheduled
+    return sweep_stalled(backend, older_than)

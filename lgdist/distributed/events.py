@@ -3,24 +3,58 @@
 Redis Streams when Redis is configured (one stream per run, read with a
 blocking XREAD); a table in the run database for the embedded default. Both
 carry tagged JSON. The last event of a run has mode ``__end__``.
+
+The stream is a view of the run, the run database is its record: a reader
+whose stream went silent (Redis restarted and lost it, or the worker died
+between ending the run and publishing its end) asks the database, through
+``final_status``, whether the run is over, and ends there instead of waiting
+forever.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from lgdist import serde
+from lgdist.distributed.transient import TRANSIENT_ERRORS
 
 END_MODE = "__end__"
 STREAM_TTL_SECONDS = 24 * 3600
+# How long a reader waits for a run's end event once the database says the
+# run is over (its publisher is normally a few milliseconds behind).
+END_GRACE_SECONDS = 2.0
+
+# ``final_status()`` returns ``(status, error)`` once the run has ended, else None.
+FinalStatus = Callable[[], Optional[tuple[str, Optional[str]]]]
+
+log = logging.getLogger("lgdist.events")
+
+# Publish a batch unless its once-key was published already: a step finished
+# again after a crash streams its events once. One script, so the check and
+# the appends cannot be separated by a crash.
+_PUBLISH_ONCE = """
+if KEYS[2] ~= '' then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class EventBus:
-    def publish(self, run_id: str, events: list[tuple[str, Any]]) -> None:
+    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
+        """Append ``events`` to the run's stream. With ``once``, a second
+        publish under the same key is dropped (where the bus supports it)."""
         raise NotImplementedError
 
-    def read(self, run_id: str, *, timeout: Optional[float] = None) -> Iterator[tuple[str, Any]]:
+    def read(
+        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+    ) -> Iterator[tuple[str, Any]]:
         """Yield ``(mode, chunk)`` until the run's end event (included)."""
         raise NotImplementedError
 
@@ -28,29 +62,69 @@ class EventBus:
         self.publish(run_id, [(END_MODE, {"status": status, "error": error})])
 
 
+class _EndWatch:
+    """Decides when a silent stream of a finished run should end by itself."""
+
+    def __init__(self, final_status: Optional[FinalStatus]) -> None:
+        self.final_status = final_status
+        self.seen_final_at: Optional[float] = None
+
+    def heard(self) -> None:
+        self.seen_final_at = None
+
+    def silent(self) -> Optional[tuple[str, Any]]:
+        """Called after a read that returned nothing: the end event to
+        synthesize from the run record, once the grace period is over."""
+        if self.final_status is None:
+            return None
+        try:
+            final = self.final_status()
+        except TRANSIENT_ERRORS:
+            return None
+        if final is None:
+            self.seen_final_at = None
+            return None
+        now = time.monotonic()
+        if self.seen_final_at is None:
+            self.seen_final_at = now
+            return None
+        if now - self.seen_final_at < END_GRACE_SECONDS:
+            return None
+        status, error = final
+        return END_MODE, {"status": status, "error": error}
+
+
 class RedisEventBus(EventBus):
     def __init__(self, url: str) -> None:
         import redis
 
         self.redis = redis.Redis.from_url(url)
+        self._publish_once = self.redis.register_script(_PUBLISH_ONCE)
 
     def _key(self, run_id: str) -> str:
         return f"lgdist:events:{run_id}"
 
-    def publish(self, run_id: str, events: list[tuple[str, Any]]) -> None:
+    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
         if not events:
             return
         key = self._key(run_id)
+        payloads = [serde.dumps([mode, chunk]) for mode, chunk in events]
+        if once is not None:
+            self._publish_once(keys=[key, f"{key}:once:{once}"], args=[STREAM_TTL_SECONDS, 100_000, *payloads])
+            return
         pipe = self.redis.pipeline(transaction=False)
-        for mode, chunk in events:
-            pipe.xadd(key, {"e": serde.dumps([mode, chunk])}, maxlen=100_000, approximate=True)
+        for payload in payloads:
+            pipe.xadd(key, {"e": payload}, maxlen=100_000, approximate=True)
         pipe.expire(key, STREAM_TTL_SECONDS)
         pipe.execute()
 
-    def read(self, run_id: str, *, timeout: Optional[float] = None) -> Iterator[tuple[str, Any]]:
+    def read(
+        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+    ) -> Iterator[tuple[str, Any]]:
         key = self._key(run_id)
         last = "0-0"
         deadline = time.monotonic() + timeout if timeout else None
+        watch = _EndWatch(final_status)
         while True:
             block_ms = 1000
             if deadline is not None:
@@ -58,29 +132,50 @@ class RedisEventBus(EventBus):
                 if remaining <= 0:
                     raise TimeoutError(f"run {run_id} produced no end event within {timeout}s")
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
-            reply = self.redis.xread({key: last}, block=block_ms, count=500)
+            try:
+                reply = self.redis.xread({key: last}, block=block_ms, count=500)
+            except TRANSIENT_ERRORS as exc:
+                # Redis is restarting: keep reading until the deadline; the
+                # run record says when to stop waiting.
+                log.warning("reading the events of run %s: %s; retrying", run_id, exc)
+                reply = None
+                time.sleep(min(0.5, block_ms / 1000))
+            heard = False
             for _, entries in reply or []:
                 for entry_id, fields in entries:
+                    heard = True
                     last = entry_id
                     mode, chunk = serde.loads(fields[b"e"])
                     yield mode, chunk
                     if mode == END_MODE:
                         return
+            if heard:
+                watch.heard()
+                continue
+            end = watch.silent()
+            if end is not None:
+                yield end
+                return
 
 
 class SQLEventBus(EventBus):
-    """Polls the run database; fine for the embedded single-machine demo."""
+    """Polls the run database; fine for the embedded single-machine demo.
+    ``once`` is not supported here (a recovered step may stream twice)."""
 
     def __init__(self, runs: Any, poll_interval: float = 0.05) -> None:
         self.runs = runs
         self.poll_interval = poll_interval
 
-    def publish(self, run_id: str, events: list[tuple[str, Any]]) -> None:
+    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
         self.runs.append_events(run_id, [serde.dumps([m, c]) for m, c in events])
 
-    def read(self, run_id: str, *, timeout: Optional[float] = None) -> Iterator[tuple[str, Any]]:
+    def read(
+        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+    ) -> Iterator[tuple[str, Any]]:
         after = 0
         deadline = time.monotonic() + timeout if timeout else None
+        watch = _EndWatch(final_status)
+        silent_since = time.monotonic()
         while True:
             rows = self.runs.read_events(run_id, after)
             for seq, payload in rows:
@@ -91,5 +186,14 @@ class SQLEventBus(EventBus):
                     return
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} produced no end event within {timeout}s")
-            if not rows:
-                time.sleep(self.poll_interval)
+            if rows:
+                watch.heard()
+                silent_since = time.monotonic()
+                continue
+            time.sleep(self.poll_interval)
+            if time.monotonic() - silent_since >= 1.0:
+                silent_since = time.monotonic()
+                end = watch.silent()
+                if end is not None:
+                    yield end
+                    return

@@ -1,0 +1,39 @@
+"""Test-only fault injection: kill the worker process at a named point.
+
+The fault-tolerance suite (``tests/faults``) needs a worker to die at an
+exact place that no timing can hit reliably, e.g. after ``finish_step``
+stored a checkpoint and before it scheduled the next step. It arms a crash
+point by writing ``"<point> <thread id> <step>"`` (the step of the
+checkpoint just stored) to the file named by
+``LGDIST_TEST_CRASH_FILE`` in the workers' environment; the first process
+that reaches that point for that thread and step deletes the file and exits
+at once (``os._exit``: no cleanup, no ack, like SIGKILL).
+
+With the variable unset (production), :func:`crash_point` is one
+environment lookup and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_VAR = "LGDIST_TEST_CRASH_FILE"
+EXIT_CODE = 70
+
+
+def crash_point(point: str, thread_id: str, step: int) -> None:
+    path = os.environ.get(ENV_VAR)
+    if not path:
+        return
+    try:
+        with open(path) as fh:
+            armed = fh.read().split()
+    except OSError:
+        return
+    if armed != [point, thread_id, str(step)]:
+        return
+    try:
+        os.unlink(path)  # exactly one process wins the crash
+    except OSError:
+        return
+    os._exit(EXIT_CODE)

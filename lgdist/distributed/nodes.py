@@ -1,0 +1,125 @@
+"""``lgdist.run_node``: run one task of a step on this worker and save its
+outcome, keyed by ``(checkpoint, task)`` so that any number of deliveries
+store one. The step's state is read from the checkpoint store; a heartbeat
+keeps the thread's lease fresh while the node runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from typing import Any, Optional
+
+from lgdist.distributed.backend import Backend
+from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
+from lgdist.distributed.messages import RunNodeMessage
+from lgdist.engine.plan import plan_next_step
+
+log = logging.getLogger("lgdist.nodes")
+
+
+def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None, retries: int = 0) -> dict:
+    """``lgdist.run_node``: run one task and save its writes. Never raises for
+    a node's own failure: the error is saved as the task's outcome so the
+    chord completes and ``finish_step`` ends the run with it."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from lgdist.engine.execute import make_fresh_reader, run_task
+    from lgdist.errors import GraphInterrupt
+    from lgdist.local.runner import _after_task, _callbacks, _prepare
+
+    worker = f"{worker or backend.hostname} (pid {os.getpid()})"
+    result = {"node": msg.node, "worker": worker, "status": "ok"}
+    run = backend.runs.get_run(msg.run_id)
+    if run is None or run.status != "running":
+        return {**result, "status": "skipped"}
+    if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
+        return {**result, **rejected(
+            f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
+            f"not {msg.graph!r} on {msg.thread_id!r}"
+        )}  # fmt: skip
+    deliveries = backend.runs.count_delivery(f"{msg.checkpoint_id}.{msg.task_id}")
+    loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
+    saved = loop.restore()
+    if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
+        return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
+    task = plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step).get(msg.task_id)
+    if task is None:
+        return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
+    done = [c for t, c, _ in loop.pending_writes if t == task.id and c not in ("__error__", "__interrupt__", "__resume__")]
+    if done:
+        return {**result, "status": "done-before"}
+    # Celery retries after an outage count as deliveries too; they are not
+    # a worker dying on this node.
+    if deliveries - retries > backend.settings.max_deliveries:
+        error = (
+            f"node {task.name!r} was delivered {deliveries - retries} times without finishing "
+            "(its worker died each time); parked as a poison task"
+        )
+        backend.runs.set_run(run.run_id, expect=("running",), error=error)
+        loop.record(task, RuntimeError(error))
+        return {**result, "status": "error", "error": error}
+    backend.runs.touch_thread(run.thread_id)
+    callbacks, handler = _callbacks(loop)
+    config, ctx = _prepare(loop, task, callbacks, None, None)
+    if "custom" in loop.modes:
+        ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
+        if ctx.runtime is not None:
+            ctx.runtime.stream_writer = ctx.stream_writer
+    try:
+        with _Heartbeat(backend, run.thread_id):
+            run_task(task, config, ctx, make_fresh_reader(loop.channels))
+    except GraphInterrupt:
+        loop.record(task)
+        result["status"] = "interrupted"
+    except SoftTimeLimitExceeded as exc:
+        limit = backend.settings.task_time_limit
+        text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
+        backend.runs.set_run(run.run_id, expect=("running",), error=text)
+        loop.record(task, TimeoutError(text))
+        result.update(status="error", error=text)
+        del exc
+    except (SystemExit, KeyboardInterrupt):
+        raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
+    except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
+        text = "".join(traceback.format_exception(exc))
+        backend.runs.set_run(run.run_id, expect=("running",), error=f"node {task.name!r} failed:\n{text}")
+        loop.record(task, exc)
+        result.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    else:
+        # The local runner's rule, so that e.g. __start__ streams no messages.
+        _after_task(loop, task, handler, config)
+        loop.record(task)
+    node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
+    node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
+    publish_events(backend, run.run_id, node_events)
+    return result
+
+
+class _Heartbeat:
+    """Keeps the thread's lease fresh while a node runs: the sweeper takes a
+    thread untouched for ``stall_seconds`` for one whose step was lost, and
+    must not run a long node a second time while its first run is alive."""
+
+    def __init__(self, backend: Backend, thread_id: str) -> None:
+        self.backend = backend
+        self.thread_id = thread_id
+        self.interval = max(0.5, backend.settings.stall_seconds / 3)
+        self.stop = threading.Event()
+        self.pulse = threading.Thread(target=self._beat, name=f"lgdist-heartbeat-{thread_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                self.backend.runs.touch_thread(self.thread_id)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the node goes on
+                log.warning("heartbeat of thread %s: %s", self.thread_id, exc)
+
+    def __enter__(self) -> "_Heartbeat":
+        self.pulse.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.pulse.join(timeout=5)

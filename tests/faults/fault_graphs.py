@@ -1,0 +1,118 @@
+"""Graphs the fault suite runs on its workers (registered through
+``LGDIST_GRAPHS``; the workers find this module on their ``PYTHONPATH``).
+
+Each is deterministic, so a thread that survived a fault can be compared
+with a fault-free run of the same graph on the local runtime.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import time
+from typing import Annotated, TypedDict
+
+from lgdist.graph import END, START, StateGraph
+from lgdist.types import RetryPolicy
+
+
+class TickState(TypedDict, total=False):
+    n: int
+    until: int
+    trail: Annotated[list, operator.add]
+
+
+def _tick(state: TickState) -> dict:
+    """One step of a counter; sleeps ``LGDIST_FAULT_TICK_SECONDS`` so that a
+    fault injected mid-run lands in the middle of something."""
+    time.sleep(float(os.environ.get("LGDIST_FAULT_TICK_SECONDS", "0")))
+    n = state.get("n", 0)
+    return {"n": n + 1, "trail": [n]}
+
+
+def _more(state: TickState) -> str:
+    return "tick" if state.get("n", 0) < state.get("until", 5) else END
+
+
+def build_ticker() -> StateGraph:
+    g = StateGraph(TickState)
+    g.add_node("tick", _tick)
+    g.add_edge(START, "tick")
+    g.add_conditional_edges("tick", _more, ["tick", END])
+    return g
+
+
+ticker = build_ticker().compile()
+
+
+def _hang(state: TickState) -> dict:
+    """Hangs for ``LGDIST_FAULT_HANG_SECONDS`` (an hour): only a time limit
+    stops it. Set to 0 it fails at once, which is what the fault-free
+    reference of a node stopped by its time limit looks like."""
+    time.sleep(float(os.environ.get("LGDIST_FAULT_HANG_SECONDS", "3600")))
+    raise TimeoutError("the hang node was not stopped by a time limit")
+
+
+def build_hang() -> StateGraph:
+    g = StateGraph(TickState)
+    g.add_node("hang", _hang)
+    g.add_edge(START, "hang")
+    g.add_edge("hang", END)
+    return g
+
+
+hang = build_hang().compile()
+
+
+def build_stubborn_hang() -> StateGraph:
+    """The hanging node under a RetryPolicy: the policy retries the soft
+    time limit's exception, so only the hard limit stops it."""
+    g = StateGraph(TickState)
+    g.add_node("hang", _hang, retry_policy=RetryPolicy(max_attempts=5, initial_interval=0.01, jitter=False))
+    g.add_edge(START, "hang")
+    g.add_edge("hang", END)
+    return g
+
+
+stubborn_hang = build_stubborn_hang().compile()
+
+
+class FlakyState(TypedDict, total=False):
+    key: str
+    n: int
+    attempts: int
+
+
+# Attempts per thread key, in this process: RetryPolicy retries a node in
+# the process that runs it.
+_ATTEMPTS: dict[str, int] = {}
+FLAKY_FAILURES = 2
+
+
+class FlakyServiceError(Exception):
+    """What a node calling an unreliable service sees. (Not a
+    ConnectionError: lgdist's default ``retry_on`` does not retry those,
+    unlike LangGraph's.)"""
+
+
+def _flaky(state: FlakyState) -> dict:
+    key = state["key"]
+    _ATTEMPTS[key] = _ATTEMPTS.get(key, 0) + 1
+    if _ATTEMPTS[key] <= FLAKY_FAILURES:
+        raise FlakyServiceError(f"attempt {_ATTEMPTS[key]} of {key} failed on purpose")
+    return {"n": state.get("n", 0) + 1, "attempts": _ATTEMPTS[key]}
+
+
+def build_flaky() -> StateGraph:
+    g = StateGraph(FlakyState)
+    g.add_node(
+        "flaky",
+        _flaky,
+        retry_policy=RetryPolicy(max_attempts=FLAKY_FAILURES + 1, initial_interval=0.05, jitter=False),
+    )
+    g.add_edge(START, "flaky")
+    g.add_edge("flaky", END)
+    return g
+
+
+flaky = build_flaky().compile()

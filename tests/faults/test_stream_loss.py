@@ -1,0 +1,77 @@
+"""A run's Redis stream vanishes (Redis restarted without persistence, a
+stream evicted): a reader does not wait forever - it ends from the run
+record - and a stream lost mid-run picks up the events published after."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from faultlib import fault_free_values, record
+
+from lgdist.client.client import RunFailedError
+from lgdist.distributed.events import END_GRACE_SECONDS
+
+pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
+
+
+def _drop_stream(faults, run_id: str) -> None:
+    redis.Redis.from_url(faults.env["LGDIST_BROKER_URL"]).delete(f"lgdist:events:{run_id}")
+
+
+@pytest.mark.fault("stream-vanished")
+def test_a_reader_of_a_finished_run_whose_stream_vanished_ends_from_the_run_record(faults):
+    client = faults.client
+    ok_thread, failed_thread = faults.thread_id("gone-ok"), faults.thread_id("gone-err")
+    ok = client.submit("ticker", {"until": 2}, ok_thread)
+    failed = client.submit("failing", {"n": 0}, failed_thread)
+    assert faults.wait_run(ok)["status"] == "success"
+    assert faults.wait_run(failed)["status"] == "error"
+    _drop_stream(faults, ok)
+    _drop_stream(faults, failed)
+
+    started = time.monotonic()
+    assert list(client.stream_run(ok, timeout=30)) == []
+    ended = time.monotonic() - started
+    assert ended < END_GRACE_SECONDS + 3
+    with pytest.raises(RunFailedError, match="node 'boom' failed"):
+        list(client.stream_run(failed, timeout=30))
+    assert list(client.events(ok, timeout=30)) == [("__end__", {"status": "success", "error": None})]
+    lost, duplicated = faults.assert_fault_free("ticker", ok_thread, [{"until": 2}])
+    lost2, duplicated2 = faults.assert_fault_free("failing", failed_thread, [{"n": 0}])
+    record("stream-vanished", runs=2, lost=lost + lost2, duplicated=duplicated + duplicated2, recover=ended,
+           by="reader falls back to the run record")  # fmt: skip
+
+
+@pytest.mark.fault("stream-vanished")
+def test_a_stream_lost_mid_run_resumes_with_the_later_events(faults):
+    client = faults.client
+    thread_id = faults.thread_id("gone-mid")
+    value = {"until": 30}
+    run_id = client.submit("ticker", value, thread_id)
+    chunks: list = []
+    errors: list = []
+
+    def read() -> None:
+        try:
+            chunks.extend(client.stream_run(run_id, timeout=60))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    faults.wait_checkpoints(thread_id, 6)
+    _drop_stream(faults, run_id)
+    assert faults.wait_run(run_id, timeout=60)["status"] == "success"
+    reader.join(timeout=30)
+    assert not reader.is_alive() and not errors, errors
+    # The reader kept what it had and got what came after, in order, each
+    # once; what was in the stream when it vanished is all it missed.
+    expected = fault_free_values("ticker", value)
+    assert chunks and chunks[-1] == expected[-1]
+    positions = [expected.index(c) for c in chunks]
+    assert positions == sorted(set(positions)), positions
+    lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
+    record("stream-vanished", runs=1, lost=lost, duplicated=duplicated)
