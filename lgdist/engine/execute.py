@@ -39,6 +39,8 @@ _NOT_RETRIED = (
 def default_retry_on(exc: Exception) -> bool:
     """Retry what looks transient: not programming errors, and for HTTP
     client errors only server-side (5xx) statuses."""
+    if isinstance(exc, ConnectionError):
+        return True  # an OSError, but the transient kind
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if isinstance(status, int) and type(exc).__module__.split(".")[0] in ("httpx", "requests"):
