@@ -62,6 +62,12 @@ def _wait_for_workers(client, n: int, timeout: float = 60) -> None:
     raise RuntimeError(f"only {len(replies)} of {n} workers answered within {timeout}s")
 
 
+def _show_logs(log_dir: Path, lines: int = 30) -> None:
+    for log in sorted(log_dir.glob("worker*.log")):
+        print(f"--- last {lines} lines of {log} ---", file=sys.stderr)
+        print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]), file=sys.stderr)
+
+
 def run_distributed(workers: int = 2) -> None:
     env = dict(os.environ)
     home = None
@@ -101,11 +107,14 @@ def run_distributed(workers: int = 2) -> None:
         ).id
         del run_id
         runs = client.runs(thread["configurable"]["thread_id"])
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while not any(r["kind"] == "resume" for r in runs) and time.monotonic() < deadline:
             time.sleep(0.05)
             runs = client.runs(thread["configurable"]["thread_id"])
-        resume_run = next(r for r in runs if r["kind"] == "resume")
+        resume_run = next((r for r in runs if r["kind"] == "resume"), None)
+        if resume_run is None:
+            _show_logs(log_dir)
+            raise RuntimeError("no worker picked up the lgdist.resume message within 180 s (worker logs above)")
         for event in client.stream_run(resume_run["run_id"], stream_mode="values", timeout=120):
             event[-1].pretty_print()
         print("\nwhich worker ran each node:")
@@ -122,7 +131,7 @@ def run_distributed(workers: int = 2) -> None:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if home is not None:
+        if home is not None and not os.environ.get("LGDIST_DEMO_KEEP"):
             shutil.rmtree(home, ignore_errors=True)
 
 
