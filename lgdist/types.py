@@ -9,7 +9,6 @@ from typing import Any, Callable, Generic, Literal, NamedTuple, Optional, Sequen
 
 from langchain_core.messages.tool import ToolOutputMixin
 
-from lgdist.constants import END
 
 __all__ = [
     "Send",
