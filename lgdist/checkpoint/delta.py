@@ -39,7 +39,7 @@ from lgdist import serde
 
 __all__ = [
     "FANOUT", "Link", "Row", "extends", "plan_row", "chain_ranges", "assemble",
-    "carried_links", "links_to_json", "links_from_json",
+    "carried_links", "links_to_json", "links_from_json", "EMPTY", "Blob", "plan_blobs",
 ]  # fmt: skip
 
 FANOUT = 32
@@ -199,3 +199,44 @@ def carried_links(parent: Mapping[str, Link], versions: Mapping[str, Any], writt
         for c, link in parent.items()
         if c not in written and str(versions.get(c)) == link.version
     }
+
+
+EMPTY = "empty"  # the blob type of a channel that has a version but no value
+
+
+class Blob(NamedTuple):
+    """One blob to store for a checkpoint: a full value, a delta (``base``
+    set) or an empty marker."""
+
+    channel: str
+    version: str
+    type: str
+    blob: Optional[bytes]
+    base: Optional[str]
+    level: Optional[int]
+
+
+def plan_blobs(
+    checkpoint: Mapping[str, Any],
+    new_versions: Mapping[str, Any],
+    parent_links: Mapping[str, Link],
+    previous_values: Mapping[str, Any],
+) -> tuple[list[Blob], dict[str, Link]]:
+    """The blobs a store writes for ``checkpoint`` (only ``new_versions``),
+    serialized, and the checkpoint's links. Shared by every store so that
+    memory and SQL stores choose deltas the same way; serializing everything
+    up front means a bad value stores nothing."""
+    values = checkpoint.get("channel_values") or {}
+    links = carried_links(parent_links, checkpoint.get("channel_versions") or {}, new_versions)
+    blobs: list[Blob] = []
+    for channel, version in new_versions.items():
+        version = str(version)
+        if channel not in values:
+            blobs.append(Blob(channel, version, EMPTY, None, None, None))
+            continue
+        planned = plan_row(values[channel], version, parent_links.get(channel), previous_values.get(channel))
+        type_, blob = serde.serialize_value(planned.items, channel)
+        if planned.link is not None:
+            links[channel] = planned.link
+        blobs.append(Blob(channel, version, type_, blob, planned.base, planned.level))
+    return blobs, links

@@ -123,7 +123,7 @@ class InMemorySaver(BaseCheckpointSaver):
                 values[channel] = [
                     item for type_, blob, _ in reversed(pieces) for item in serde.deserialize_value(type_, blob)
                 ]
-            elif pieces[0][0] != "empty":
+            elif pieces[0][0] != delta.EMPTY:
                 values[channel] = serde.deserialize_value(pieces[0][0], pieces[0][1])
         checkpoint["channel_values"] = values
         writes = self._writes.get((thread_id, ns, checkpoint_id), {})
@@ -153,7 +153,6 @@ class InMemorySaver(BaseCheckpointSaver):
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         parent_id = get_checkpoint_id(config)
-        values = checkpoint.get("channel_values") or {}
         # A delta needs the parent's links and values (see SQLCheckpointSaver.put).
         parent_links: dict[str, delta.Link] = {}
         previous_values: dict[str, Any] = {}
@@ -162,20 +161,11 @@ class InMemorySaver(BaseCheckpointSaver):
             with self._lock:
                 parent = self._checkpoints.get(thread_id, {}).get(ns, {}).get(parent_id)
             parent_links = parent.links if parent is not None else {}
-        links = delta.carried_links(parent_links, checkpoint.get("channel_versions") or {}, new_versions)
-        # Serialize everything before taking the lock: a bad value stores nothing.
-        blobs = {}
-        for channel, version in new_versions.items():
-            version = str(version)
-            if channel not in values:
-                blobs[(thread_id, ns, channel, version)] = ("empty", b"", None)
-                continue
-            planned = delta.plan_row(
-                values[channel], version, parent_links.get(channel), previous_values.get(channel)
-            )
-            blobs[(thread_id, ns, channel, version)] = (*serde.serialize_value(planned.items, channel), planned.base)
-            if planned.link is not None:
-                links[channel] = planned.link
+        planned, links = delta.plan_blobs(checkpoint, new_versions, parent_links, previous_values)
+        blobs = {
+            (thread_id, ns, b.channel, b.version): (b.type, b.blob if b.blob is not None else b"", b.base)
+            for b in planned
+        }
         stored = _StoredCheckpoint(
             serde.dumps_checkpoint(checkpoint),
             serde.dumps_key("metadata", metadata),

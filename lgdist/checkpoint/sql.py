@@ -34,7 +34,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from lgdist import serde
 from lgdist.checkpoint import delta
-from lgdist.checkpoint.sql_chains import ABSENT, EMPTY, StoredRows, join_pieces, load_chains
+from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
@@ -383,7 +383,6 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         parent_id = get_checkpoint_id(config)
-        values = checkpoint.get("channel_values") or {}
         # Deltas need the parent's links and its values; ``previous`` must be
         # that parent (its versions may already be bumped by the caller, so the
         # stored links, not previous["channel_versions"], name the bases).
@@ -393,26 +392,12 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             previous_values = previous.get("channel_values") or {}
             if any(type(v) is list for v in previous_values.values()):
                 parent_links = self._parent_links(thread_id, ns, parent_id)
-        links = delta.carried_links(parent_links, checkpoint.get("channel_versions") or {}, new_versions)
-        # Serialize before opening the transaction: a bad value stores nothing.
-        blob_rows = []
-        for channel, version in new_versions.items():
-            version = str(version)
-            base = level = None
-            if channel in values:
-                planned = delta.plan_row(
-                    values[channel], version, parent_links.get(channel), previous_values.get(channel)
-                )
-                type_, blob = serde.serialize_value(planned.items, channel)
-                base, level = planned.base, planned.level
-                if planned.link is not None:
-                    links[channel] = planned.link
-            else:
-                type_, blob = EMPTY, None
-            blob_rows.append(
-                {"thread_id": thread_id, "checkpoint_ns": ns, "channel": channel, "version": version,
-                 "type": type_, "blob": blob, "base_version": base, "level": level}
-            )  # fmt: skip
+        blobs, links = delta.plan_blobs(checkpoint, new_versions, parent_links, previous_values)
+        blob_rows = [
+            {"thread_id": thread_id, "checkpoint_ns": ns, "channel": b.channel, "version": b.version,
+             "type": b.type, "blob": b.blob, "base_version": b.base, "level": b.level}
+            for b in blobs
+        ]  # fmt: skip
         row = {
             "thread_id": thread_id,
             "checkpoint_ns": ns,

@@ -22,7 +22,7 @@ from lgdist.checkpoint import delta
 
 __all__ = ["ABSENT", "EMPTY", "StoredRows", "join_pieces", "load_chains"]
 
-EMPTY = "empty"  # a blob row for a channel that has a version but no value
+EMPTY = delta.EMPTY  # a blob row for a channel that has a version but no value
 ABSENT = object()  # join_pieces' answer for an EMPTY row
 
 # channel -> version -> (base version of a delta or None, (type, blob))
