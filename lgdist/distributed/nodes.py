@@ -29,7 +29,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
 
     from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
-    from lgdist.local.runner import _after_task, _callbacks, _prepare
+    from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
 
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
@@ -63,8 +63,8 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         loop.record(task, RuntimeError(error))
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
-    callbacks, handler = _callbacks(loop)
-    config, ctx = _prepare(loop, task, callbacks, None, None)
+    callbacks, handler = task_callbacks(loop)
+    config, ctx = prepare_task(loop, task, callbacks, None, None)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
@@ -96,7 +96,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:
         # The local runner's rule, so that e.g. __start__ streams no messages.
-        _after_task(loop, task, handler, config)
+        after_task(loop, task, handler, config)
         loop.record(task)
     node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
     node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
