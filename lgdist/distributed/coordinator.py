@@ -37,7 +37,7 @@ from lgdist.distributed.runs import FINAL, Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, should_interrupt
 from lgdist.errors import GraphNotRegisteredError, LgdistError
-from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
+from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
 from lgdist.types import Command
 
 log = logging.getLogger("lgdist.coordinator")

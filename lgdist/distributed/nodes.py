@@ -5,6 +5,7 @@ keeps the thread's lease fresh while the node runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.engine.plan import plan_next_step
+from lgdist.graph.node import is_async_only
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -25,9 +27,9 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     chord completes and ``finish_step`` ends the run with it."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from lgdist.engine.execute import make_fresh_reader, run_task
+    from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
-    from lgdist.local.runner import _after_task, _callbacks, _prepare
+    from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
 
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
@@ -61,15 +63,20 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         loop.record(task, RuntimeError(error))
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
-    callbacks, handler = _callbacks(loop)
-    config, ctx = _prepare(loop, task, callbacks, None, None)
+    callbacks, handler = task_callbacks(loop)
+    config, ctx = prepare_task(loop, task, callbacks, None, None)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime.stream_writer = ctx.stream_writer
     try:
         with _Heartbeat(backend, run.thread_id):
-            run_task(task, config, ctx, make_fresh_reader(loop.channels))
+            if is_async_only(task.node.bound):
+                # A worker has no caller to pick the async API: it picks it
+                # for an async-only node.
+                asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
+            else:
+                run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
         result["status"] = "interrupted"
@@ -89,7 +96,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:
         # The local runner's rule, so that e.g. __start__ streams no messages.
-        _after_task(loop, task, handler, config)
+        after_task(loop, task, handler, config)
         loop.record(task)
     node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
     node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))

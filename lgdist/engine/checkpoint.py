@@ -15,6 +15,13 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def next_version(current: Optional[str], channel: Any = None) -> str:
+    """The channel version after ``current`` when no checkpointer picks it
+    (the checkpointers add a random suffix; see BaseCheckpointSaver)."""
+    n = int(str(current).split(".")[0]) if current is not None else 0
+    return f"{n + 1:032}.0"
+
+
 def empty_checkpoint() -> dict:
     return {
         "v": CHECKPOINT_VERSION,

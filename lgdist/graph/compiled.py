@@ -20,6 +20,7 @@ from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import END, INTERRUPT, PULL, START
 from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint
 from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.checkpoint import next_version as default_next_version
 from lgdist.engine.execute import make_fresh_reader
 from lgdist.engine.ids import task_id as make_task_id
 from lgdist.engine.namespace import recast_namespace, with_checkpoint_map
@@ -29,8 +30,8 @@ from lgdist.engine.tasks import Task
 from lgdist.errors import GraphInterrupt, InvalidUpdateError
 from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
-from lgdist.local.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop, _default_next_version
-from lgdist.local.runner import stream_async, stream_sync
+from lgdist.local import stream_async, stream_sync
+from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
 from lgdist.types import StateSnapshot
 
 __all__ = ["CompiledStateGraph", "CompiledGraph"]
@@ -439,7 +440,7 @@ def apply_update(
         task.writes = node.write_output(values, make_fresh_reader(channels))
     finally:
         reset_task_context(token)
-    next_version = saver.get_next_version if saver else _default_next_version
+    next_version = saver.get_next_version if saver else default_next_version
     updated = apply_writes(checkpoint, channels, [task], next_version)
     new = create_checkpoint(checkpoint, channels, updated_channels=updated)
     new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lgdist.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
-from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, PULL, RESUME
+from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, PULL, RESUME
 from lgdist.engine import apply_writes, channels_from_checkpoint, plan_next_step
 from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.checkpoint import next_version as default_next_version
 from lgdist.engine.namespace import task_namespace, with_checkpoint_map
 from lgdist.engine.tasks import Task
-from lgdist.local import events as ev
-from lgdist.local.loop import NULL_TASK_ID, _default_next_version
+from lgdist.loop import events as ev
 from lgdist.types import PregelTask, StateSnapshot
 
 
@@ -71,7 +71,7 @@ def build_snapshot(
     by_task: dict[str, list] = {}
     for tid, chan, value in saved.pending_writes or []:
         by_task.setdefault(tid, []).append((chan, value))
-    next_version = saver.get_next_version if saver else _default_next_version
+    next_version = saver.get_next_version if saver else default_next_version
     null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c not in (INTERRUPT, ERROR, RESUME)]
     if null_writes:
         null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
@@ -90,9 +90,10 @@ def build_snapshot(
         if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in writes):
             task.writes = [(c, v) for c, v in writes if c not in (INTERRUPT, ERROR, RESUME, NO_WRITES)]
             finished.append(task)
-            result = ev.task_update(task, keys) or {}
             if isinstance(keys, str):
-                result = {keys: result} if result is not None else {}
+                result = {keys: ev.task_update(task, keys) or {}}
+            else:
+                result = ev.fold_writes((c, v) for c, v in task.writes if c in keys)
             if live:
                 interrupts = ()
         state = _task_state(task, saved.config, saver, subgraphs)

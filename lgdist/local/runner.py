@@ -13,65 +13,12 @@ from typing import Any, AsyncIterator, Iterator, Optional
 
 from langchain_core.runnables.config import get_executor_for_config
 
-from lgdist.engine.execute import arun_task, make_fresh_reader, run_task, task_config
-from lgdist.engine.task_context import TaskContext
+from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
 from lgdist.engine.tasks import Task
 from lgdist.errors import GraphInterrupt, ParentCommand
-from lgdist.local.loop import ThreadLoop
-from lgdist.local.messages import StreamMessagesHandler
-from lgdist.runtime import Runtime
-
-
-def _inherited_messages_handler(callbacks: Any) -> Optional[StreamMessagesHandler]:
-    handlers = callbacks if isinstance(callbacks, list) else getattr(callbacks, "handlers", None) or []
-    return next((h for h in handlers if isinstance(h, StreamMessagesHandler)), None)
-
-
-def _callbacks(loop: ThreadLoop) -> Any:
-    """The run's callbacks plus, in ``messages`` mode, the token forwarder.
-
-    A subgraph finds its root graph's forwarder among the callbacks it
-    inherits and uses that one: the forwarder decides by each run's
-    namespace whether the root stream wants it."""
-    base = loop.config.get("callbacks")
-    inherited = _inherited_messages_handler(base)
-    if inherited is not None:
-        return base, inherited
-    if "messages" not in loop.modes:
-        return base, None
-    own = loop.namespace
-
-    def emit(item: Any, ns: tuple) -> None:
-        loop.outbox.append(("messages", item) if ns == own else ("messages", item, ns))
-
-    handler = StreamMessagesHandler(emit, subgraphs=loop.sink is not None, namespace=own)
-    if base is None:
-        return [handler], handler
-    if isinstance(base, list):
-        return [*base, handler], handler
-    manager = base.copy()
-    manager.add_handler(handler, inherit=True)
-    return manager, handler
-
-
-def _prepare(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, store: Any) -> tuple[dict, TaskContext]:
-    config = task_config(loop.config, task, loop.step, checkpoint_ns=loop.checkpoint_ns, callbacks=callbacks)
-    handler = _inherited_messages_handler(config.get("callbacks"))
-    if handler is not None and not task.hidden:
-        handler.on_task_start(task.input, config["metadata"])
-
-    def write(chunk: Any) -> None:
-        loop.outbox.append(("custom", chunk))
-
-    ctx = loop.task_context(
-        task, config, stream_writer=write, runtime=Runtime(context=context, store=store, stream_writer=write)
-    )
-    return config, ctx
-
-
-def _after_task(loop: ThreadLoop, task: Task, handler: Optional[StreamMessagesHandler], config: dict) -> None:
-    if handler is not None and not task.hidden:
-        handler.emit_node_output(dict(task.writes), config["metadata"])
+from lgdist.loop import ThreadLoop
+from lgdist.loop.messages import StreamMessagesHandler
+from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
 
 
 def _task_done(
@@ -84,7 +31,7 @@ def _task_done(
     """Record a finished parallel task; returns the error that must end the
     step (the node's own failure, or a command for the parent graph)."""
     if exc is None:
-        _after_task(loop, task, handler, config)
+        after_task(loop, task, handler, config)
         loop.record(task)
         return None
     if isinstance(exc, GraphInterrupt):
@@ -94,6 +41,15 @@ def _task_done(
         return exc
     loop.record(task, exc)
     return exc
+
+
+def in_task_order(done: set, position: dict) -> list:
+    """The futures of ``done`` in the order their tasks were submitted (the
+    step's task order; ``position`` maps each future to its index). Tasks
+    that finish within one polling round are recorded, and their chunks
+    streamed, in that order, so a step of quick parallel tasks streams the
+    same way every run."""
+    return sorted(done, key=position.__getitem__)
 
 
 def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
@@ -136,7 +92,7 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
     """Run the loop to its end, yielding ``(mode, chunk)`` as they happen."""
     loop.load(input)
     yield from _drain(loop)
-    callbacks, handler = _callbacks(loop)
+    callbacks, handler = task_callbacks(loop)
     if handler is not None and input is not None:
         handler.mark_seen(input)
     with _executor_for(loop) as executor:
@@ -152,10 +108,10 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                 # Streaming subgraphs, it goes through the pool like parallel
                 # tasks so their chunks are yielded while it runs.
                 task = tasks[0]
-                config, ctx = _prepare(loop, task, callbacks, context, store)
+                config, ctx = prepare_task(loop, task, callbacks, context, store)
                 try:
                     run_task(task, config, ctx, read_fresh)
-                    _after_task(loop, task, handler, config)
+                    after_task(loop, task, handler, config)
                     loop.record(task)
                 except GraphInterrupt:
                     loop.record(task)
@@ -168,15 +124,16 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
             elif tasks:
                 futures: dict[concurrent.futures.Future, tuple[Task, dict]] = {}
                 for task in tasks:
-                    config, ctx = _prepare(loop, task, callbacks, context, store)
+                    config, ctx = prepare_task(loop, task, callbacks, context, store)
                     fut = executor.submit(contextvars.copy_context().run, run_task, task, config, ctx, read_fresh)
                     futures[fut] = (task, config)
                 pending = set(futures)
+                position = {fut: i for i, fut in enumerate(futures)}
                 while pending:
                     done, pending = concurrent.futures.wait(
                         pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED
                     )
-                    for fut in done:
+                    for fut in in_task_order(done, position):
                         task, config = futures[fut]
                         error = error or _task_done(loop, task, config, handler, fut.exception())
                     yield from _drain(loop)
@@ -194,7 +151,7 @@ async def stream_async(
     await asyncio.to_thread(loop.load, input)
     for item in _drain(loop):
         yield item
-    callbacks, handler = _callbacks(loop)
+    callbacks, handler = task_callbacks(loop)
     if handler is not None and input is not None:
         handler.mark_seen(input)
     while loop.status == "pending":
@@ -207,12 +164,13 @@ async def stream_async(
         error: Optional[BaseException] = None
         running: dict[asyncio.Task, tuple[Task, dict]] = {}
         for task in tasks:
-            config, ctx = _prepare(loop, task, callbacks, context, store)
+            config, ctx = prepare_task(loop, task, callbacks, context, store)
             running[asyncio.ensure_future(arun_task(task, config, ctx, read_fresh))] = (task, config)
         pending = set(running)
+        position = {fut: i for i, fut in enumerate(running)}
         while pending:
             done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-            for fut in done:
+            for fut in in_task_order(done, position):
                 task, config = running[fut]
                 error = error or _task_done(loop, task, config, handler, fut.exception())
             for item in _drain(loop):

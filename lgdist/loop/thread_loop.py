@@ -24,7 +24,7 @@ from lgdist.engine import (
     should_interrupt,
 )
 from lgdist.engine.channels import MISSING
-from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.checkpoint import copy_checkpoint, next_version
 from lgdist.engine.namespace import namespace_tuple, task_namespace
 from lgdist.engine.resume import unpack_resume
 from lgdist.engine.spec import GraphSpec
@@ -35,17 +35,12 @@ from lgdist.errors import (
     GraphRecursionError,
     create_error_message,
 )
-from lgdist.local import events as ev
-from lgdist.local.inputs import InputApplier
-from lgdist.local.outbox import StreamOutbox, _as_set
+from lgdist.loop import events as ev
+from lgdist.loop.inputs import InputApplier
+from lgdist.loop.outbox import StreamOutbox, _as_set
 from lgdist.types import Command, Interrupt
 
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LGDIST_DEFAULT_RECURSION_LIMIT", "10007"))
-
-
-def _default_next_version(current: Optional[str]) -> str:
-    n = int(str(current).split(".")[0]) if current is not None else 0
-    return f"{n + 1:032}.0"
 
 
 class ThreadLoop(StreamOutbox, InputApplier):
@@ -84,7 +79,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         self.output_keys = output_keys if output_keys is not None else spec.output_keys
         self.stream_keys = stream_keys if stream_keys is not None else spec.stream_keys
         self.outbox: deque = deque()
-        self.next_version: Callable = saver.get_next_version if saver else _default_next_version
+        self.next_version: Callable = saver.get_next_version if saver else next_version
         self.status = "pending"
         self.tasks: dict[str, Task] = {}
         self.interrupts: list[Interrupt] = []
@@ -398,8 +393,6 @@ class ThreadLoop(StreamOutbox, InputApplier):
             read_inputs=False,
         ) if {"checkpoints", "debug"} & self.modes and self.saver is not None else {}
         self._emit_checkpoint(next_tasks.values())
-
-
 
 
 class StepAlreadyFinished(Exception):

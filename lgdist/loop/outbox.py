@@ -1,4 +1,4 @@
-"""The stream side of :class:`~lgdist.local.loop.ThreadLoop`: turning a
+"""The stream side of :class:`~lgdist.loop.thread_loop.ThreadLoop`: turning a
 step's progress into ``(mode, chunk)`` entries of its outbox, per stream mode
 (and forwarding them to the root stream for ``subgraphs=True``)."""
 
@@ -11,7 +11,7 @@ from lgdist.engine import apply_writes
 from lgdist.engine.checkpoint import copy_checkpoint
 from lgdist.engine.namespace import with_checkpoint_map
 from lgdist.engine.tasks import Task
-from lgdist.local import events as ev
+from lgdist.loop import events as ev
 from lgdist.types import Interrupt
 
 

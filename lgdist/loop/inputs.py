@@ -1,4 +1,4 @@
-"""The input side of :class:`~lgdist.local.loop.ThreadLoop`: new input, a
+"""The input side of :class:`~lgdist.loop.thread_loop.ThreadLoop`: new input, a
 resume ``Command`` (resume values, state update, goto) or ``None`` applied to
 the loaded checkpoint before the first step is planned."""
 
