@@ -364,18 +364,28 @@ class StateGraph:
         def write(output: Any, read_fresh: Callable) -> list[Write]:
             writes: list[Write] = []
             gotos: list[Any] = []
-            commands = output if isinstance(output, list) and output and all(
-                isinstance(o, Command) for o in output
-            ) else ([output] if isinstance(output, Command) else None)
-            if commands is not None:
-                for cmd in commands:
-                    if cmd.graph == Command.PARENT:
+            # A Command, or a list holding at least one Command (ToolNode's
+            # output when a tool returns one): each Command gives its update
+            # and goto, each other item is an ordinary update.
+            if isinstance(output, Command):
+                parts: Optional[list] = [output]
+            elif isinstance(output, (list, tuple)) and any(isinstance(o, Command) for o in output):
+                parts = list(output)
+            else:
+                parts = None
+            if parts is not None:
+                for part in parts:
+                    if not isinstance(part, Command):
+                        if part is not None:
+                            writes.extend(self._updates_from_output(name, part))
+                        continue
+                    if part.graph == Command.PARENT:
                         from lgdist.errors import ParentCommand
 
-                        raise ParentCommand(cmd)
-                    if cmd.update is not None:
-                        writes.extend(self._command_update(cmd))
-                    goto = cmd.goto
+                        raise ParentCommand(part)
+                    if part.update is not None:
+                        writes.extend(self._command_update(part))
+                    goto = part.goto
                     if goto:
                         gotos.extend(goto if isinstance(goto, (list, tuple)) else [goto])
             elif from_input:
