@@ -5,6 +5,7 @@ keeps the thread's lease fresh while the node runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -14,6 +15,7 @@ from typing import Any, Optional
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
 from lgdist.distributed.messages import RunNodeMessage
+from lgdist.graph.node import is_async_only
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -24,7 +26,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     chord completes and ``finish_step`` ends the run with it."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from lgdist.engine.execute import make_fresh_reader, run_task
+    from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
 
@@ -64,10 +66,15 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
-            ctx.runtime.stream_writer = ctx.stream_writer
+            ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
-            run_task(task, config, ctx, make_fresh_reader(loop.channels))
+            if is_async_only(task.node.bound):
+                # A worker has no caller to pick the async API: it picks it
+                # for an async-only node.
+                asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
+            else:
+                run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
         result["status"] = "interrupted"

@@ -30,7 +30,8 @@ class NodeSpec:
     # write_output(output, read_fresh) -> writes; read_fresh(writes) gives the
     # state as this task sees it after its own writes (for conditional edges).
     write_output: Callable[[Any, Callable[[Sequence[Write]], Any]], list[Write]]
-    retry_policy: Any = None
+    # The node's RetryPolicy list: the first whose retry_on matches applies.
+    retry_policy: tuple = ()
     metadata: dict = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     hidden: bool = False

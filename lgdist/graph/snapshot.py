@@ -89,9 +89,10 @@ def build_snapshot(
         if outcome.completed:
             task.writes = outcome.state_writes
             finished.append(task)
-            result = ev.task_update(task, keys) or {}
             if isinstance(keys, str):
-                result = {keys: result} if result is not None else {}
+                result = {keys: ev.task_update(task, keys) or {}}
+            else:
+                result = ev.fold_writes((c, v) for c, v in task.writes if c in keys)
             if live:
                 interrupts = ()
         state = _task_state(task, saved.config, saver, subgraphs)

@@ -19,6 +19,7 @@ from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
 from lgdist.graph.node import as_runnable
 from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
+from lgdist.retry import as_policies
 from lgdist.types import Command, RetryPolicy, Send
 
 __all__ = ["StateGraph"]
@@ -111,8 +112,6 @@ class StateGraph:
         for ch in ("|", ":"):
             if ch in node:
                 raise ValueError(f"'{ch}' is a reserved character and is not allowed in the node names.")
-        if isinstance(retry_policy, (list, tuple)):
-            retry_policy = retry_policy[0] if retry_policy else None
         if input_schema is not None:
             for key, chan in channels_for_schema(input_schema).items():
                 self.channels.setdefault(key, chan)
@@ -324,7 +323,7 @@ class StateGraph:
                 triggers=(trigger_channel(name), *join_triggers.get(name, [])),
                 read_input=self._make_reader(schema, keys),
                 write_output=self._make_writer(name, joins, known),
-                retry_policy=node.retry_policy,
+                retry_policy=as_policies(node.retry_policy),
                 metadata=node.metadata,
                 is_subgraph=node.is_subgraph,
                 subgraph=find_subgraph(node.action),
@@ -365,18 +364,28 @@ class StateGraph:
         def write(output: Any, read_fresh: Callable) -> list[Write]:
             writes: list[Write] = []
             gotos: list[Any] = []
-            commands = output if isinstance(output, list) and output and all(
-                isinstance(o, Command) for o in output
-            ) else ([output] if isinstance(output, Command) else None)
-            if commands is not None:
-                for cmd in commands:
-                    if cmd.graph == Command.PARENT:
+            # A Command, or a list holding at least one Command (ToolNode's
+            # output when a tool returns one): each Command gives its update
+            # and goto, each other item is an ordinary update.
+            if isinstance(output, Command):
+                parts: Optional[list] = [output]
+            elif isinstance(output, (list, tuple)) and any(isinstance(o, Command) for o in output):
+                parts = list(output)
+            else:
+                parts = None
+            if parts is not None:
+                for part in parts:
+                    if not isinstance(part, Command):
+                        if part is not None:
+                            writes.extend(self._updates_from_output(name, part))
+                        continue
+                    if part.graph == Command.PARENT:
                         from lgdist.errors import ParentCommand
 
-                        raise ParentCommand(cmd)
-                    if cmd.update is not None:
-                        writes.extend(self._command_update(cmd))
-                    goto = cmd.goto
+                        raise ParentCommand(part)
+                    if part.update is not None:
+                        writes.extend(self._command_update(part))
+                    goto = part.goto
                     if goto:
                         gotos.extend(goto if isinstance(goto, (list, tuple)) else [goto])
             elif from_input:

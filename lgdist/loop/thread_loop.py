@@ -24,7 +24,7 @@ from lgdist.engine import (
     should_interrupt,
 )
 from lgdist.engine.channels import MISSING
-from lgdist.engine.checkpoint import copy_checkpoint, next_version
+from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint, next_version
 from lgdist.engine.namespace import namespace_tuple, task_namespace
 from lgdist.engine.outcomes import PENDING, Outcome, TaskOutcome, task_outcome, task_outcomes
 from lgdist.engine.resume import unpack_resume
@@ -391,7 +391,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
             config = self.saver.put(
                 self.checkpoint_config,
                 new,
-                metadata,
+                # Stored with the run's config metadata; the checkpoints
+                # stream shows the loop's own, as LangGraph's does.
+                checkpoint_metadata(self.config, metadata),
                 new_versions,
                 idempotency_key=idempotency_key,
                 previous=self.checkpoint,
