@@ -27,6 +27,7 @@ __all__ = [
     "AmbiguousResumeError",
     "UnknownBranchTargetError",
     "RunNotFoundError",
+    "InvalidNamespaceError",
     "create_error_message",
 ]
 
@@ -151,3 +152,9 @@ class ThreadBusyError(LgdistError, RuntimeError):
 
 class RunNotFoundError(LgdistError, LookupError):
     """No run with that id exists."""
+
+
+class InvalidNamespaceError(LgdistError, ValueError):
+    """A store namespace is empty, starts with the reserved label
+    ``"langgraph"``, or has a label that is empty, not a string, or holds a
+    period or a NUL byte (periods join labels in SQL stores)."""

@@ -30,10 +30,10 @@ import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from lgdist import serde
 from lgdist.checkpoint import delta
+from lgdist.checkpoint.sql_schema import SortedText, create_tables, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -47,9 +47,7 @@ from lgdist.checkpoint.base import (
 
 __all__ = ["SQLCheckpointSaver", "create_checkpoint_engine"]
 
-# Postgres compares text by locale by default; "C" makes ORDER BY and "<" on ids
-# agree with Python's string order (SQLite's BINARY collation already does).
-_Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+_Key = SortedText
 
 metadata_obj = sa.MetaData()
 
@@ -139,12 +137,7 @@ class _Statements:
     """Every statement a store runs, built once for its dialect."""
 
     def __init__(self, dialect: str) -> None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            raise ValueError(f"unsupported checkpoint database {dialect!r}; use SQLite or Postgres")
+        insert = dialect_insert(dialect)
         cp, bl, wr = checkpoints_table, blobs_table, writes_table
         p = sa.bindparam
         ins = insert(cp)
@@ -229,16 +222,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             if self._is_setup:
                 return
             with self._lock, self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    # CREATE TABLE IF NOT EXISTS still races on Postgres's catalog.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SETUP_LOCK_KEY})
-                # IF NOT EXISTS, not check-then-create: two processes starting
-                # on one new SQLite file must not both try to create the tables.
-                for table in metadata_obj.sorted_tables:
-                    conn.execute(CreateTable(table, if_not_exists=True))
-                    _add_missing_columns(conn, table)
-                    for index in table.indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
+                create_tables(conn, metadata_obj.sorted_tables, _SETUP_LOCK_KEY)
             self._is_setup = True
 
     def close(self) -> None:
@@ -493,19 +477,3 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
-    """Bring a table created by an older lgdist up to date. Columns are only
-    ever added, and added ones are nullable, so this is safe to run at every
-    start-up (a forward-only migration)."""
-    present = {col["name"] for col in sa.inspect(conn).get_columns(table.name)}
-    for column in table.columns:
-        if column.name in present:
-            continue
-        if not column.nullable:
-            raise RuntimeError(
-                f"table {table.name} lacks column {column.name!r}, which cannot be added "
-                "automatically; recreate the table"
-            )
-        type_sql = column.type.compile(dialect=conn.dialect)
-        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {type_sql}'))

@@ -60,6 +60,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
     options = run.options
     config = {
         "configurable": {**(options.get("configurable") or {}), **configurable},
+        "metadata": dict(options.get("metadata") or {}),
         "recursion_limit": options.get("recursion_limit") or DEFAULT_RECURSION_LIMIT,
     }
     spec = graph.get_graph_spec()

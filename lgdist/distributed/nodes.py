@@ -68,7 +68,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
-            ctx.runtime.stream_writer = ctx.stream_writer
+            ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
             if is_async_only(task.node.bound):

@@ -19,7 +19,7 @@ from langchain_core.runnables.config import ensure_config
 from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import END, INTERRUPT, PULL, START
 from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint
-from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint
 from lgdist.engine.checkpoint import next_version as default_next_version
 from lgdist.engine.execute import make_fresh_reader
 from lgdist.engine.ids import task_id as make_task_id
@@ -32,6 +32,8 @@ from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
+from lgdist.graph.schema import context_jsonschema
+from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
 __all__ = ["CompiledStateGraph", "CompiledGraph"]
@@ -89,6 +91,25 @@ class CompiledStateGraph(Runnable):
         """Async :meth:`clear_cache`."""
         namespaces = self._cache_namespaces(nodes)
         await self.spec.cache.aclear(namespaces)
+
+    @property
+    def context_schema(self) -> Any:
+        return getattr(self.builder, "context_schema", None)
+
+    def get_context_jsonschema(self) -> Optional[dict]:
+        """The JSON schema of ``context_schema`` (None without one)."""
+        return context_jsonschema(self.context_schema)
+
+    def _run_context(self, context: Any) -> tuple[Any, Any]:
+        """The context and store this run's nodes see: a graph run inside a
+        task (a subgraph) inherits its parent's unless given its own; the
+        context is coerced to ``context_schema``."""
+        parent = maybe_task_context()
+        inherited = parent.runtime if parent is not None else None
+        if context is None and inherited is not None:
+            context = inherited.context
+        store = self.store if self.store is not None else getattr(inherited, "store", None)
+        return coerce_context(self.context_schema, context), store
 
     # The distributed backend reads the spec by this name.
     def get_graph_spec(self) -> GraphSpec:
@@ -199,7 +220,8 @@ class CompiledStateGraph(Runnable):
         loop, requested, single = self._loop(
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
-        for item in stream_sync(loop, input, context=context, store=self.store):
+        context, store = self._run_context(context)
+        for item in stream_sync(loop, input, context=context, store=store):
             yield from self._deliver(loop, item, requested, single, subgraphs)
         self._raise_if_subgraph_stopped(loop)
 
@@ -223,7 +245,8 @@ class CompiledStateGraph(Runnable):
         loop, requested, single = self._loop(
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
-        async for item in stream_async(loop, input, context=context, store=self.store):
+        context, store = self._run_context(context)
+        async for item in stream_async(loop, input, context=context, store=store):
             for out in self._deliver(loop, item, requested, single, subgraphs):
                 yield out
         self._raise_if_subgraph_stopped(loop)
@@ -365,7 +388,7 @@ class CompiledStateGraph(Runnable):
         parents = {
             k: v for k, v in ((config.get("configurable") or {}).get("checkpoint_map") or {}).items() if k != ns
         }
-        saved = apply_update(target.spec, saver, cfg, values, as_node, parents=parents)
+        saved = apply_update(target.spec, saver, cfg, values, as_node, parents=parents, caller_config=config)
         return with_checkpoint_map(saved, {"parents": parents})
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
@@ -416,8 +439,11 @@ def apply_update(
     as_node: Optional[str],
     *,
     parents: Optional[dict] = None,
+    caller_config: Optional[RunnableConfig] = None,
 ) -> RunnableConfig:
-    """``update_state``'s rules, shared with the distributed backend."""
+    """``update_state``'s rules, shared with the distributed backend.
+    ``caller_config`` is the config as the caller gave it (its metadata and
+    scalar configurable values go into the checkpoint's metadata)."""
     saved = saver.get_tuple(config)
     if saved is not None:
         checkpoint = copy_checkpoint(saved.checkpoint)
@@ -470,7 +496,9 @@ def apply_update(
     updated = apply_writes(checkpoint, channels, [task], next_version)
     new = create_checkpoint(checkpoint, channels, updated_channels=updated)
     new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}
-    metadata = {"source": "update", "step": step + 1, "parents": dict(parents or {})}
+    metadata = checkpoint_metadata(
+        caller_config or {}, {"source": "update", "step": step + 1, "parents": dict(parents or {})}
+    )
     return saver.put(parent, new, metadata, new_versions)
 
 

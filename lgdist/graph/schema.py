@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import typing
 from typing import Annotated, Any, Optional, get_args, get_origin, get_type_hints
+
+import typing_extensions
 
 from lgdist.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
 
@@ -107,4 +108,19 @@ def coerce_to_schema(schema: Any, values: dict) -> Any:
 
 
 def is_typed_dict(schema: Any) -> bool:
-    return isinstance(schema, type) and typing.is_typeddict(schema)
+    # typing_extensions' check also knows typing_extensions.TypedDict classes.
+    return isinstance(schema, type) and typing_extensions.is_typeddict(schema)
+
+
+def context_jsonschema(schema: Any) -> Optional[dict]:
+    """JSON schema of a graph's ``context_schema``: a pydantic model's own,
+    a TypedDict's or dataclass's through pydantic; None without a schema."""
+    if schema is None:
+        return None
+    if _is_pydantic(schema):
+        return schema.model_json_schema()
+    if is_typed_dict(schema) or dataclasses.is_dataclass(schema):
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(schema).json_schema()
+    raise ValueError(f"Invalid context schema type: {schema}. Must be a BaseModel, TypedDict or dataclass.")

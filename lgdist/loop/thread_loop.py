@@ -24,7 +24,7 @@ from lgdist.engine import (
     should_interrupt,
 )
 from lgdist.engine.channels import MISSING
-from lgdist.engine.checkpoint import copy_checkpoint, next_version
+from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint, next_version
 from lgdist.engine.namespace import namespace_tuple, task_namespace
 from lgdist.engine.resume import unpack_resume
 from lgdist.engine.spec import GraphSpec
@@ -382,7 +382,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
             config = self.saver.put(
                 self.checkpoint_config,
                 new,
-                metadata,
+                # Stored with the run's config metadata; the checkpoints
+                # stream shows the loop's own, as LangGraph's does.
+                checkpoint_metadata(self.config, metadata),
                 new_versions,
                 idempotency_key=self.step_key,
                 previous=self.checkpoint,

@@ -53,7 +53,10 @@ _EXPORTS = {
     "checkpoint.memory": ["InMemorySaver", "MemorySaver"],
     "cache.memory": ["InMemoryCache"],
     "prebuilt": ["ToolNode", "tools_condition"],
-    "config": ["get_stream_writer", "get_config"],
+    "config": ["get_stream_writer", "get_config", "get_store"],
+    "store.memory": ["InMemoryStore"],
+    "store.base": ["BaseStore", "Item", "SearchItem", "GetOp", "PutOp", "SearchOp", "ListNamespacesOp", "MatchCondition"],
+    "runtime": ["Runtime", "get_runtime"],
 }
 
 
