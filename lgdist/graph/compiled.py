@@ -11,7 +11,7 @@ and ``stream(..., subgraphs=True)`` shows its chunks under that namespace.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
@@ -65,6 +65,32 @@ class CompiledStateGraph(Runnable):
         self.debug = debug
         self.name = name
         self.stream_mode = "updates"
+
+    @property
+    def cache(self) -> Any:
+        """The cache of the nodes with a ``cache_policy`` (``compile(cache=...)``)."""
+        return self.spec.cache
+
+    def _cache_namespaces(self, nodes: Optional[Sequence[str]]) -> list:
+        if self.spec.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        from lgdist.cache.keys import node_namespace
+
+        return [
+            node_namespace(name, self.spec.nodes[name].bound)
+            for name in (nodes or self.spec.nodes.keys())
+            if name in self.spec.nodes
+        ]
+
+    def clear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Forget the cached writes of ``nodes`` (default: every node)."""
+        namespaces = self._cache_namespaces(nodes)
+        self.spec.cache.clear(namespaces)
+
+    async def aclear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Async :meth:`clear_cache`."""
+        namespaces = self._cache_namespaces(nodes)
+        await self.spec.cache.aclear(namespaces)
 
     @property
     def context_schema(self) -> Any:
