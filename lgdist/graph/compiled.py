@@ -11,7 +11,7 @@ and ``stream(..., subgraphs=True)`` shows its chunks under that namespace.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
@@ -32,7 +32,7 @@ from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
-from lgdist.graph.schema import context_jsonschema
+from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
 from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
@@ -67,12 +67,48 @@ class CompiledStateGraph(Runnable):
         self.stream_mode = "updates"
 
     @property
+    def cache(self) -> Any:
+        """The cache of the nodes with a ``cache_policy`` (``compile(cache=...)``)."""
+        return self.spec.cache
+
+    def _cache_namespaces(self, nodes: Optional[Sequence[str]]) -> list:
+        if self.spec.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        from lgdist.cache.keys import node_namespace
+
+        return [
+            node_namespace(name, self.spec.nodes[name].bound)
+            for name in (nodes or self.spec.nodes.keys())
+            if name in self.spec.nodes
+        ]
+
+    def clear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Forget the cached writes of ``nodes`` (default: every node)."""
+        namespaces = self._cache_namespaces(nodes)
+        self.spec.cache.clear(namespaces)
+
+    async def aclear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Async :meth:`clear_cache`."""
+        namespaces = self._cache_namespaces(nodes)
+        await self.spec.cache.aclear(namespaces)
+
+    @property
     def context_schema(self) -> Any:
         return getattr(self.builder, "context_schema", None)
 
     def get_context_jsonschema(self) -> Optional[dict]:
         """The JSON schema of ``context_schema`` (None without one)."""
         return context_jsonschema(self.context_schema)
+
+    def get_input_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's input (its ``input_schema``, else
+        its state schema)."""
+        return state_jsonschema(self.builder.input_schema, self.get_name("Input"))
+
+    def get_output_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's output (its ``output_schema``,
+        else its state schema)."""
+        return state_jsonschema(self.builder.output_schema, self.get_name("Output"))
 
     def _run_context(self, context: Any) -> tuple[Any, Any]:
         """The context and store this run's nodes see: a graph run inside a

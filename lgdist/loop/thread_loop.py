@@ -38,6 +38,7 @@ from lgdist.errors import (
 )
 from lgdist.loop import events as ev
 from lgdist.loop.inputs import InputApplier
+from lgdist.loop.node_cache import remember, take_cached
 from lgdist.loop.outbox import StreamOutbox, _as_set
 from lgdist.types import Command, Interrupt
 
@@ -235,10 +236,21 @@ class ThreadLoop(StreamOutbox, InputApplier):
         for task in self.tasks.values():
             self.emit_task_start(task)
         for task in restored:
-            if not task.hidden and "updates" in self.modes:
-                update = {task.name: ev.task_update(task, self.output_keys), "__metadata__": {"cached": True}}
-                self.outbox.append(("updates", update))
+            self._emit_cached_update(task)
+        to_run, hits = take_cached(self.spec.cache, to_run)
+        for task in hits:
+            # Saved like the task's own writes; streamed as "updates" only.
+            if self.saver:
+                self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
+            self._emit_cached_update(task)
         return to_run
+
+    def _emit_cached_update(self, task: Task) -> None:
+        """The updates chunk of a task that did not run now (restored from
+        saved writes or from the node cache)."""
+        if not task.hidden and "updates" in self.modes:
+            update = {task.name: ev.task_update(task, self.output_keys), "__metadata__": {"cached": True}}
+            self.outbox.append(("updates", update))
 
     def collect(self) -> tuple[list[Task], list[tuple[Task, str]]]:
         """Rebuild the current step's tasks from their saved writes (the
@@ -344,6 +356,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.interrupts.extend(interrupts)
             self._emit_task_interrupted(task, interrupts)
             return
+        remember(self.spec.cache, task)
         self._emit_task_done(task)
 
     def finish(self, *, idempotency_key: Optional[str] = None) -> None:
@@ -360,7 +373,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self._emit_values_so_far()
             return
         tasks = list(self.tasks.values())
-        updated = apply_writes(self.checkpoint, self.channels, tasks, self.next_version)
+        updated = apply_writes(
+            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes
+        )
         self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
