@@ -1,74 +1,140 @@
-"""``lgdist.run_node``: run one task of a step on this worker and save its
-outcome, keyed by ``(checkpoint, task)`` so that any number of deliveries
-store one. The step's state is read from the checkpoint store; a heartbeat
-keeps the thread's lease fresh while the node runs."""
+"""``lgdist.run_node``: run one task of a step on this worker.
+
+A task of a wide step saves its outcome as pending writes keyed by
+``(checkpoint, task)``, so any number of deliveries store one, and the
+step's chord callback (``finish_step``) collects them. The only task of a
+step also finishes the step itself (:mod:`lgdist.distributed.single_step`):
+no chord, no pending-write row.
+
+Round-trip budget of a node task (counted by tests/distributed/
+test_round_trips.py):
+
+* Redis: one pipelined call counts the delivery;
+* Postgres, before the node: one statement reads the run's fields (not its
+  input) with the step's checkpoint row; at most one more reads the
+  channels this process has not decoded; one more the pending writes, only
+  where the step may have some — all on one pooled connection, no pre-ping;
+* Postgres, after the node: one transaction — the task's writes (wide
+  step), or the lease touch + run check, the checkpoint and its blobs (one
+  task step);
+* Redis: one call publishes the step's stream events.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
 import traceback
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
+from lgdist.distributed.deliveries import RedisDeliveries
+from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_end, publish_events, rejected
+from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.messages import RunNodeMessage
+from lgdist.distributed.step_reads import read_step
+from lgdist.engine import mark_resumed
+from lgdist.engine.tasks import Task
 from lgdist.graph.node import is_async_only
+from lgdist.loop import ThreadLoop
 
-log = logging.getLogger("lgdist.nodes")
 
+def run_node(
+    backend: Backend,
+    msg: RunNodeMessage,
+    worker: Optional[str] = None,
+    retries: int = 0,
+    message_id: Optional[str] = None,
+    redelivered: bool = False,
+) -> dict:
+    """``lgdist.run_node``: run one task and save its writes (or, for the
+    step's only task, finish the step). Never raises for a node's own
+    failure: the error is saved as the task's outcome so the chord
+    completes and ``finish_step`` ends the run with it.
 
-def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None, retries: int = 0) -> dict:
-    """``lgdist.run_node``: run one task and save its writes. Never raises for
-    a node's own failure: the error is saved as the task's outcome so the
-    chord completes and ``finish_step`` ends the run with it."""
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
-    from lgdist.errors import GraphInterrupt
-    from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
-
+    ``redelivered``: the broker says this message was given back after its
+    worker was lost (Redis marks such messages). On other brokers a second
+    delivery count of the message id stands for it."""
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
-    run = backend.runs.get_run(msg.run_id)
+    deliveries = backend.deliveries.count(message_id or f"{msg.checkpoint_id}.{msg.task_id}")
+    # A one-task step saves no writes, so its checkpoint has pending writes
+    # only where a run resumes (answers, a Command's update) or where an
+    # earlier delivery of this message left some (an error, an interrupt).
+    with_writes = not msg.finish or msg.resumed or deliveries > 1
+    if not isinstance(backend.deliveries, RedisDeliveries):
+        redelivered = redelivered or deliveries > 1
+    run, saved, stored_child = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
     if run is None or run.status != "running":
+        if msg.finish and run is not None and run.status == "cancelled" and run.thread_id == msg.thread_id:
+            # No finish_step follows a one-task step: release the thread as it would.
+            backend.runs.release_thread(run.thread_id, run.run_id, "idle")
+            publish_end(backend, run.run_id, "cancelled")
         return {**result, "status": "skipped"}
     if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
         return {**result, **rejected(
             f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
             f"not {msg.graph!r} on {msg.thread_id!r}"
         )}  # fmt: skip
-    deliveries = backend.runs.count_delivery(f"{msg.checkpoint_id}.{msg.task_id}")
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    saved = loop.restore()
-    if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
+    if saved is None or loop.restore(saved) is None or loop.checkpoint["id"] != msg.checkpoint_id:
         return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
+    if run.start_step is not None:
+        loop.stop = run.start_step + loop.recursion_limit + 1
+    if msg.resumed:
+        mark_resumed(loop.checkpoint)
     task = loop.plan_task(msg.task_id)
     if task is None:
         return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
-    if loop.outcome(task).completed:
+    if msg.finish and stored_child is not None:
+        from lgdist.distributed.single_step import stored_before
+
+        return stored_before(backend, run, loop, result, checkpoint_id=msg.checkpoint_id, redelivered=redelivered)
+    outcome = loop.outcome(task)
+    if outcome.completed and not msg.finish:
         return {**result, "status": "done-before"}
-    # Celery retries after an outage count as deliveries too; they are not
-    # a worker dying on this node.
-    if deliveries - retries > backend.settings.max_deliveries:
+    if outcome.completed:
+        task.writes = outcome.writes  # an earlier delivery ran it: finish the step with those writes
+    elif deliveries - retries > backend.settings.max_deliveries:
+        # Celery retries after an outage count as deliveries too; they are
+        # not a worker dying on this node.
         error = (
             f"node {task.name!r} was delivered {deliveries - retries} times without finishing "
             "(its worker died each time); parked as a poison task"
         )
-        backend.runs.set_run(run.run_id, expect=("running",), error=error)
         loop.record(task, RuntimeError(error))
-        return {**result, "status": "error", "error": error}
-    backend.runs.touch_thread(run.thread_id)
+        result.update(status="error", error=error, run_error=error)
+    else:
+        result.update(execute_task(backend, run.run_id, loop, task, save=not msg.finish))
+    if msg.finish:
+        from lgdist.distributed.single_step import finish_single_step
+
+        return finish_single_step(backend, run, loop, task, msg, result, redelivered=redelivered, worker=worker)
+    if result.get("run_error"):
+        backend.runs.set_run(run.run_id, expect=("running",), error=result.pop("run_error"))
+    publish_events(backend, run.run_id, node_events(loop, task, worker, result["status"]))
+    return result
+
+
+def execute_task(backend: Backend, run_id: str, loop: ThreadLoop, task: Task, *, save: bool) -> dict:
+    """Run ``task``'s node and record its outcome in ``loop`` (saving its
+    writes unless ``save`` is false; an error or interrupt is always saved).
+    Returns the result fields: ``status``, and for a failure ``error`` and
+    ``run_error`` (the run's error text)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
+    from lgdist.errors import GraphInterrupt
+    from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
+
     callbacks, handler = task_callbacks(loop)
     config, ctx = prepare_task(loop, task, callbacks, None, None)
     if "custom" in loop.modes:
-        ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
+        ctx.stream_writer = lambda chunk: publish_events(backend, run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
-        with _Heartbeat(backend, run.thread_id):
+        with HEARTBEATS.hold(backend, loop._thread_id()):
             if is_async_only(task.node.bound):
                 # A worker has no caller to pick the async API: it picks it
                 # for an async-only node.
@@ -77,54 +143,28 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
-        result["status"] = "interrupted"
+        return {"status": "interrupted"}
     except SoftTimeLimitExceeded as exc:
         limit = backend.settings.task_time_limit
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
-        backend.runs.set_run(run.run_id, expect=("running",), error=text)
         loop.record(task, TimeoutError(text))
-        result.update(status="error", error=text)
         del exc
+        return {"status": "error", "error": text, "run_error": text}
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
         text = "".join(traceback.format_exception(exc))
-        backend.runs.set_run(run.run_id, expect=("running",), error=f"node {task.name!r} failed:\n{text}")
         loop.record(task, exc)
-        result.update(status="error", error=f"{type(exc).__name__}: {exc}")
-    else:
-        # The local runner's rule, so that e.g. __start__ streams no messages.
-        after_task(loop, task, handler, config)
-        loop.record(task)
-    node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
-    node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
-    publish_events(backend, run.run_id, node_events)
-    return result
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": f"node {task.name!r} failed:\n{text}"}
+    # The local runner's rule, so that e.g. __start__ streams no messages.
+    after_task(loop, task, handler, config)
+    loop.record(task, save=save)
+    return {"status": "ok"}
 
 
-class _Heartbeat:
-    """Keeps the thread's lease fresh while a node runs: the sweeper takes a
-    thread untouched for ``stall_seconds`` for one whose step was lost, and
-    must not run a long node a second time while its first run is alive."""
-
-    def __init__(self, backend: Backend, thread_id: str) -> None:
-        self.backend = backend
-        self.thread_id = thread_id
-        self.interval = max(0.5, backend.settings.stall_seconds / 3)
-        self.stop = threading.Event()
-        self.pulse = threading.Thread(target=self._beat, name=f"lgdist-heartbeat-{thread_id}", daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            try:
-                self.backend.runs.touch_thread(self.thread_id)
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the node goes on
-                log.warning("heartbeat of thread %s: %s", self.thread_id, exc)
-
-    def __enter__(self) -> "_Heartbeat":
-        self.pulse.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.pulse.join(timeout=5)
+def node_events(loop: ThreadLoop, task: Task, worker: str, status: str) -> list:
+    """The events only the worker that ran a node can stream: its
+    ``custom``/``messages`` chunks and which worker ran it."""
+    events: list[Any] = [(m, c) for m, c, *_ in loop.outbox if m in NODE_MODES]
+    events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": status}))
+    return events
