@@ -64,7 +64,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, None)
+    config, ctx = prepare_task(loop, task, callbacks, None, backend.store)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
