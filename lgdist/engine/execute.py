@@ -20,6 +20,17 @@ from lgdist.types import Command
 
 FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
 
+def _start_attempt(ctx: TaskContext, attempt: int) -> None:
+    """Reset what an attempt counts, and tell the node (through
+    ``runtime.execution_info``) which attempt this is."""
+    ctx.counter = 0
+    info = getattr(ctx.runtime, "execution_info", None)
+    if info is not None:
+        ctx.runtime = ctx.runtime.patch_execution_info(
+            node_attempt=attempt, node_first_attempt_time=info.node_first_attempt_time or time.time()
+        )
+
+
 def _retry_delay_after(task: Task, ctx: TaskContext, exc: Exception, failures: int) -> Optional[float]:
     """Seconds to wait before retrying ``task`` after its ``failures``-th
     failure ``exc``, or None to give up (no policy of the node matches it,
@@ -82,7 +93,7 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
     """
     failures = 0
     while True:
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
@@ -110,7 +121,7 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
     """Async twin of :func:`run_task`."""
     failures = 0
     while True:
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
