@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Container, Iterable, Mapping, MutableMapping, Optional
 
-from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, PUSH, RESUME, TASKS
+from lgdist.constants import PUSH, TASKS
 from lgdist.engine.channels import BaseChannel
+from lgdist.engine.outcomes import SPECIAL_WRITES
 from lgdist.engine.tasks import Task
-
-# Bookkeeping writes that are stored as pending writes but are not state.
-SPECIAL_WRITES = frozenset({ERROR, INTERRUPT, RESUME, NO_WRITES})
 
 NextVersion = Callable[[Optional[str]], str]
 

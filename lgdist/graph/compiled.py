@@ -32,7 +32,7 @@ from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
-from lgdist.graph.schema import context_jsonschema
+from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
 from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
@@ -99,6 +99,16 @@ class CompiledStateGraph(Runnable):
     def get_context_jsonschema(self) -> Optional[dict]:
         """The JSON schema of ``context_schema`` (None without one)."""
         return context_jsonschema(self.context_schema)
+
+    def get_input_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's input (its ``input_schema``, else
+        its state schema)."""
+        return state_jsonschema(self.builder.input_schema, self.get_name("Input"))
+
+    def get_output_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's output (its ``output_schema``,
+        else its state schema)."""
+        return state_jsonschema(self.builder.output_schema, self.get_name("Output"))
 
     def _run_context(self, context: Any) -> tuple[Any, Any]:
         """The context and store this run's nodes see: a graph run inside a

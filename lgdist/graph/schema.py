@@ -112,15 +112,22 @@ def is_typed_dict(schema: Any) -> bool:
     return isinstance(schema, type) and typing_extensions.is_typeddict(schema)
 
 
-def context_jsonschema(schema: Any) -> Optional[dict]:
-    """JSON schema of a graph's ``context_schema``: a pydantic model's own,
-    a TypedDict's or dataclass's through pydantic; None without a schema."""
-    if schema is None:
-        return None
-    if _is_pydantic(schema):
-        return schema.model_json_schema()
-    if is_typed_dict(schema) or dataclasses.is_dataclass(schema):
-        from pydantic import TypeAdapter
 
-        return TypeAdapter(schema).json_schema()
-    raise ValueError(f"Invalid context schema type: {schema}. Must be a BaseModel, TypedDict or dataclass.")
+def node_input_schema(action: Any) -> Any:
+    """The input schema a node declares by its first parameter's type hint
+    (a class with annotations: TypedDict, dataclass, pydantic model), as
+    LangGraph infers it; None when it declares none."""
+    call = getattr(action, "__call__", None)
+    if not (inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(call)):
+        return None
+    try:
+        hints = get_type_hints(call) or get_type_hints(action)
+        if not hints:
+            return None
+        first = next(iter(inspect.signature(action).parameters))
+        hint = hints.get(first)
+        if isinstance(hint, type) and get_type_hints(hint):
+            return hint
+    except (NameError, TypeError, StopIteration, ValueError):
+        pass
+    return None

@@ -25,7 +25,13 @@ from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
 from lgdist.graph.node import as_runnable
-from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
+from lgdist.graph.schema import (
+    channels_for_schema,
+    coerce_to_schema,
+    node_input_schema,
+    schema_hints,
+    state_to_dict,
+)
 from lgdist.retry import as_policies
 from lgdist.types import Command, RetryPolicy, Send
 
@@ -131,6 +137,10 @@ class StateGraph:
         for ch in ("|", ":"):
             if ch in node:
                 raise ValueError(f"'{ch}' is a reserved character and is not allowed in the node names.")
+        # As in LangGraph, a node's first parameter's type hint is its input
+        # schema: keys it names outside the state schema become channels
+        # (private state that earlier nodes can write for it).
+        input_schema = input_schema or node_input_schema(action)
         if input_schema is not None:
             for key, chan in channels_for_schema(input_schema).items():
                 self.channels.setdefault(key, chan)
@@ -345,8 +355,10 @@ class StateGraph:
             tags=(TAG_HIDDEN,),
         )
         for name, node in self.nodes.items():
+            # A node reads its schema's keys (the state schema's when it
+            # declares none): not the input/output-only or private keys.
             schema = node.input_schema or self.state_schema
-            keys = list(schema_hints(node.input_schema)) if node.input_schema else state_keys
+            keys = list(schema_hints(schema)) or state_keys
             nodes[name] = NodeSpec(
                 name=name,
                 bound=as_runnable(node.action, name),
