@@ -120,9 +120,20 @@ class RetryPolicy(NamedTuple):
     retry_on: Union[type[Exception], Sequence[type[Exception]], Callable[[Exception], bool]] = default_retry_on
 
 
+def _default_cache_key(*args: Any, **kwargs: Any) -> Union[str, bytes]:
+    from lgdist.cache.keys import default_cache_key
+
+    return default_cache_key(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class CachePolicy:
-    key_func: Callable[..., Union[str, bytes]] = repr
+    """Cache a node's writes (``add_node(..., cache_policy=...)`` with a cache
+    given at ``compile(cache=...)``): a run whose input has the same
+    ``key_func(input)`` within ``ttl`` seconds (``None``: forever) reuses
+    them instead of running the node."""
+
+    key_func: Callable[..., Union[str, bytes]] = _default_cache_key
     ttl: Optional[int] = None
 
 

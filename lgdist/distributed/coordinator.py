@@ -60,6 +60,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
     options = run.options
     config = {
         "configurable": {**(options.get("configurable") or {}), **configurable},
+        "metadata": dict(options.get("metadata") or {}),
         "recursion_limit": options.get("recursion_limit") or DEFAULT_RECURSION_LIMIT,
     }
     spec = graph.get_graph_spec()
@@ -257,16 +258,15 @@ def _resumes(run: Run) -> bool:
 
 def _load_and_schedule(backend: Backend, run: Run) -> None:
     loop = make_loop(backend, run)
-    # Whatever the input stores (an input, fork or update checkpoint) is
-    # stored once per run, however often this runs.
-    loop.step_key = f"input:{run.run_id}"
     try:
         if run.options.get("as_node") is not None:
             from lgdist.graph.compiled import apply_update
 
             saver = _PutOnce(backend.saver, f"update:{run.run_id}")
             apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
-        loop.load(run.input)
+        # Whatever the input stores (an input, fork or update checkpoint) is
+        # stored once per run, however often this runs.
+        loop.load(run.input, idempotency_key=f"input:{run.run_id}")
     except StepAlreadyFinished:
         # An earlier delivery loaded the input and died: go on from there.
         _continue_run(backend, run)
@@ -276,7 +276,6 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     except Exception as exc:  # noqa: BLE001 - bad input ends the run, not the worker
         end_run(backend, run, "error", f"{type(exc).__name__}: {exc}")
         return
-    loop.step_key = None
     if run.start_step is None:
         backend.runs.set_run(run.run_id, start_step=loop.step)
         run.start_step = loop.step
@@ -310,6 +309,20 @@ def _continue_run(backend: Backend, run: Run) -> None:
 # -- scheduling -------------------------------------------------------------------------
 
 
+def _drop_plan_time_updates(loop: ThreadLoop) -> None:
+    """``finish_step`` streams the updates of every task of a step, in task
+    order, once all are saved: also those ``plan()`` streamed already because
+    their writes were saved before (a resumed step) or came from the node
+    cache. Their plan-time chunks would be duplicates."""
+    kept = [
+        item
+        for item in loop.outbox
+        if not (item[0] == "updates" and len(item) == 2 and isinstance(item[1], dict) and "__metadata__" in item[1])
+    ]
+    loop.outbox.clear()
+    loop.outbox.extend(kept)
+
+
 def schedule_step(
     backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool, generation: int = 0, force: bool = False
 ) -> None:
@@ -318,11 +331,10 @@ def schedule_step(
     (the sweeper and a finish_step that found tasks without writes: their
     earlier messages were lost)."""
     parent_id = loop.checkpoint["id"]
-    # A Command's update with nothing to run makes plan() store a checkpoint:
-    # the loop child of this one, like any step's.
-    loop.step_key = f"step:{parent_id}"
     try:
-        tasks = loop.plan()
+        # A Command's update with nothing to run makes plan() store a
+        # checkpoint: the loop child of this one, like any step's.
+        tasks = loop.plan(idempotency_key=f"step:{parent_id}")
     except StepAlreadyFinished:
         _continue_run(backend, run)
         return
@@ -335,8 +347,7 @@ def schedule_step(
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, "error", "".join(traceback.format_exception(exc)))
         return
-    finally:
-        loop.step_key = None
+    _drop_plan_time_updates(loop)
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return
@@ -433,12 +444,12 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
             mark_resumed(latest.checkpoint)
         schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
         return {"status": "ok", "outcome": "rescheduled"}
-    loop.step_key = f"step:{msg.checkpoint_id}"
+    step_key = f"step:{msg.checkpoint_id}"
     try:
-        loop.finish()
+        loop.finish(idempotency_key=step_key)
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
-        publish(backend, run, loop, once=loop.step_key)
+        publish(backend, run, loop, once=step_key)
         _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])

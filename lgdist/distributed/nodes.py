@@ -15,8 +15,7 @@ from typing import Any, Optional
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.engine.plan import plan_next_step
-from lgdist.graph.node import is_async_only
+from lgdist.graph.node import needs_async_run
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -46,11 +45,10 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     saved = loop.restore()
     if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
         return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    task = plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step).get(msg.task_id)
+    task = loop.plan_task(msg.task_id)
     if task is None:
         return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
-    done = [c for t, c, _ in loop.pending_writes if t == task.id and c not in ("__error__", "__interrupt__", "__resume__")]
-    if done:
+    if loop.outcome(task).completed:
         return {**result, "status": "done-before"}
     # Celery retries after an outage count as deliveries too; they are not
     # a worker dying on this node.
@@ -64,16 +62,16 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, None)
+    config, ctx = prepare_task(loop, task, callbacks, None, backend.store)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
-            ctx.runtime.stream_writer = ctx.stream_writer
+            ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
-            if is_async_only(task.node.bound):
+            if needs_async_run(task.node):
                 # A worker has no caller to pick the async API: it picks it
-                # for an async-only node.
+                # for a node with an async-only function or router.
                 asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
             else:
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))

@@ -20,6 +20,17 @@ from lgdist.types import Command
 
 FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
 
+def _start_attempt(ctx: TaskContext, attempt: int) -> None:
+    """Reset what an attempt counts, and tell the node (through
+    ``runtime.execution_info``) which attempt this is."""
+    ctx.counter = 0
+    info = getattr(ctx.runtime, "execution_info", None)
+    if info is not None:
+        ctx.runtime = ctx.runtime.patch_execution_info(
+            node_attempt=attempt, node_first_attempt_time=info.node_first_attempt_time or time.time()
+        )
+
+
 def _retry_delay_after(task: Task, ctx: TaskContext, exc: Exception, failures: int) -> Optional[float]:
     """Seconds to wait before retrying ``task`` after its ``failures``-th
     failure ``exc``, or None to give up (no policy of the node matches it,
@@ -60,6 +71,14 @@ def _finish(task: Task, output: Any, read_fresh: FreshReader) -> None:
     task.writes[:] = writes if writes else [(NO_WRITES, None)]
 
 
+async def _afinish(task: Task, output: Any, read_fresh: FreshReader) -> None:
+    """:func:`_finish` in an async run: a writer with an async twin (one
+    whose conditional edges may await an async router) is awaited."""
+    awrite = getattr(task.node.write_output, "awrite", None)
+    writes = await awrite(output, read_fresh) if awrite is not None else task.node.write_output(output, read_fresh)
+    task.writes[:] = writes if writes else [(NO_WRITES, None)]
+
+
 def _command_from_subgraph(exc: ParentCommand) -> Command:
     """A subgraph node returned ``Command(graph=Command.PARENT, …)``: it is
     addressed to the graph running this task, as if this task returned it."""
@@ -82,7 +101,7 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
     """
     failures = 0
     while True:
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
@@ -110,14 +129,14 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
     """Async twin of :func:`run_task`."""
     failures = 0
     while True:
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
                 output = await task.node.bound.ainvoke(task.input, config)
             except ParentCommand as exc:
                 output = _command_from_subgraph(exc)
-            _finish(task, output, read_fresh)
+            await _afinish(task, output, read_fresh)
             return
         except GraphInterrupt as exc:
             _record_interrupt(task, ctx, exc)

@@ -6,19 +6,32 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Generator, Mapping, Optional, Sequence, Union
 
 from langchain_core.messages import BaseMessage
 
 from lgdist.constants import END, RESERVED, START, TAG_HIDDEN, TASKS
-from lgdist.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
+from lgdist.engine.channels import (
+    BaseChannel,
+    EphemeralValue,
+    LastValueAfterFinish,
+    NamedBarrierValue,
+    NamedBarrierValueAfterFinish,
+    Topic,
+)
 from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
-from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
+from lgdist.graph.branch import Branch, destinations_to_writes, route_async, route_sync, trigger_channel
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
-from lgdist.graph.node import as_runnable
-from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
+from lgdist.graph.node import as_runnable, is_async_only
+from lgdist.graph.schema import (
+    channels_for_schema,
+    coerce_to_schema,
+    node_input_schema,
+    schema_hints,
+    state_to_dict,
+)
 from lgdist.retry import as_policies
 from lgdist.types import Command, RetryPolicy, Send
 
@@ -26,9 +39,23 @@ __all__ = ["StateGraph"]
 
 
 class _NodeDef:
-    __slots__ = ("name", "action", "input_schema", "retry_policy", "metadata", "is_subgraph", "destinations")
+    __slots__ = (
+        "name",
+        "action",
+        "input_schema",
+        "retry_policy",
+        "metadata",
+        "is_subgraph",
+        "destinations",
+        "defer",
+        "cache_policy",
+    )
 
-    def __init__(self, name, action, input_schema, retry_policy, metadata, destinations) -> None:
+    def __init__(
+        self, name, action, input_schema, retry_policy, metadata, destinations, defer=False, cache_policy=None
+    ) -> None:
+        self.defer = defer
+        self.cache_policy = cache_policy
         self.name = name
         self.action = action
         self.input_schema = input_schema
@@ -93,8 +120,6 @@ class StateGraph:
         itself, whose name is then used."""
         retry_policy = retry_policy or kwargs.pop("retry", None)
         input_schema = input_schema or kwargs.pop("input", None)
-        if defer:
-            raise NotImplementedError("defer=True nodes are not supported by lgdist yet")
         if not isinstance(node, str):
             action = node
             name = getattr(action, "name", None) or getattr(action, "__name__", None)
@@ -112,10 +137,16 @@ class StateGraph:
         for ch in ("|", ":"):
             if ch in node:
                 raise ValueError(f"'{ch}' is a reserved character and is not allowed in the node names.")
+        # As in LangGraph, a node's first parameter's type hint is its input
+        # schema: keys it names outside the state schema become channels
+        # (private state that earlier nodes can write for it).
+        input_schema = input_schema or node_input_schema(action)
         if input_schema is not None:
             for key, chan in channels_for_schema(input_schema).items():
                 self.channels.setdefault(key, chan)
-        self.nodes[node] = _NodeDef(node, action, input_schema, retry_policy, metadata, destinations)
+        self.nodes[node] = _NodeDef(
+            node, action, input_schema, retry_policy, metadata, destinations, defer=defer, cache_policy=cache_policy
+        )
         return self
 
     def add_edge(self, start_key: Union[str, Sequence[str]], end_key: str) -> "StateGraph":
@@ -233,9 +264,11 @@ class StateGraph:
             + (interrupt_after if interrupt_after != "*" else [])
         )
         self.compiled = True
+        spec = self._build_spec(interrupt_before, interrupt_after)
+        spec.cache = cache
         return CompiledStateGraph(
             builder=self,
-            spec=self._build_spec(interrupt_before, interrupt_after),
+            spec=spec,
             checkpointer=checkpointer,
             store=store,
             debug=debug,
@@ -291,13 +324,20 @@ class StateGraph:
         channels: dict[str, BaseChannel] = dict(self.channels)
         channels[START] = EphemeralValue(Any, key=START)
         channels[TASKS] = Topic(Send, key=TASKS)
-        for name in self.nodes:
-            channels[trigger_channel(name)] = EphemeralValue(Any, guard=False, key=trigger_channel(name))
+        for name, node in self.nodes.items():
+            # A deferred node's triggers become available only when the run
+            # would otherwise end.
+            channels[trigger_channel(name)] = (
+                LastValueAfterFinish(Any, key=trigger_channel(name))
+                if node.defer
+                else EphemeralValue(Any, guard=False, key=trigger_channel(name))
+            )
         joins: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(channel, end)]
         join_triggers: dict[str, list[str]] = defaultdict(list)
         for starts, end in sorted(self.waiting_edges):
             chan = f"join:{'+'.join(starts)}:{end}"
-            channels[chan] = NamedBarrierValue(str, names=starts, key=chan)
+            barrier = NamedBarrierValueAfterFinish if self.nodes[end].defer else NamedBarrierValue
+            channels[chan] = barrier(str, names=starts, key=chan)
             join_triggers[end].append(chan)
             for start in starts:
                 joins[start].append((chan, start))
@@ -315,8 +355,10 @@ class StateGraph:
             tags=(TAG_HIDDEN,),
         )
         for name, node in self.nodes.items():
+            # A node reads its schema's keys (the state schema's when it
+            # declares none): not the input/output-only or private keys.
             schema = node.input_schema or self.state_schema
-            keys = list(schema_hints(node.input_schema)) if node.input_schema else state_keys
+            keys = list(schema_hints(schema)) or state_keys
             nodes[name] = NodeSpec(
                 name=name,
                 bound=as_runnable(node.action, name),
@@ -327,6 +369,7 @@ class StateGraph:
                 metadata=node.metadata,
                 is_subgraph=node.is_subgraph,
                 subgraph=find_subgraph(node.action),
+                cache_policy=node.cache_policy,
             )
         return GraphSpec(
             channels=channels,
@@ -361,7 +404,10 @@ class StateGraph:
             key for key, chan in self.channels.items() if getattr(chan, "operator", None) is add_messages
         }
 
-        def write(output: Any, read_fresh: Callable) -> list[Write]:
+        def writes_of(output: Any, read_fresh: Callable) -> Generator[tuple, list[Write], list[Write]]:
+            # Yields (branch, state, config) for each conditional edge to
+            # route and receives its writes: the sync and async writers
+            # below route with branch.route / await branch.aroute.
             writes: list[Write] = []
             gotos: list[Any] = []
             # A Command, or a list holding at least one Command (ToolNode's
@@ -407,9 +453,17 @@ class StateGraph:
                 fresh = read_fresh(writes)
                 state = self._read_state(fresh, state_schema, state_keys)
                 for branch in branches:
-                    writes.extend(branch.route(state, config))
+                    writes.extend((yield branch, state, config))
             return writes
 
+        def write(output: Any, read_fresh: Callable) -> list[Write]:
+            return route_sync(writes_of(output, read_fresh))
+
+        async def awrite(output: Any, read_fresh: Callable) -> list[Write]:
+            return await route_async(writes_of(output, read_fresh))
+
+        write.awrite = awrite  # type: ignore[attr-defined]
+        write.has_async_router = any(is_async_only(b.path) for b in branches)  # type: ignore[attr-defined]
         return write
 
     def _command_update(self, cmd: Command) -> list[Write]:

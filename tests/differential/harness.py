@@ -42,7 +42,7 @@ __all__ = [
 # name -> module path below the root package ("langgraph" or "lgdist").
 _EXPORTS = {
     "graph": ["StateGraph", "START", "END", "MessagesState", "add_messages", "MessageGraph"],
-    "types": ["Send", "Command", "interrupt", "Interrupt", "RetryPolicy", "Overwrite"],
+    "types": ["Send", "Command", "interrupt", "Interrupt", "RetryPolicy", "Overwrite", "CachePolicy"],
     "errors": [
         "GraphRecursionError",
         "InvalidUpdateError",
@@ -51,6 +51,7 @@ _EXPORTS = {
         "GraphBubbleUp",
     ],
     "checkpoint.memory": ["InMemorySaver", "MemorySaver"],
+    "cache.memory": ["InMemoryCache"],
     "prebuilt": ["ToolNode", "tools_condition"],
     "config": ["get_stream_writer", "get_config", "get_store"],
     "store.memory": ["InMemoryStore"],
