@@ -9,6 +9,7 @@ from lgdist.constants import END, TASKS
 from lgdist.engine.spec import Write
 from lgdist.errors import InvalidUpdateError, UnknownBranchTargetError
 from lgdist.graph.node import as_runnable
+from lgdist.graph.schema import literal_values
 from lgdist.types import Send
 
 
@@ -31,6 +32,9 @@ class Branch:
             ends = dict(path_map)
         elif path_map is not None:
             ends = {name: name for name in path_map}
+        elif (values := literal_values(path)) is not None:
+            # As in LangGraph, a router's Literal return hint is its path map.
+            ends = {value: value for value in values}
         return cls(as_runnable(path), ends)
 
     def destinations(self, result: Any) -> list[Any]:

@@ -50,6 +50,8 @@ GRAPHS = {
     "schemas": "workers.examples:schemas",
     "writer": "workers.examples:writer",
     "poison": "workers.examples:poison",
+    "deferred": "workers.examples:deferred",
+    "cached": "workers.examples:cached",
     "memories": "workers.memories:graph",
 }
 # Seconds the fan-out's "work" node and the slow graph's slow step sleep.
