@@ -15,7 +15,7 @@ from lgdist.distributed.backend import Backend
 from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.graph.node import is_async_only
+from lgdist.graph.node import needs_async_run
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -69,9 +69,9 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
-            if is_async_only(task.node.bound):
+            if needs_async_run(task.node):
                 # A worker has no caller to pick the async API: it picks it
-                # for an async-only node.
+                # for a node with an async-only function or router.
                 asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
             else:
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))
