@@ -106,12 +106,16 @@ class CompiledStateGraph(Runnable):
     def get_input_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
         """The JSON schema of the graph's input (its ``input_schema``, else
         its state schema)."""
-        return state_jsonschema(self.builder.input_schema, self.get_name("Input"))
+        return state_jsonschema(
+            self.builder.input_schema, self.get_name("Input"), root_type=getattr(self.builder, "root_type", None)
+        )
 
     def get_output_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
         """The JSON schema of the graph's output (its ``output_schema``,
         else its state schema)."""
-        return state_jsonschema(self.builder.output_schema, self.get_name("Output"))
+        return state_jsonschema(
+            self.builder.output_schema, self.get_name("Output"), root_type=getattr(self.builder, "root_type", None)
+        )
 
     def _run_context(self, context: Any) -> tuple[Any, Any]:
         """The context and store this run's nodes see: a graph run inside a

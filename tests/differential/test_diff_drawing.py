@@ -237,3 +237,35 @@ def build_nested_and_called_subgraphs(ns):
 def test_get_graph_xray_depth_and_subgraphs_called_from_a_node(ns):
     graph = build_nested_and_called_subgraphs(ns).compile()
     return {depth: drawing(graph, xray=depth) for depth in (False, 1, 2, True)}
+
+
+def seed_agent(messages):
+    return AIMessage(content="done")
+
+
+def seed_should_continue(messages):
+    return "end"
+
+
+def build_seed_message_graph(ns):
+    g = ns.MessageGraph()
+    g.add_node("agent", seed_agent)
+    g.add_node("action", seed_agent)
+    g.set_entry_point("agent")
+    g.add_conditional_edges("agent", seed_should_continue, {"continue": "action", "end": ns.END})
+    g.add_edge("action", "agent")
+    return g
+
+
+@differential
+def test_get_graph_and_json_schemas_of_the_seed_message_graph(ns):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LangGraph deprecates MessageGraph
+        graph = build_seed_message_graph(ns).compile(interrupt_before=["action"])
+    return {
+        "drawing": drawing(graph, ascii=False),
+        "input_schema": graph.get_input_jsonschema(),
+        "output_schema": graph.get_output_jsonschema(),
+    }
