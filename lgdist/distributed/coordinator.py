@@ -32,6 +32,7 @@ from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.crashpoints import crash_point
+from lgdist.distributed.events import wire_events
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.runs import FINAL, Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
@@ -74,6 +75,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
         output_keys=spec.stream_keys,
         interrupt_before=options.get("interrupt_before"),
         interrupt_after=options.get("interrupt_after"),
+        stream_subgraphs=bool(options.get("subgraphs")),
     )
 
 
@@ -112,7 +114,7 @@ def publish_events(backend: Backend, run_id: str, events: list, once: Optional[s
     if not events:
         return
     try:
-        backend.bus.publish(run_id, events, once=once)
+        backend.bus.publish(run_id, wire_events(events), once=once)
     except TRANSIENT_ERRORS as exc:
         log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
 
@@ -152,7 +154,9 @@ def start_next_enqueued(backend: Backend, thread_id: str) -> None:
     # the thread for it here would make that claim fail.
     queued = [
         r for r in backend.runs.pending_runs(thread_id)
-        if r.kind == "start" and r.options.get("multitask_strategy") != "reject"
+        # Submitted runs (a resume through RemoteGraph too) carry a strategy.
+        if (r.kind == "start" or "multitask_strategy" in r.options)
+        and r.options.get("multitask_strategy") != "reject"
     ]  # fmt: skip
     if not queued:
         return

@@ -9,10 +9,10 @@ import asyncio
 import logging
 import os
 import threading
-import traceback
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
+from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.graph.node import needs_async_run
@@ -88,15 +88,16 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
-        text = "".join(traceback.format_exception(exc))
-        backend.runs.set_run(run.run_id, expect=("running",), error=f"node {task.name!r} failed:\n{text}")
+        backend.runs.set_run(run.run_id, expect=("running",), error=describe_node_failure(task.name, exc))
         loop.record(task, exc)
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:
         # The local runner's rule, so that e.g. __start__ streams no messages.
         after_task(loop, task, handler, config)
         loop.record(task)
-    node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
+    # Node-level modes, and every chunk of a subgraph the node ran (those
+    # carry their namespace) when the run streams subgraphs.
+    node_events = [item for item in loop.outbox if item[0] in NODE_MODES or len(item) > 2]
     node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
     publish_events(backend, run.run_id, node_events)
     return result

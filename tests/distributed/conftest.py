@@ -53,6 +53,7 @@ GRAPHS = {
     "deferred": "workers.examples:deferred",
     "cached": "workers.examples:cached",
     "memories": "workers.memories:graph",
+    "nested": "workers.nested:graph",
 }
 # Seconds the fan-out's "work" node and the slow graph's slow step sleep.
 WORK_SECONDS = 0.3
