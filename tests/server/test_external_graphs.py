@@ -10,7 +10,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
-from conftest import dist, start_server
+from serverlib import dist, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
