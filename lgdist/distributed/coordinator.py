@@ -32,6 +32,7 @@ from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.crashpoints import crash_point
+from lgdist.distributed.events import wire_events
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.runs import FINAL, Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
@@ -75,6 +76,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
         output_keys=spec.stream_keys,
         interrupt_before=options.get("interrupt_before"),
         interrupt_after=options.get("interrupt_after"),
+        stream_subgraphs=bool(options.get("subgraphs")),
     )
 
 
@@ -113,7 +115,7 @@ def publish_events(backend: Backend, run_id: str, events: list, once: Optional[s
     if not events:
         return
     try:
-        backend.bus.publish(run_id, events, once=once)
+        backend.bus.publish(run_id, wire_events(events), once=once)
     except TRANSIENT_ERRORS as exc:
         log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
 
@@ -153,7 +155,9 @@ def start_next_enqueued(backend: Backend, thread_id: str) -> None:
     # the thread for it here would make that claim fail.
     queued = [
         r for r in backend.runs.pending_runs(thread_id)
-        if r.kind == "start" and r.options.get("multitask_strategy") != "reject"
+        # Submitted runs (a resume through RemoteGraph too) carry a strategy.
+        if (r.kind == "start" or "multitask_strategy" in r.options)
+        and r.options.get("multitask_strategy") != "reject"
     ]  # fmt: skip
     if not queued:
         return
@@ -262,10 +266,12 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     loop = make_loop(backend, run)
     try:
         if run.options.get("as_node") is not None:
-            from lgdist.graph.compiled import apply_update
+            from lgdist.graph.update import apply_update
 
             saver = _PutOnce(backend.saver, f"update:{run.run_id}")
-            apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
+            apply_update(  # type: ignore[arg-type]
+                loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"], caller_config=loop.config
+            )
         # Whatever the input stores (an input, fork or update checkpoint) is
         # stored once per run, however often this runs.
         loop.load(run.input, idempotency_key=f"input:{run.run_id}")
@@ -311,6 +317,20 @@ def _continue_run(backend: Backend, run: Run) -> None:
 # -- scheduling -------------------------------------------------------------------------
 
 
+def _drop_plan_time_updates(loop: ThreadLoop) -> None:
+    """``finish_step`` streams the updates of every task of a step, in task
+    order, once all are saved: also those ``plan()`` streamed already because
+    their writes were saved before (a resumed step) or came from the node
+    cache. Their plan-time chunks would be duplicates."""
+    kept = [
+        item
+        for item in loop.outbox
+        if not (item[0] == "updates" and len(item) == 2 and isinstance(item[1], dict) and "__metadata__" in item[1])
+    ]
+    loop.outbox.clear()
+    loop.outbox.extend(kept)
+
+
 def schedule_step(
     backend: Backend,
     run: Run,
@@ -349,6 +369,7 @@ def schedule_step(
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, "error", "".join(traceback.format_exception(exc)))
         return None
+    _drop_plan_time_updates(loop)
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return None

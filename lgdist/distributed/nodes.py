@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import traceback
+import time
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.deliveries import RedisDeliveries
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_end, publish_events, rejected
+from lgdist.distributed.deliveries import RedisDeliveries
+from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.distributed.step_reads import read_step
 from lgdist.engine import mark_resumed
 from lgdist.engine.tasks import Task
-from lgdist.graph.node import is_async_only
+from lgdist.graph.node import needs_async_run
 from lgdist.loop import ThreadLoop
 
 
@@ -105,66 +106,83 @@ def run_node(
         loop.record(task, RuntimeError(error))
         result.update(status="error", error=error, run_error=error)
     else:
-        result.update(execute_task(backend, run.run_id, loop, task, save=not msg.finish))
+        result.update(execute_task(backend, run, loop, task, save=not msg.finish))
     if msg.finish:
         from lgdist.distributed.single_step import finish_single_step
 
         return finish_single_step(backend, run, loop, task, msg, result, redelivered=redelivered, worker=worker)
     if result.get("run_error"):
         backend.runs.set_run(run.run_id, expect=("running",), error=result.pop("run_error"))
-    publish_events(backend, run.run_id, node_events(loop, task, worker, result["status"]))
+    publish_events(backend, run.run_id, node_events(loop, task, worker, result))
     return result
 
 
-def execute_task(backend: Backend, run_id: str, loop: ThreadLoop, task: Task, *, save: bool) -> dict:
+def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, save: bool) -> dict:
     """Run ``task``'s node and record its outcome in ``loop`` (saving its
     writes unless ``save`` is false; an error or interrupt is always saved).
-    Returns the result fields: ``status``, and for a failure ``error`` and
-    ``run_error`` (the run's error text)."""
+    Returns the result fields: ``status``, ``started_at`` and ``seconds``,
+    and for a failure ``error`` and ``run_error`` (the run's error text)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
+    from lgdist.runtime import coerce_context
 
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, None)
+    context = coerce_context(getattr(backend.registry.get(run.graph), "context_schema", None), run.options.get("context"))
+    config, ctx = prepare_task(loop, task, callbacks, context, backend.store)
     if "custom" in loop.modes:
-        ctx.stream_writer = lambda chunk: publish_events(backend, run_id, [("custom", chunk)])
+        ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
+    started_at, clock = time.time(), time.monotonic()
+    timing = {"started_at": started_at}
     try:
-        with HEARTBEATS.hold(backend, loop._thread_id()):
-            if is_async_only(task.node.bound):
+        with HEARTBEATS.hold(backend, run.thread_id):
+            if needs_async_run(task.node):
                 # A worker has no caller to pick the async API: it picks it
-                # for an async-only node.
+                # for a node with an async-only function or router.
                 asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
             else:
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
-        return {"status": "interrupted"}
+        return {"status": "interrupted", **timing, "seconds": time.monotonic() - clock}
     except SoftTimeLimitExceeded as exc:
         limit = backend.settings.task_time_limit
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
         loop.record(task, TimeoutError(text))
         del exc
-        return {"status": "error", "error": text, "run_error": text}
+        return {"status": "error", "error": text, "run_error": text, **timing, "seconds": time.monotonic() - clock}
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
-        text = "".join(traceback.format_exception(exc))
         loop.record(task, exc)
-        return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": f"node {task.name!r} failed:\n{text}"}
+        return {
+            "status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": describe_node_failure(task.name, exc),
+            **timing, "seconds": time.monotonic() - clock,
+        }  # fmt: skip
+    seconds = time.monotonic() - clock
     # The local runner's rule, so that e.g. __start__ streams no messages.
     after_task(loop, task, handler, config)
     loop.record(task, save=save)
-    return {"status": "ok"}
+    return {"status": "ok", **timing, "seconds": seconds}
 
 
-def node_events(loop: ThreadLoop, task: Task, worker: str, status: str) -> list:
-    """The events only the worker that ran a node can stream: its
-    ``custom``/``messages`` chunks and which worker ran it."""
-    events: list[Any] = [(m, c) for m, c, *_ in loop.outbox if m in NODE_MODES]
-    events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": status}))
+def is_node_event(item: tuple) -> bool:
+    """Chunks only the process running a node produces: node-level modes,
+    and every chunk of a subgraph it ran (those carry their namespace)."""
+    return item[0] in NODE_MODES or len(item) > 2
+
+
+def node_events(loop: ThreadLoop, task: Task, worker: str, result: dict) -> list:
+    """The events only the worker that ran a node can stream: its node
+    chunks and which worker ran it, when and for how long (the API's
+    metrics and thread inspector read these)."""
+    events: list[Any] = [item for item in loop.outbox if is_node_event(item)]
+    events.append((WORKER_MODE, {
+        "node": task.name, "task_id": task.id, "worker": worker, "status": result["status"],
+        "started_at": result.get("started_at", time.time()), "seconds": result.get("seconds", 0.0),
+    }))  # fmt: skip
     return events

@@ -28,7 +28,6 @@ import time
 from lgdist.checkpoint.base import PreconditionFailed
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import (
-    NODE_MODES,
     end_run,
     end_run_for_status,
     latest_loop,
@@ -84,18 +83,18 @@ def finish_single_step(
 ) -> dict:
     """The node of the step's only task ran (``result``): finish the step,
     then run or send the next ones."""
-    from lgdist.distributed.nodes import execute_task, node_events
+    from lgdist.distributed.nodes import execute_task, is_node_event, node_events
 
     inline = InlineSlice(backend, backend.settings.queue_for(task.name))
     checkpoint_id = msg.checkpoint_id
     while True:
-        events = node_events(loop, task, worker, result["status"])
-        kept = [e for e in loop.outbox if e[0] not in NODE_MODES]
+        events = node_events(loop, task, worker, result)
+        kept = [e for e in loop.outbox if not is_node_event(e)]
         loop.outbox.clear()
         loop.outbox.extend(kept)
         if result["status"] == "error":
             publish_events(backend, run.run_id, events)
-            end_run(backend, run, "error", result.get("run_error") or result.get("error"))
+            end_run(backend, run, "error", result.pop("run_error", None) or result.get("error"))
             return {**result, "outcome": "run failed", "checkpoint_id": checkpoint_id}
         outcome = _store_step(backend, run, loop, checkpoint_id, events, first=not redelivered)
         redelivered = False  # steps run inline below are this delivery's own
@@ -107,7 +106,7 @@ def finish_single_step(
         # The next step has one task on this queue: run it here.
         inline.take()
         task, checkpoint_id = nxt, loop.checkpoint["id"]
-        result = {**result, "node": task.name, **execute_task(backend, run.run_id, loop, task, save=False)}
+        result = {**result, "node": task.name, **execute_task(backend, run, loop, task, save=False)}
 
 
 def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, events: list, *, first: bool) -> dict:
