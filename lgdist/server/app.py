@@ -8,7 +8,10 @@ handlers, API-key auth, ``/ok``, ``/info``, ``/metrics`` and ``/ui``.
 
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Optional
+
+import anyio
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -24,10 +27,24 @@ from lgdist.settings import Settings, get_settings
 VERSION = "0.1.0"
 
 
+# Threads for the blocking store calls of concurrent requests (anyio's
+# default is 40); stream readers do not hold one.
+WORKER_THREADS = 200
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    yield
+
+
 def create_app(settings: Optional[Settings] = None, *, api_keys: Optional[list[str]] = None) -> FastAPI:
     """The app. ``api_keys`` (if any) are required in ``x-api-key``."""
     settings = settings or get_settings()
-    app = FastAPI(title="lgdist", version=VERSION, description="The LangGraph Server API, run by lgdist workers")
+    app = FastAPI(
+        title="lgdist", version=VERSION, description="The LangGraph Server API, run by lgdist workers",
+        lifespan=_lifespan,
+    )  # fmt: skip
     app.state.service = ApiService(settings)
     install_error_handlers(app)
     if api_keys:
