@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lgdist.server import assistants, runs, threads, ui
+from lgdist.server import assistants, runs, store_api, threads, ui
 from lgdist.server.auth import ApiKeyMiddleware
 from lgdist.server.errors import install_error_handlers
 from lgdist.server.metrics import ClusterCollector, render
@@ -60,7 +60,7 @@ def create_app(settings: Optional[Settings] = None, *, api_keys: Optional[list[s
             "version": VERSION,
             "server": "lgdist",
             "graphs": app.state.service.graph_names(),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": True},
         }
 
     collector = ClusterCollector(app.state.service)
@@ -72,5 +72,6 @@ def create_app(settings: Optional[Settings] = None, *, api_keys: Optional[list[s
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    app.include_router(store_api.router)
     app.include_router(ui.router)
     return app
