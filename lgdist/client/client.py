@@ -42,6 +42,7 @@ class Client:
         interrupt_after: Any = None,
         multitask_strategy: Optional[str] = None,
         subgraphs: bool = False,
+        context: Any = None,
     ) -> str:
         """Start a run of ``graph`` on ``thread_id`` (new thread if None);
         returns the run id. A busy thread raises ``ThreadBusyError`` under the
@@ -65,6 +66,10 @@ class Client:
         }
         if subgraphs:
             options["subgraphs"] = True
+        if context is not None:
+            # The run's context (coerced to the graph's context_schema on
+            # the worker); stored with the run, so it must serialize.
+            options["context"] = context
         strategy = multitask_strategy or self.settings.multitask_strategy
         options["multitask_strategy"] = strategy
         runs = self.backend.runs

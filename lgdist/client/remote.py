@@ -66,6 +66,7 @@ class RemoteGraph(Runnable):
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         subgraphs: bool = False,
+        context: Any = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
         config = self._merged(config)
@@ -79,6 +80,7 @@ class RemoteGraph(Runnable):
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             subgraphs=subgraphs,
+            context=context,
         )
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:

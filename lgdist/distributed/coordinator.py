@@ -264,10 +264,12 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     loop = make_loop(backend, run)
     try:
         if run.options.get("as_node") is not None:
-            from lgdist.graph.compiled import apply_update
+            from lgdist.graph.update import apply_update
 
             saver = _PutOnce(backend.saver, f"update:{run.run_id}")
-            apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
+            apply_update(  # type: ignore[arg-type]
+                loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"], caller_config=loop.config
+            )
         # Whatever the input stores (an input, fork or update checkpoint) is
         # stored once per run, however often this runs.
         loop.load(run.input, idempotency_key=f"input:{run.run_id}")

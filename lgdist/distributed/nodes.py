@@ -29,6 +29,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
+    from lgdist.runtime import coerce_context
 
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
@@ -62,7 +63,8 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, backend.store)
+    context = coerce_context(getattr(backend.registry.get(run.graph), "context_schema", None), run.options.get("context"))
+    config, ctx = prepare_task(loop, task, callbacks, context, backend.store)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:

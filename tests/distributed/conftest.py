@@ -54,6 +54,7 @@ GRAPHS = {
     "cached": "workers.examples:cached",
     "memories": "workers.memories:graph",
     "nested": "workers.nested:graph",
+    "greeter": "workers.greeter:graph",
     # Graphs of the differential scenarios, for the remote parity suite.
     **{
         f"parity-{name.replace('_', '-')}": f"workers.parity:{name}"
