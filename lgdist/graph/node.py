@@ -69,7 +69,8 @@ class NodeRunnable(Runnable):
         return args, kwargs
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
-        config = ensure_config(config)
+        # A graph passes its task config as it is (no empty "tags" added).
+        config = ensure_config(config) if config is None else config
         if self.func is None:
             # As in LangGraph: an async-only node needs the async API. (A
             # driver that may choose, like a worker, runs it with ainvoke.)
@@ -97,7 +98,8 @@ class NodeRunnable(Runnable):
         return output
 
     async def ainvoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
-        config = ensure_config(config)
+        # A graph passes its task config as it is (no empty "tags" added).
+        config = ensure_config(config) if config is None else config
         if self.afunc is None:
             return await run_in_executor(config, self.invoke, input, config)
         run_manager = None
