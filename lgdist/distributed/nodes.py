@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
@@ -69,6 +70,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
+    started_at, clock = time.time(), time.monotonic()
     try:
         with _Heartbeat(backend, run.thread_id):
             if needs_async_run(task.node):
@@ -100,7 +102,11 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     # Node-level modes, and every chunk of a subgraph the node ran (those
     # carry their namespace) when the run streams subgraphs.
     node_events = [item for item in loop.outbox if item[0] in NODE_MODES or len(item) > 2]
-    node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
+    node_events.append((WORKER_MODE, {
+        "node": task.name, "task_id": task.id, "worker": worker, "status": result["status"],
+        # When and how long the node ran: the API's metrics and thread inspector read these.
+        "started_at": started_at, "seconds": time.monotonic() - clock,
+    }))  # fmt: skip
     publish_events(backend, run.run_id, node_events)
     return result
 

@@ -20,6 +20,10 @@ from lgdist.distributed.runs import FINAL
 
 log = logging.getLogger("lgdist.sweeper")
 
+# A counter row in the run store (``count_delivery``): how many stalled steps
+# the sweeper rescheduled, for the API's ``/metrics``.
+RESCHEDULES_KEY = "metrics:sweeper:reschedules"
+
 
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     """Repair threads whose run made no progress for ``older_than`` seconds:
@@ -48,5 +52,6 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
             log.warning("sweep: rescheduling the stalled step at %s of run %s", loop.checkpoint["id"], run.run_id)
             resumed = resumed_here(run, loop)
             schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)
+            backend.runs.count_delivery(RESCHEDULES_KEY)
         touched.append(run.thread_id)
     return touched

@@ -29,6 +29,8 @@ from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.graph.update import apply_update
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
+from lgdist.loop.events import read_values
+from lgdist.run_tree import astart_graph_run, start_graph_run
 from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
@@ -153,6 +155,7 @@ class CompiledStateGraph(Runnable):
         limit = (config or {}).get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         config = ensure_config(config)
         config["recursion_limit"] = limit
+        _propagate_to_metadata(config)
         if limit < 1:
             raise ValueError("recursion_limit must be at least 1")
         if stream_mode is None:
@@ -231,9 +234,19 @@ class CompiledStateGraph(Runnable):
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
         context, store = self._run_context(context)
-        for item in stream_sync(loop, input, context=context, store=store):
-            yield from self._deliver(loop, item, requested, single, subgraphs)
-        self._raise_if_subgraph_stopped(loop)
+        run = start_graph_run(loop.config, self.name, input)
+        if run is not None:
+            loop.config["callbacks"] = run.get_child()
+        try:
+            for item in stream_sync(loop, input, context=context, store=store):
+                yield from self._deliver(loop, item, requested, single, subgraphs)
+            self._raise_if_subgraph_stopped(loop)
+        except BaseException as exc:
+            if run is not None:
+                run.on_chain_error(exc)
+            raise
+        if run is not None:
+            run.on_chain_end(_run_output(loop))
 
     async def astream(
         self,
@@ -256,10 +269,20 @@ class CompiledStateGraph(Runnable):
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
         context, store = self._run_context(context)
-        async for item in stream_async(loop, input, context=context, store=store):
-            for out in self._deliver(loop, item, requested, single, subgraphs):
-                yield out
-        self._raise_if_subgraph_stopped(loop)
+        run = await astart_graph_run(loop.config, self.name, input)
+        if run is not None:
+            loop.config["callbacks"] = run.get_child()
+        try:
+            async for item in stream_async(loop, input, context=context, store=store):
+                for out in self._deliver(loop, item, requested, single, subgraphs):
+                    yield out
+            self._raise_if_subgraph_stopped(loop)
+        except BaseException as exc:
+            if run is not None:
+                await run.on_chain_error(exc)
+            raise
+        if run is not None:
+            await run.on_chain_end(_run_output(loop))
 
     def invoke(
         self,
@@ -423,6 +446,23 @@ class CompiledStateGraph(Runnable):
 
 
 CompiledGraph = CompiledStateGraph
+
+
+# Keys of a run's configurable that its runs' metadata shows (as LangGraph).
+_METADATA_FROM_CONFIGURABLE = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id", "graph_id")
+
+
+def _propagate_to_metadata(config: dict) -> None:
+    configurable = config.get("configurable") or {}
+    metadata = config["metadata"] = dict(config.get("metadata") or {})
+    for key in _METADATA_FROM_CONFIGURABLE:
+        if key not in metadata and configurable.get(key):
+            metadata[key] = configurable[key]
+
+
+def _run_output(loop: ThreadLoop) -> Any:
+    """What the graph's run ends with: its output values."""
+    return read_values(loop.channels, loop.output_keys)
 
 
 def _user_config(config: RunnableConfig) -> RunnableConfig:

@@ -50,6 +50,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[], Any], Callable[[], list]]] = {
     "second-input-on-finished-thread": ("counter", _local(examples.build_counter), lambda: [{"n": 3}, {"n": 1}]),
     "input-and-output-schemas": ("schemas", _local(examples.build_schemas), lambda: [{"question": "hi"}]),
     "custom-stream-writer": ("writer", _local(examples.build_writer), lambda: [{"n": 1}]),
+    "deferred-node-after-uneven-branches": ("deferred", _local(examples.build_deferred), lambda: [{"log": []}]),
     "subgraph-node": ("nested", _local(nested.build), lambda: [{"topic": "t"}]),
 }
 # Scenarios also streamed with subgraphs=True: chunks come as (namespace, ...).
