@@ -281,4 +281,6 @@ def test_get_graph_and_json_schemas_of_the_seed_message_graph(ns):
         "drawing": drawing(graph, ascii=False),
         "input_schema": graph.get_input_jsonschema(),
         "output_schema": graph.get_output_jsonschema(),
+        "input_model": graph.get_input_schema().model_json_schema(),
+        "output_model": graph.get_output_schema().model_json_schema(),
     }
