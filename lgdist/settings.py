@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     store_index: Optional[str] = None
     # Minutes before an item put without a ttl expires (None: never).
     store_ttl_minutes: Optional[float] = None
+    # Minutes between deletions of expired store items in each worker process
+    # (None: no sweeping; expired items stay until something calls sweep_ttl()).
+    store_sweep_minutes: Optional[float] = None
     # "name=module:attribute,other=module:attribute"
     graphs: str = "support-agent=workers.support_agent:graph"
     # Per-node queue routing: "action=io,tools=io"; others use default_queue.
