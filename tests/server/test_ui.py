@@ -71,5 +71,6 @@ def test_fork_from_a_checkpoint(sdk, server, browser):
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "button.fork")))
     # Fork from the oldest checkpoint (the last row): the run replays from there.
     browser.find_elements(By.CSS_SELECTOR, "button.fork")[-1].click()
-    wait.until(lambda d: len(sdk.runs.list(tid)) == runs_before + 1 and sdk.threads.get(tid)["status"] == "idle")
-    assert sdk.runs.list(tid)[0]["status"] == "success"
+    wait.until(lambda d: len(sdk.runs.list(tid)) == runs_before + 1)
+    wait.until(lambda d: sdk.runs.list(tid)[0]["status"] == "success")
+    assert sdk.threads.get_state(tid)["values"] == {"n": 5, "trail": [2, 3, 4]}
