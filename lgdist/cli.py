@@ -82,11 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not any(a.startswith("-Q") or a.startswith("--queues") for a in extra):
             from lgdist.settings import get_settings
 
-            settings = get_settings()
-            queues = {settings.default_queue} | {
-                i.partition("=")[2].strip() for i in settings.node_queues.split(",") if "=" in i
-            }
-            extra += ["-Q", ",".join(sorted(q for q in queues if q))]
+            extra += ["-Q", ",".join(get_settings().worker_queues())]
         return _exec_celery(["worker", *extra])
     if args.command == "flower":
         extra = [a for a in args.celery_args if a != "--"]

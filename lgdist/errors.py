@@ -151,3 +151,22 @@ class ThreadBusyError(LgdistError, RuntimeError):
 
 class RunNotFoundError(LgdistError, LookupError):
     """No run with that id exists."""
+
+
+class ThreadNotFoundError(LgdistError, LookupError):
+    """No thread with that id exists (nothing ever ran on it)."""
+
+
+class InvalidThreadIdError(LgdistError, ValueError):
+    """A thread id that cannot be stored: empty, longer than 255 characters,
+    or containing a NUL character."""
+
+
+class RunFailedError(LgdistError, RuntimeError):
+    """A remote run ended with an error; the message holds the node's error."""
+
+
+class NodeFailedError(LgdistError, RuntimeError):
+    """A node raised: raised again by its ``lgdist.run_node`` task (after the
+    error is saved as the task's outcome) so that Flower lists the task as
+    failed."""

@@ -12,7 +12,9 @@ import traceback
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_events, rejected
+from lgdist.distributed import lifecycle
+from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, is_current_step, make_loop, publish_events, rejected
+from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.engine.plan import plan_next_step
 
@@ -32,7 +34,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
     run = backend.runs.get_run(msg.run_id)
-    if run is None or run.status != "running":
+    if run is None or run.status != RunStatus.RUNNING:
         return {**result, "status": "skipped"}
     if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
         return {**result, **rejected(
@@ -57,7 +59,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
             f"node {task.name!r} was delivered {deliveries - retries} times without finishing "
             "(its worker died each time); parked as a poison task"
         )
-        backend.runs.set_run(run.run_id, expect=("running",), error=error)
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=error)
         loop.record(task, RuntimeError(error))
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
@@ -74,17 +76,21 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         loop.record(task)
         result["status"] = "interrupted"
     except SoftTimeLimitExceeded as exc:
+        del exc
+        if not is_current_step(backend, run, msg.checkpoint_id, task.id):
+            # A copy of this task re-run elsewhere (the sweeper took this
+            # one for lost) finished it, or the thread moved on.
+            return {**result, "status": "stale"}
         limit = backend.settings.task_time_limit
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
-        backend.runs.set_run(run.run_id, expect=("running",), error=text)
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=text)
         loop.record(task, TimeoutError(text))
         result.update(status="error", error=text)
-        del exc
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
         text = "".join(traceback.format_exception(exc))
-        backend.runs.set_run(run.run_id, expect=("running",), error=f"node {task.name!r} failed:\n{text}")
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=f"node {task.name!r} failed:\n{text}")
         loop.record(task, exc)
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:

@@ -22,8 +22,9 @@ from typing import Any, Literal, Optional
 from celery import Celery, Task
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lgdist.distributed import coordinator, nodes
+from lgdist.distributed import coordinator, lifecycle, nodes
 from lgdist.distributed.backend import Backend, get_backend
+from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import PROTOCOL_VERSION, FinishStepMessage, ResumeMessage, RunNodeMessage, StartMessage
 from lgdist.distributed.transient import RETRY_OPTIONS
 from lgdist.errors import GraphNotRegisteredError
@@ -83,10 +84,7 @@ def _error_run_for(backend: Any, thread_id: Any, error: str) -> Optional[str]:
     thread = backend.runs.get_thread(thread_id)
     if thread is None:
         return None
-    run = backend.runs.create_run(
-        thread_id=thread_id, graph=thread["graph"], kind="resume", input=None,
-        options={}, status="error", error=error,
-    )  # fmt: skip
+    run = lifecycle.record_refusal(backend.runs, thread_id=thread_id, graph=thread["graph"], kind="resume", error=error)
     coordinator.publish_end(backend, run.run_id, "error", error)
     return run.run_id
 
@@ -125,16 +123,21 @@ def handle_resume(backend: Any, payload: Any, args: tuple = ()) -> dict:
     options = {"stream_modes": msg.stream_mode}
     if msg.as_node is not None:
         options.update(as_node=msg.as_node, update=msg.update)
-    run = backend.runs.create_run(
-        thread_id=msg.thread_id, graph=graph, kind="resume", input=command, options=options, run_id=msg.run_id
-    )
-    if run.status != "pending" or run.thread_id != msg.thread_id:
+    # Creating the run and claiming the thread is one transaction, and both
+    # are idempotent per run id: a redelivered or duplicated resume finds
+    # its own run holding the thread and goes on starting it.
+    run, claimed = lifecycle.submit(
+        backend.runs, thread_id=msg.thread_id, graph=graph, kind="resume", input=command, options=options,
+        run_id=msg.run_id, claim_from=lifecycle.RESUMABLE,
+    )  # fmt: skip
+    if run.thread_id != msg.thread_id or run.status in lifecycle.FINAL:
         return {"status": "duplicate", "run_id": run.run_id}
-    if not coordinator.claim_thread(backend, msg.thread_id, graph, run.run_id, ("interrupted", "error")):
-        status = (backend.runs.get_thread(msg.thread_id) or {}).get("status", "unknown")
+    if not claimed and run.status == RunStatus.PENDING:
+        thread = backend.runs.get_thread(msg.thread_id) or {}
+        status = thread.get("status", "unknown")
         error = f"thread {msg.thread_id!r} is not interrupted (status: {status}); nothing to resume"
-        backend.runs.set_run(run.run_id, expect=("pending",), status="error", error=error)
-        coordinator.publish_end(backend, run.run_id, "error", error)
+        if lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=(RunStatus.PENDING,)):
+            coordinator.publish_end(backend, run.run_id, RunStatus.ERROR, error)
         return {"status": "error", "run_id": run.run_id, "error": error}
     coordinator.start_run(backend, run.run_id)
     return {"status": "started", "run_id": run.run_id}
@@ -210,6 +213,9 @@ def register_tasks(app: Celery) -> None:
             return rejection  # type: ignore[return-value]
         return {"rescheduled": coordinator.sweep(backend, msg.older_than)}
 
+    every = max(1.0, settings.stall_seconds / 2)
     app.conf.beat_schedule = {
-        "lgdist-sweep": {"task": "lgdist.sweep", "schedule": max(1.0, settings.stall_seconds / 2)}
+        # A sweep that waited in a queue longer than the period is dropped:
+        # the next one is on its way, and a pile of them helps nobody.
+        "lgdist-sweep": {"task": "lgdist.sweep", "schedule": every, "options": {"expires": every}}
     }
