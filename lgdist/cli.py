@@ -69,6 +69,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ck = sub.add_parser("check", help="check a thread's history invariants")
     ck.add_argument("thread_id")
     sub.add_parser("config", help="print the effective settings (secrets masked)")
+    sv = sub.add_parser("serve", help="serve the LangGraph Server API (needs the 'server' extra)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs LGDIST_API_KEYS)")
+    sv.add_argument("--port", type=int, default=2024)
+    sv.add_argument("--log-level", default="info")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         if args.command not in ("worker", "flower", "beat"):
@@ -93,6 +97,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _exec_celery(["flower", *extra])
     if args.command == "beat":
         return _exec_celery(["beat", *[a for a in args.celery_args if a != "--"]])
+    if args.command == "serve":
+        from lgdist.server.serve import serve
+
+        return serve(args.host, args.port, log_level=args.log_level)
     if args.command == "config":
         from lgdist.settings import get_settings
 

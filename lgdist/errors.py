@@ -27,6 +27,7 @@ __all__ = [
     "AmbiguousResumeError",
     "UnknownBranchTargetError",
     "RunNotFoundError",
+    "InvalidNamespaceError",
     "create_error_message",
 ]
 
@@ -170,3 +171,9 @@ class NodeFailedError(LgdistError, RuntimeError):
     """A node raised: raised again by its ``lgdist.run_node`` task (after the
     error is saved as the task's outcome) so that Flower lists the task as
     failed."""
+
+
+class InvalidNamespaceError(LgdistError, ValueError):
+    """A store namespace is empty, starts with the reserved label
+    ``"langgraph"``, or has a label that is empty, not a string, or holds a
+    period or a NUL byte (periods join labels in SQL stores)."""

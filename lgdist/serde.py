@@ -19,9 +19,11 @@ Trust model
 -----------
 Pickle is never used, so loading data cannot run arbitrary code through
 ``__reduce__``. A tag names a class as ``"module:QualName"``; to rebuild it the
-loader takes the module from ``sys.modules`` or imports it (importing runs the
-module's top-level code, as starting the program that wrote the data did), and
-then requires the attribute to be a class *of the tagged kind* - a pydantic
+loader takes the module from ``sys.modules``, or imports it only when its
+top-level package is one this process has loaded already (the program's own
+code and its libraries: ``workers.models`` once ``workers`` is loaded), or
+one named in ``LGDIST_SERDE_MODULES`` (comma-separated); stored data never
+makes the loader import a package the program does not use. It then requires the attribute to be a class *of the tagged kind* - a pydantic
 model, a dataclass, an ``Enum``, a namedtuple, an exception, a ``dict``
 subclass, or a slotted class defined in an ``lgdist.`` module. The only code it
 calls is that class's own construction path: ``model_construct`` for pydantic
@@ -42,6 +44,7 @@ import decimal
 import enum
 import importlib
 import json
+import os
 import sys
 import uuid
 from typing import Any, Callable, Optional
@@ -439,8 +442,15 @@ def _resolve(path: str, kind: str, check: Callable[[type], bool]) -> type:
     module_name, _, qualname = path.partition(":")
     if not module_name or not qualname:
         raise SerializationError(f"malformed class reference {path!r} in stored data")
+    target: Any = sys.modules.get(module_name)
+    if target is None and not _may_import(module_name):
+        raise SerializationError(
+            f"refusing to load stored {kind} {path!r}: module {module_name!r} is not loaded and its package "
+            "is not in use by this program (import it first, or name it in LGDIST_SERDE_MODULES)"
+        )
     try:
-        target: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
+        if target is None:
+            target = importlib.import_module(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
@@ -451,6 +461,15 @@ def _resolve(path: str, kind: str, check: Callable[[type], bool]) -> type:
         raise SerializationError(f"refusing to load {path!r}: stored data says it is a {kind}, but it is not")
     _resolved[(path, kind)] = target
     return target
+
+
+def _may_import(module_name: str) -> bool:
+    """Whether stored data may make this process import ``module_name``."""
+    package = module_name.partition(".")[0]
+    if package in sys.modules:
+        return True
+    extra = os.environ.get("LGDIST_SERDE_MODULES", "")
+    return package in {name.strip().partition(".")[0] for name in extra.split(",") if name.strip()}
 
 
 # ------------------------------------------------------------ store helpers

@@ -9,6 +9,8 @@ from typing import Any, Callable, Generic, Literal, NamedTuple, Optional, Sequen
 
 from langchain_core.messages.tool import ToolOutputMixin
 
+from lgdist.retry import default_retry_on
+
 
 __all__ = [
     "Send",
@@ -101,21 +103,37 @@ class Command(Generic[N], ToolOutputMixin):
 Command.PARENT = "__parent__"  # type: ignore[misc]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a failing node is retried (same fields and defaults as LangGraph)."""
+class RetryPolicy(NamedTuple):
+    """How a failing node is retried (same fields and defaults as LangGraph).
+
+    ``retry_on`` is an exception class, a sequence of them, or a callable
+    taking the exception; by default :func:`lgdist.retry.default_retry_on`.
+    A node may have a list of policies: the first whose ``retry_on``
+    matches a failure applies to it.
+    """
 
     initial_interval: float = 0.5
     backoff_factor: float = 2.0
     max_interval: float = 128.0
     max_attempts: int = 3
     jitter: bool = True
-    retry_on: Union[type[Exception], Sequence[type[Exception]], Callable[[Exception], bool]] = None  # type: ignore[assignment]
+    retry_on: Union[type[Exception], Sequence[type[Exception]], Callable[[Exception], bool]] = default_retry_on
+
+
+def _default_cache_key(*args: Any, **kwargs: Any) -> Union[str, bytes]:
+    from lgdist.cache.keys import default_cache_key
+
+    return default_cache_key(*args, **kwargs)
 
 
 @dataclass(frozen=True)
 class CachePolicy:
-    key_func: Callable[..., Union[str, bytes]] = repr
+    """Cache a node's writes (``add_node(..., cache_policy=...)`` with a cache
+    given at ``compile(cache=...)``): a run whose input has the same
+    ``key_func(input)`` within ``ttl`` seconds (``None``: forever) reuses
+    them instead of running the node."""
+
+    key_func: Callable[..., Union[str, bytes]] = _default_cache_key
     ttl: Optional[int] = None
 
 

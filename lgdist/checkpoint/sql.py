@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections import OrderedDict, defaultdict
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -30,10 +31,11 @@ import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from lgdist import serde
-from lgdist.checkpoint import delta
+from lgdist.checkpoint import blob_cache, delta
+from lgdist.checkpoint.blob_cache import MISSING, BlobCache, cacheable_version
+from lgdist.checkpoint.sql_schema import SortedText, create_tables, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -47,9 +49,7 @@ from lgdist.checkpoint.base import (
 
 __all__ = ["SQLCheckpointSaver", "create_checkpoint_engine"]
 
-# Postgres compares text by locale by default; "C" makes ORDER BY and "<" on ids
-# agree with Python's string order (SQLite's BINARY collation already does).
-_Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+_Key = SortedText
 
 metadata_obj = sa.MetaData()
 
@@ -139,12 +139,7 @@ class _Statements:
     """Every statement a store runs, built once for its dialect."""
 
     def __init__(self, dialect: str) -> None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            raise ValueError(f"unsupported checkpoint database {dialect!r}; use SQLite or Postgres")
+        insert = dialect_insert(dialect)
         cp, bl, wr = checkpoints_table, blobs_table, writes_table
         p = sa.bindparam
         ins = insert(cp)
@@ -220,6 +215,10 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         # needs no lookup of its parent's (rows are immutable once written).
         self._links: OrderedDict[tuple[str, str, str], dict[str, delta.Link]] = OrderedDict()
         self._links_lock = threading.Lock()
+        # Decoded values, shared by the process's stores; the scope keeps two
+        # stores (two databases) apart.
+        self._blob_cache: Optional[BlobCache] = blob_cache.CACHE
+        self._cache_scope = uuid.uuid4().hex
 
     # ---------------------------------------------------------- lifecycle
     def setup(self) -> None:
@@ -229,16 +228,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             if self._is_setup:
                 return
             with self._lock, self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    # CREATE TABLE IF NOT EXISTS still races on Postgres's catalog.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SETUP_LOCK_KEY})
-                # IF NOT EXISTS, not check-then-create: two processes starting
-                # on one new SQLite file must not both try to create the tables.
-                for table in metadata_obj.sorted_tables:
-                    conn.execute(CreateTable(table, if_not_exists=True))
-                    _add_missing_columns(conn, table)
-                    for index in table.indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
+                create_tables(conn, metadata_obj.sorted_tables, _SETUP_LOCK_KEY)
             self._is_setup = True
 
     def close(self) -> None:
@@ -334,11 +324,26 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             groups[(row.thread_id, row.checkpoint_ns)].append(i)
         blobs: dict[tuple[str, str], StoredRows] = {}
         writes: dict[tuple[str, str, str], list[tuple[str, str, Any]]] = defaultdict(list)
+        cache, scope = self._blob_cache, self._cache_scope
+        # Decoded values this process has seen need no row: read only the rest.
+        cached: list[dict[str, Any]] = []
+        for row, checkpoint in zip(rows, checkpoints):
+            hits: dict[str, Any] = {}
+            if cache is not None:
+                for channel, version in (checkpoint.get("channel_versions") or {}).items():
+                    if cacheable_version(version):
+                        value = cache.get((row.thread_id, row.checkpoint_ns, channel, version, scope))
+                        if value is not MISSING:
+                            hits[channel] = value
+            cached.append(hits)
         for (thread_id, ns), members in groups.items():
-            blobs[(thread_id, ns)] = load_chains(
-                conn, blobs_table, thread_id, ns,
-                [(checkpoints[i].get("channel_versions") or {}, links[i]) for i in members],
-            )  # fmt: skip
+            wanted = []
+            for i in members:
+                versions = checkpoints[i].get("channel_versions") or {}
+                missing = {c: v for c, v in versions.items() if c not in cached[i]}
+                if missing:
+                    wanted.append((missing, links[i]))
+            blobs[(thread_id, ns)] = load_chains(conn, blobs_table, thread_id, ns, wanted) if wanted else {}
             params = {"thread_id": thread_id, "ns": ns}
             ids = [rows[i].checkpoint_id for i in members]
             for part in _chunks(ids, _IN_BATCH):
@@ -347,16 +352,23 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                         (w.task_id, w.channel, serde.deserialize_value(w.type, w.blob))
                     )
         result = []
-        for row, checkpoint in zip(rows, checkpoints):
+        for row, checkpoint, hits in zip(rows, checkpoints, cached):
             thread_id, ns = row.thread_id, row.checkpoint_ns
             stored = blobs[(thread_id, ns)]
             values = {}
             for channel, version in (checkpoint.get("channel_versions") or {}).items():
+                if channel in hits:
+                    if hits[channel] is not ABSENT:
+                        values[channel] = hits[channel]
+                    continue
                 pieces, gap = delta.assemble(stored.get(channel, {}), str(version))
                 if gap is None:  # a missing row leaves the channel out, as an empty one
                     value = join_pieces(pieces)
                     if value is not ABSENT:
                         values[channel] = value
+                    if cache is not None and cacheable_version(version):
+                        size = sum(len(blob or b"") for _, blob in pieces)
+                        cache.put((thread_id, ns, channel, version, scope), value, size)
             checkpoint["channel_values"] = values
             parent = row.parent_checkpoint_id
             result.append(
@@ -422,7 +434,24 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 # the same value written by a retried step: keep it.
                 conn.execute(statements.insert_blobs, blob_rows)
         self._remember_links(thread_id, ns, checkpoint["id"], links)
+        self._cache_written(thread_id, ns, checkpoint, blobs)
         return _config(thread_id, ns, checkpoint["id"])
+
+    def _cache_written(self, thread_id: str, ns: str, checkpoint: Checkpoint, blobs: Sequence[delta.Blob]) -> None:
+        """Values just stored are known decoded: the next restore of this
+        thread in this process reads none of them."""
+        cache, scope = self._blob_cache, self._cache_scope
+        if cache is None:
+            return
+        values = checkpoint.get("channel_values") or {}
+        for b in blobs:
+            if not cacheable_version(b.version):
+                continue
+            size = len(b.blob or b"")
+            if b.base is not None:
+                # A delta row holds the tail only; the value's size is its base's plus the tail.
+                size += cache.size_of((thread_id, ns, b.channel, b.base, scope)) or 0
+            cache.put((thread_id, ns, b.channel, b.version, scope), values.get(b.channel, ABSENT), size)
 
     def _parent_links(self, thread_id: str, ns: str, parent_id: str) -> dict[str, delta.Link]:
         """The links stored with the parent checkpoint: from this store's
@@ -479,6 +508,8 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         with self._links_lock:
             for key in [k for k in self._links if k[0] == str(thread_id)]:
                 del self._links[key]
+        if self._blob_cache is not None:
+            self._blob_cache.drop_thread(str(thread_id))
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -493,19 +524,3 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
-    """Bring a table created by an older lgdist up to date. Columns are only
-    ever added, and added ones are nullable, so this is safe to run at every
-    start-up (a forward-only migration)."""
-    present = {col["name"] for col in sa.inspect(conn).get_columns(table.name)}
-    for column in table.columns:
-        if column.name in present:
-            continue
-        if not column.nullable:
-            raise RuntimeError(
-                f"table {table.name} lacks column {column.name!r}, which cannot be added "
-                "automatically; recreate the table"
-            )
-        type_sql = column.type.compile(dialect=conn.dialect)
-        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {type_sql}'))

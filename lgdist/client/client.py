@@ -76,6 +76,10 @@ class Client:
                 k: v for k, v in (config.get("configurable") or {}).items()
                 if k not in ("thread_id", "checkpoint_ns") and isinstance(v, (str, int, float, bool, type(None)))
             },
+            # Scalars only, as checkpoint metadata keeps only those.
+            "metadata": {
+                k: v for k, v in (config.get("metadata") or {}).items() if isinstance(v, (str, int, float, bool))
+            },
         }
         strategy = multitask_strategy or self.settings.multitask_strategy
         options["multitask_strategy"] = strategy

@@ -18,8 +18,8 @@ from typing import Any, Optional
 import sqlalchemy as sa
 
 from lgdist.checkpoint.sql import checkpoints_table, writes_table
-from lgdist.constants import ERROR, INTERRUPT, RESUME
 from lgdist.engine import channels_from_checkpoint, plan_next_step
+from lgdist.engine.outcomes import completed_tasks
 
 
 def check_thread(backend: Any, thread_id: str) -> list[str]:
@@ -60,7 +60,7 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
             parent = by_id[parent_id]
             channels = channels_from_checkpoint(spec.channels, parent.checkpoint)
             tasks = plan_next_step(spec, parent.checkpoint, channels, parent.metadata["step"] + 1, read_inputs=False)
-            done = {tid for tid, chan, _ in parent.pending_writes or [] if chan not in (ERROR, INTERRUPT, RESUME)}
+            done = completed_tasks(parent.pending_writes or [])
             for task in tasks.values():
                 if task.id not in done:
                     problems.append(f"task {task.name} ({task.id}) of step {parent.metadata['step'] + 1} has no saved writes")

@@ -62,6 +62,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
     options = run.options
     config = {
         "configurable": {**(options.get("configurable") or {}), **configurable},
+        "metadata": dict(options.get("metadata") or {}),
         "recursion_limit": options.get("recursion_limit") or DEFAULT_RECURSION_LIMIT,
     }
     spec = graph.get_graph_spec()
@@ -271,16 +272,15 @@ def _resumes(run: Run) -> bool:
 
 def _load_and_schedule(backend: Backend, run: Run) -> None:
     loop = make_loop(backend, run)
-    # Whatever the input stores (an input, fork or update checkpoint) is
-    # stored once per run, however often this runs.
-    loop.step_key = f"input:{run.run_id}"
     try:
         if run.options.get("as_node") is not None:
             from lgdist.graph.compiled import apply_update
 
             saver = _PutOnce(backend.saver, f"update:{run.run_id}")
             apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
-        loop.load(run.input)
+        # Whatever the input stores (an input, fork or update checkpoint) is
+        # stored once per run, however often this runs.
+        loop.load(run.input, idempotency_key=f"input:{run.run_id}")
     except StepAlreadyFinished:
         # An earlier delivery loaded the input and died: go on from there.
         _continue_run(backend, run)
@@ -290,7 +290,6 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     except Exception as exc:  # noqa: BLE001 - bad input ends the run, not the worker
         end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return
-    loop.step_key = None
     if run.start_step is None:
         lifecycle.note(backend.runs, run.run_id, start_step=loop.step)
         run.start_step = loop.step
@@ -332,11 +331,10 @@ def schedule_step(
     (the sweeper and a finish_step that found tasks without writes: their
     earlier messages were lost)."""
     parent_id = loop.checkpoint["id"]
-    # A Command's update with nothing to run makes plan() store a checkpoint:
-    # the loop child of this one, like any step's.
-    loop.step_key = f"step:{parent_id}"
     try:
-        tasks = loop.plan()
+        # A Command's update with nothing to run makes plan() store a
+        # checkpoint: the loop child of this one, like any step's.
+        tasks = loop.plan(idempotency_key=f"step:{parent_id}")
     except StepAlreadyFinished:
         _continue_run(backend, run)
         return
@@ -349,8 +347,6 @@ def schedule_step(
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
         return
-    finally:
-        loop.step_key = None
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return
@@ -448,12 +444,12 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
             mark_resumed(latest.checkpoint)
         schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
         return {"status": "ok", "outcome": "rescheduled"}
-    loop.step_key = f"step:{msg.checkpoint_id}"
+    step_key = f"step:{msg.checkpoint_id}"
     try:
-        loop.finish()
+        loop.finish(idempotency_key=step_key)
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
-        publish(backend, run, loop, once=loop.step_key)
+        publish(backend, run, loop, once=step_key)
         _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
@@ -526,14 +522,14 @@ def is_current_step(backend: Backend, run: Run, checkpoint_id: str, task_id: Opt
     """Whether ``checkpoint_id`` is still the thread's latest checkpoint (its
     step not stored yet) and, given ``task_id``, that task has no saved
     writes: only then may an outcome for it change the run."""
-    from lgdist.constants import INTERRUPT, RESUME
+    from lgdist.engine.outcomes import completed_tasks
 
     latest = backend.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}})
     if latest is None or latest.config["configurable"]["checkpoint_id"] != checkpoint_id:
         return False
     if task_id is None:
         return True
-    return not any(t == task_id and c not in (ERROR, INTERRUPT, RESUME) for t, c, _ in latest.pending_writes or [])
+    return task_id not in completed_tasks(latest.pending_writes or [])
 
 
 # -- the sweeper -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ keeps the thread's lease fresh while the node runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from lgdist.distributed import lifecycle
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, is_current_step, make_loop, publish_events, rejected
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.engine.plan import plan_next_step
+from lgdist.graph.node import is_async_only
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -27,7 +28,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     chord completes and ``finish_step`` ends the run with it."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from lgdist.engine.execute import make_fresh_reader, run_task
+    from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
 
@@ -46,11 +47,10 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     saved = loop.restore()
     if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
         return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    task = plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step).get(msg.task_id)
+    task = loop.plan_task(msg.task_id)
     if task is None:
         return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
-    done = [c for t, c, _ in loop.pending_writes if t == task.id and c not in ("__error__", "__interrupt__", "__resume__")]
-    if done:
+    if loop.outcome(task).completed:
         return {**result, "status": "done-before"}
     # Celery retries after an outage count as deliveries too; they are not
     # a worker dying on this node.
@@ -68,10 +68,15 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
-            ctx.runtime.stream_writer = ctx.stream_writer
+            ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
-            run_task(task, config, ctx, make_fresh_reader(loop.channels))
+            if is_async_only(task.node.bound):
+                # A worker has no caller to pick the async API: it picks it
+                # for an async-only node.
+                asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
+            else:
+                run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
         result["status"] = "interrupted"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Container, Iterable, Mapping, MutableMapping, Optional
 
-from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, PUSH, RESUME, TASKS
+from lgdist.constants import PUSH, TASKS
 from lgdist.engine.channels import BaseChannel
+from lgdist.engine.outcomes import SPECIAL_WRITES
 from lgdist.engine.tasks import Task
-
-# Bookkeeping writes that are stored as pending writes but are not state.
-SPECIAL_WRITES = frozenset({ERROR, INTERRUPT, RESUME, NO_WRITES})
 
 NextVersion = Callable[[Optional[str]], str]
 
@@ -28,9 +26,15 @@ def apply_writes(
     channels: Mapping[str, BaseChannel],
     tasks: Iterable[Task],
     next_version: NextVersion,
+    trigger_to_nodes: Optional[Container[str]] = None,
 ) -> set[str]:
     """Fold every task's writes into ``channels`` and bump the versions of the
     channels that changed. Mutates ``checkpoint``'s version bookkeeping.
+
+    With ``trigger_to_nodes`` (the channels that trigger some node), a step
+    after which no channel that triggers a node is available is tentatively
+    the last one: every channel is told the run is finishing, which makes
+    the triggers of ``defer=True`` nodes available.
 
     Returns the names of the channels updated in this step.
     """
@@ -89,6 +93,13 @@ def apply_writes(
             if channel.update([]):
                 bump(chan)
                 updated.add(chan)
+        if trigger_to_nodes is not None and not any(
+            chan in trigger_to_nodes and channels[chan].is_available() for chan in updated
+        ):
+            for chan, channel in channels.items():
+                if channel.finish():
+                    bump(chan)
+                    updated.add(chan)
     return updated
 
 

@@ -11,6 +11,41 @@ from lgdist.engine.ids import new_checkpoint_id
 CHECKPOINT_VERSION = 1
 
 
+# Config keys that never become checkpoint metadata: the checkpoint's own
+# address and the per-task metadata LangGraph adds for nodes.
+_NOT_METADATA = frozenset(
+    {
+        "thread_id",
+        "checkpoint_id",
+        "checkpoint_ns",
+        "checkpoint_map",
+        "langgraph_step",
+        "langgraph_node",
+        "langgraph_triggers",
+        "langgraph_path",
+        "langgraph_checkpoint_ns",
+    }
+)
+
+
+def checkpoint_metadata(config: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict:
+    """``metadata`` plus what LangGraph copies from the run's config into
+    every checkpoint's metadata: the scalar values (str, int, float, bool) of
+    ``config["metadata"]`` and then ``config["configurable"]``, minus private
+    (``__``) keys and the checkpoint's address; NUL characters are dropped
+    from strings (Postgres cannot store them)."""
+    merged = {k: v.replace("\u0000", "") if isinstance(v, str) else v for k, v in metadata.items()}
+    for source in (config.get("metadata"), config.get("configurable")):
+        for key, value in (source or {}).items():
+            if key in merged or key in _NOT_METADATA or key.startswith("__"):
+                continue
+            if isinstance(value, str):
+                merged[key] = value.replace("\u0000", "")
+            elif isinstance(value, (int, float, bool)):
+                merged[key] = value
+    return merged
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 

@@ -5,7 +5,6 @@ workers alike; the caller decides where the writes go."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -16,50 +15,34 @@ from lgdist.engine.spec import Write
 from lgdist.engine.task_context import TaskContext, reset_task_context, set_task_context
 from lgdist.engine.tasks import Task
 from lgdist.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
-from lgdist.types import Command, RetryPolicy
+from lgdist.retry import matching_policy, retry_delay
+from lgdist.types import Command
 
 FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
 
-_NOT_RETRIED = (
-    ValueError,
-    TypeError,
-    ArithmeticError,
-    ImportError,
-    LookupError,
-    NameError,
-    SyntaxError,
-    RuntimeError,
-    ReferenceError,
-    StopIteration,
-    StopAsyncIteration,
-    OSError,
-)
+def _start_attempt(ctx: TaskContext, attempt: int) -> None:
+    """Reset what an attempt counts, and tell the node (through
+    ``runtime.execution_info``) which attempt this is."""
+    ctx.counter = 0
+    info = getattr(ctx.runtime, "execution_info", None)
+    if info is not None:
+        ctx.runtime = ctx.runtime.patch_execution_info(
+            node_attempt=attempt, node_first_attempt_time=info.node_first_attempt_time or time.time()
+        )
 
 
-def default_retry_on(exc: Exception) -> bool:
-    """Retry what looks transient: not programming errors, and for HTTP
-    client errors only server-side (5xx) statuses."""
-    if isinstance(exc, ConnectionError):
-        return True  # an OSError, but the transient kind
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int) and type(exc).__module__.split(".")[0] in ("httpx", "requests"):
-        return 500 <= status < 600
-    return not isinstance(exc, _NOT_RETRIED)
-
-
-def _should_retry(policy: RetryPolicy, exc: Exception) -> bool:
-    retry_on = policy.retry_on or default_retry_on
-    if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
-        return isinstance(exc, retry_on)
-    if isinstance(retry_on, (list, tuple)):
-        return isinstance(exc, tuple(retry_on))
-    return bool(retry_on(exc))
-
-
-def _backoff(policy: RetryPolicy, attempt: int) -> float:
-    interval = min(policy.max_interval, policy.initial_interval * policy.backoff_factor ** (attempt - 1))
-    return interval + (random.uniform(0, 1) if policy.jitter else 0)
+def _retry_delay_after(task: Task, ctx: TaskContext, exc: Exception, failures: int) -> Optional[float]:
+    """Seconds to wait before retrying ``task`` after its ``failures``-th
+    failure ``exc``, or None to give up (no policy of the node matches it,
+    or the matching one has had its attempts)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"During task with name '{task.name}' and id '{task.id}'")
+    policy = matching_policy(task.node.retry_policy or (), exc)
+    if policy is None or failures >= policy.max_attempts:
+        return None
+    # A retried subgraph continues from its checkpoint, like a resumed one.
+    ctx.resuming = True
+    return retry_delay(policy, failures)
 
 
 def make_fresh_reader(channels: Mapping[str, BaseChannel]) -> FreshReader:
@@ -108,11 +91,9 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
     Raises ``GraphInterrupt`` (after recording the interrupt as a write) or
     the node's exception once its retry policy gives up.
     """
-    policy: Optional[RetryPolicy] = task.node.retry_policy
-    attempt = 0
+    failures = 0
     while True:
-        attempt += 1
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
@@ -127,20 +108,20 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            if policy is None or attempt >= policy.max_attempts or not _should_retry(policy, exc):
+            failures += 1
+            delay = _retry_delay_after(task, ctx, exc, failures)
+            if delay is None:
                 raise
-            time.sleep(_backoff(policy, attempt))
+            time.sleep(delay)
         finally:
             reset_task_context(token)
 
 
 async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader) -> None:
     """Async twin of :func:`run_task`."""
-    policy: Optional[RetryPolicy] = task.node.retry_policy
-    attempt = 0
+    failures = 0
     while True:
-        attempt += 1
-        ctx.counter = 0
+        _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
             try:
@@ -155,9 +136,11 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            if policy is None or attempt >= policy.max_attempts or not _should_retry(policy, exc):
+            failures += 1
+            delay = _retry_delay_after(task, ctx, exc, failures)
+            if delay is None:
                 raise
-            await asyncio.sleep(_backoff(policy, attempt))
+            await asyncio.sleep(delay)
         finally:
             reset_task_context(token)
 

@@ -30,7 +30,8 @@ class NodeSpec:
     # write_output(output, read_fresh) -> writes; read_fresh(writes) gives the
     # state as this task sees it after its own writes (for conditional edges).
     write_output: Callable[[Any, Callable[[Sequence[Write]], Any]], list[Write]]
-    retry_policy: Any = None
+    # The node's RetryPolicy list: the first whose retry_on matches applies.
+    retry_policy: tuple = ()
     metadata: dict = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     hidden: bool = False
@@ -39,6 +40,8 @@ class NodeSpec:
     # the node's function), if any: get_state(subgraphs=True) reads its
     # checkpoints under the task's namespace.
     subgraph: Any = None
+    # CachePolicy: runs with an equal key reuse cached writes (with a cache).
+    cache_policy: Any = None
 
 
 @dataclass
@@ -55,6 +58,8 @@ class GraphSpec:
     interrupt_after: Sequence[str] | str = ()
     # Converts a node-style update (from update_state) into writes of `as_node`.
     read_output: Optional[Callable[[Mapping[str, BaseChannel], Any], Any]] = None
+    # The cache of the nodes that have a cache_policy (compile(cache=...)).
+    cache: Any = None
     # Triggers, precomputed: channel -> nodes it can trigger.
     trigger_to_nodes: dict[str, list[str]] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ and ``stream(..., subgraphs=True)`` shows its chunks under that namespace.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
@@ -19,7 +19,7 @@ from langchain_core.runnables.config import ensure_config
 from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import END, INTERRUPT, PULL, START
 from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint
-from lgdist.engine.checkpoint import copy_checkpoint
+from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint
 from lgdist.engine.checkpoint import next_version as default_next_version
 from lgdist.engine.execute import make_fresh_reader
 from lgdist.engine.ids import task_id as make_task_id
@@ -32,6 +32,8 @@ from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
+from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
+from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
 __all__ = ["CompiledStateGraph", "CompiledGraph"]
@@ -63,6 +65,61 @@ class CompiledStateGraph(Runnable):
         self.debug = debug
         self.name = name
         self.stream_mode = "updates"
+
+    @property
+    def cache(self) -> Any:
+        """The cache of the nodes with a ``cache_policy`` (``compile(cache=...)``)."""
+        return self.spec.cache
+
+    def _cache_namespaces(self, nodes: Optional[Sequence[str]]) -> list:
+        if self.spec.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        from lgdist.cache.keys import node_namespace
+
+        return [
+            node_namespace(name, self.spec.nodes[name].bound)
+            for name in (nodes or self.spec.nodes.keys())
+            if name in self.spec.nodes
+        ]
+
+    def clear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Forget the cached writes of ``nodes`` (default: every node)."""
+        namespaces = self._cache_namespaces(nodes)
+        self.spec.cache.clear(namespaces)
+
+    async def aclear_cache(self, nodes: Optional[Sequence[str]] = None) -> None:
+        """Async :meth:`clear_cache`."""
+        namespaces = self._cache_namespaces(nodes)
+        await self.spec.cache.aclear(namespaces)
+
+    @property
+    def context_schema(self) -> Any:
+        return getattr(self.builder, "context_schema", None)
+
+    def get_context_jsonschema(self) -> Optional[dict]:
+        """The JSON schema of ``context_schema`` (None without one)."""
+        return context_jsonschema(self.context_schema)
+
+    def get_input_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's input (its ``input_schema``, else
+        its state schema)."""
+        return state_jsonschema(self.builder.input_schema, self.get_name("Input"))
+
+    def get_output_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
+        """The JSON schema of the graph's output (its ``output_schema``,
+        else its state schema)."""
+        return state_jsonschema(self.builder.output_schema, self.get_name("Output"))
+
+    def _run_context(self, context: Any) -> tuple[Any, Any]:
+        """The context and store this run's nodes see: a graph run inside a
+        task (a subgraph) inherits its parent's unless given its own; the
+        context is coerced to ``context_schema``."""
+        parent = maybe_task_context()
+        inherited = parent.runtime if parent is not None else None
+        if context is None and inherited is not None:
+            context = inherited.context
+        store = self.store if self.store is not None else getattr(inherited, "store", None)
+        return coerce_context(self.context_schema, context), store
 
     # The distributed backend reads the spec by this name.
     def get_graph_spec(self) -> GraphSpec:
@@ -173,7 +230,8 @@ class CompiledStateGraph(Runnable):
         loop, requested, single = self._loop(
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
-        for item in stream_sync(loop, input, context=context, store=self.store):
+        context, store = self._run_context(context)
+        for item in stream_sync(loop, input, context=context, store=store):
             yield from self._deliver(loop, item, requested, single, subgraphs)
         self._raise_if_subgraph_stopped(loop)
 
@@ -197,7 +255,8 @@ class CompiledStateGraph(Runnable):
         loop, requested, single = self._loop(
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
-        async for item in stream_async(loop, input, context=context, store=self.store):
+        context, store = self._run_context(context)
+        async for item in stream_async(loop, input, context=context, store=store):
             for out in self._deliver(loop, item, requested, single, subgraphs):
                 yield out
         self._raise_if_subgraph_stopped(loop)
@@ -339,7 +398,7 @@ class CompiledStateGraph(Runnable):
         parents = {
             k: v for k, v in ((config.get("configurable") or {}).get("checkpoint_map") or {}).items() if k != ns
         }
-        saved = apply_update(target.spec, saver, cfg, values, as_node, parents=parents)
+        saved = apply_update(target.spec, saver, cfg, values, as_node, parents=parents, caller_config=config)
         return with_checkpoint_map(saved, {"parents": parents})
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
@@ -390,8 +449,11 @@ def apply_update(
     as_node: Optional[str],
     *,
     parents: Optional[dict] = None,
+    caller_config: Optional[RunnableConfig] = None,
 ) -> RunnableConfig:
-    """``update_state``'s rules, shared with the distributed backend."""
+    """``update_state``'s rules, shared with the distributed backend.
+    ``caller_config`` is the config as the caller gave it (its metadata and
+    scalar configurable values go into the checkpoint's metadata)."""
     saved = saver.get_tuple(config)
     if saved is not None:
         checkpoint = copy_checkpoint(saved.checkpoint)
@@ -444,7 +506,9 @@ def apply_update(
     updated = apply_writes(checkpoint, channels, [task], next_version)
     new = create_checkpoint(checkpoint, channels, updated_channels=updated)
     new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}
-    metadata = {"source": "update", "step": step + 1, "parents": dict(parents or {})}
+    metadata = checkpoint_metadata(
+        caller_config or {}, {"source": "update", "step": step + 1, "parents": dict(parents or {})}
+    )
     return saver.put(parent, new, metadata, new_versions)
 
 

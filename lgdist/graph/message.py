@@ -132,7 +132,8 @@ def _last_remove_all(messages: Sequence[BaseMessage]) -> int | None:
     return None
 
 
+# A graph state with one key, ``messages``, merged by ``add_messages``. (No
+# docstring: JSON schemas of graphs over it would carry it as their
+# description, which LangGraph's do not.)
 class MessagesState(TypedDict):
-    """A graph state with one key, ``messages``, merged by ``add_messages``."""
-
     messages: Annotated[list[AnyMessage], add_messages]

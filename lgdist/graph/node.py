@@ -8,7 +8,7 @@ import inspect
 import sys
 from typing import Any, Callable, Optional
 
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import (
     ensure_config,
     get_async_callback_manager_for_config,
@@ -71,8 +71,13 @@ class NodeRunnable(Runnable):
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         config = ensure_config(config)
         if self.func is None:
-            # An async node called from the sync runtime.
-            return asyncio.run(self.ainvoke(input, config))
+            # As in LangGraph: an async-only node needs the async API. (A
+            # driver that may choose, like a worker, runs it with ainvoke.)
+            raise TypeError(
+                f'No synchronous function provided to "{self.name}".'
+                "\nEither initialize with a synchronous function or invoke"
+                " via the async API (ainvoke, astream, etc.)"
+            )
         run_manager = None
         if self.trace and config.get("callbacks"):
             run_manager = get_callback_manager_for_config(config).on_chain_start(
@@ -118,11 +123,28 @@ class NodeRunnable(Runnable):
         return output
 
 
+def is_async_only(runnable: Any) -> bool:
+    """Whether ``runnable`` is a node with no synchronous function (only
+    ``ainvoke`` can run it)."""
+    return isinstance(runnable, NodeRunnable) and runnable.func is None
+
+
+def _is_generator(action: Any) -> bool:
+    call = getattr(action, "__call__", None)
+    return any(
+        inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (action, call) if f is not None
+    )
+
+
 def as_runnable(action: Any, name: Optional[str] = None) -> Any:
     """Anything a user may pass to ``add_node``, as something with
     ``invoke``/``ainvoke``."""
     if isinstance(action, Runnable):
         return action
+    if _is_generator(action):
+        # LangChain's RunnableLambda folds a generator's chunks with `+`
+        # (the last chunk wins for dicts), as LangGraph's nodes do.
+        return RunnableLambda(action, name=name)
     if callable(action):
         return NodeRunnable(action, name)
     raise TypeError(f"Expected a function or Runnable as node action, got {type(action).__name__}")

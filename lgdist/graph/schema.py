@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import typing
 from typing import Annotated, Any, Optional, get_args, get_origin, get_type_hints
+
+import typing_extensions
 
 from lgdist.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
 
@@ -107,4 +108,26 @@ def coerce_to_schema(schema: Any, values: dict) -> Any:
 
 
 def is_typed_dict(schema: Any) -> bool:
-    return isinstance(schema, type) and typing.is_typeddict(schema)
+    # typing_extensions' check also knows typing_extensions.TypedDict classes.
+    return isinstance(schema, type) and typing_extensions.is_typeddict(schema)
+
+
+
+def node_input_schema(action: Any) -> Any:
+    """The input schema a node declares by its first parameter's type hint
+    (a class with annotations: TypedDict, dataclass, pydantic model), as
+    LangGraph infers it; None when it declares none."""
+    call = getattr(action, "__call__", None)
+    if not (inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(call)):
+        return None
+    try:
+        hints = get_type_hints(call) or get_type_hints(action)
+        if not hints:
+            return None
+        first = next(iter(inspect.signature(action).parameters))
+        hint = hints.get(first)
+        if isinstance(hint, type) and get_type_hints(hint):
+            return hint
+    except (NameError, TypeError, StopIteration, ValueError):
+        pass
+    return None

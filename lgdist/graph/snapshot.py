@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lgdist.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
-from lgdist.constants import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, PULL, RESUME
+from lgdist.constants import NULL_TASK_ID, PULL
 from lgdist.engine import apply_writes, channels_from_checkpoint, plan_next_step
 from lgdist.engine.checkpoint import copy_checkpoint
 from lgdist.engine.checkpoint import next_version as default_next_version
 from lgdist.engine.namespace import task_namespace, with_checkpoint_map
+from lgdist.engine.outcomes import task_outcome
 from lgdist.engine.tasks import Task
 from lgdist.loop import events as ev
 from lgdist.types import PregelTask, StateSnapshot
@@ -72,7 +73,7 @@ def build_snapshot(
     for tid, chan, value in saved.pending_writes or []:
         by_task.setdefault(tid, []).append((chan, value))
     next_version = saver.get_next_version if saver else default_next_version
-    null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c not in (INTERRUPT, ERROR, RESUME)]
+    null_writes = task_outcome(by_task.get(NULL_TASK_ID, [])).writes
     if null_writes:
         null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
         null_task.writes = null_writes
@@ -81,18 +82,17 @@ def build_snapshot(
     out_tasks = []
     finished: list[Task] = []
     for task in tasks.values():
-        writes = by_task.get(task.id, [])
-        interrupts = tuple(i for c, v in writes if c == INTERRUPT for i in v)
-        error = next((v for c, v in writes if c == ERROR), None)
+        outcome = task_outcome(by_task.get(task.id, []))
+        interrupts = tuple(outcome.interrupts)
+        error = outcome.error
         result = None
-        # A task finished when it saved some output (a state write or the
-        # no-writes marker); interrupt/error/resume records alone do not count.
-        if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in writes):
-            task.writes = [(c, v) for c, v in writes if c not in (INTERRUPT, ERROR, RESUME, NO_WRITES)]
+        if outcome.completed:
+            task.writes = outcome.state_writes
             finished.append(task)
-            result = ev.task_update(task, keys) or {}
             if isinstance(keys, str):
-                result = {keys: result} if result is not None else {}
+                result = {keys: ev.task_update(task, keys) or {}}
+            else:
+                result = ev.fold_writes((c, v) for c, v in task.writes if c in keys)
             if live:
                 interrupts = ()
         state = _task_state(task, saved.config, saver, subgraphs)

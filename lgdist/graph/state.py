@@ -11,23 +11,51 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from langchain_core.messages import BaseMessage
 
 from lgdist.constants import END, RESERVED, START, TAG_HIDDEN, TASKS
-from lgdist.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
+from lgdist.engine.channels import (
+    BaseChannel,
+    EphemeralValue,
+    LastValueAfterFinish,
+    NamedBarrierValue,
+    NamedBarrierValueAfterFinish,
+    Topic,
+)
 from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
 from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
 from lgdist.graph.node import as_runnable
-from lgdist.graph.schema import channels_for_schema, coerce_to_schema, schema_hints, state_to_dict
+from lgdist.graph.schema import (
+    channels_for_schema,
+    coerce_to_schema,
+    node_input_schema,
+    schema_hints,
+    state_to_dict,
+)
+from lgdist.retry import as_policies
 from lgdist.types import Command, RetryPolicy, Send
 
 __all__ = ["StateGraph"]
 
 
 class _NodeDef:
-    __slots__ = ("name", "action", "input_schema", "retry_policy", "metadata", "is_subgraph", "destinations")
+    __slots__ = (
+        "name",
+        "action",
+        "input_schema",
+        "retry_policy",
+        "metadata",
+        "is_subgraph",
+        "destinations",
+        "defer",
+        "cache_policy",
+    )
 
-    def __init__(self, name, action, input_schema, retry_policy, metadata, destinations) -> None:
+    def __init__(
+        self, name, action, input_schema, retry_policy, metadata, destinations, defer=False, cache_policy=None
+    ) -> None:
+        self.defer = defer
+        self.cache_policy = cache_policy
         self.name = name
         self.action = action
         self.input_schema = input_schema
@@ -92,8 +120,6 @@ class StateGraph:
         itself, whose name is then used."""
         retry_policy = retry_policy or kwargs.pop("retry", None)
         input_schema = input_schema or kwargs.pop("input", None)
-        if defer:
-            raise NotImplementedError("defer=True nodes are not supported by lgdist yet")
         if not isinstance(node, str):
             action = node
             name = getattr(action, "name", None) or getattr(action, "__name__", None)
@@ -111,12 +137,16 @@ class StateGraph:
         for ch in ("|", ":"):
             if ch in node:
                 raise ValueError(f"'{ch}' is a reserved character and is not allowed in the node names.")
-        if isinstance(retry_policy, (list, tuple)):
-            retry_policy = retry_policy[0] if retry_policy else None
+        # As in LangGraph, a node's first parameter's type hint is its input
+        # schema: keys it names outside the state schema become channels
+        # (private state that earlier nodes can write for it).
+        input_schema = input_schema or node_input_schema(action)
         if input_schema is not None:
             for key, chan in channels_for_schema(input_schema).items():
                 self.channels.setdefault(key, chan)
-        self.nodes[node] = _NodeDef(node, action, input_schema, retry_policy, metadata, destinations)
+        self.nodes[node] = _NodeDef(
+            node, action, input_schema, retry_policy, metadata, destinations, defer=defer, cache_policy=cache_policy
+        )
         return self
 
     def add_edge(self, start_key: Union[str, Sequence[str]], end_key: str) -> "StateGraph":
@@ -234,9 +264,11 @@ class StateGraph:
             + (interrupt_after if interrupt_after != "*" else [])
         )
         self.compiled = True
+        spec = self._build_spec(interrupt_before, interrupt_after)
+        spec.cache = cache
         return CompiledStateGraph(
             builder=self,
-            spec=self._build_spec(interrupt_before, interrupt_after),
+            spec=spec,
             checkpointer=checkpointer,
             store=store,
             debug=debug,
@@ -292,13 +324,20 @@ class StateGraph:
         channels: dict[str, BaseChannel] = dict(self.channels)
         channels[START] = EphemeralValue(Any, key=START)
         channels[TASKS] = Topic(Send, key=TASKS)
-        for name in self.nodes:
-            channels[trigger_channel(name)] = EphemeralValue(Any, guard=False, key=trigger_channel(name))
+        for name, node in self.nodes.items():
+            # A deferred node's triggers become available only when the run
+            # would otherwise end.
+            channels[trigger_channel(name)] = (
+                LastValueAfterFinish(Any, key=trigger_channel(name))
+                if node.defer
+                else EphemeralValue(Any, guard=False, key=trigger_channel(name))
+            )
         joins: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(channel, end)]
         join_triggers: dict[str, list[str]] = defaultdict(list)
         for starts, end in sorted(self.waiting_edges):
             chan = f"join:{'+'.join(starts)}:{end}"
-            channels[chan] = NamedBarrierValue(str, names=starts, key=chan)
+            barrier = NamedBarrierValueAfterFinish if self.nodes[end].defer else NamedBarrierValue
+            channels[chan] = barrier(str, names=starts, key=chan)
             join_triggers[end].append(chan)
             for start in starts:
                 joins[start].append((chan, start))
@@ -316,18 +355,21 @@ class StateGraph:
             tags=(TAG_HIDDEN,),
         )
         for name, node in self.nodes.items():
+            # A node reads its schema's keys (the state schema's when it
+            # declares none): not the input/output-only or private keys.
             schema = node.input_schema or self.state_schema
-            keys = list(schema_hints(node.input_schema)) if node.input_schema else state_keys
+            keys = list(schema_hints(schema)) or state_keys
             nodes[name] = NodeSpec(
                 name=name,
                 bound=as_runnable(node.action, name),
                 triggers=(trigger_channel(name), *join_triggers.get(name, [])),
                 read_input=self._make_reader(schema, keys),
                 write_output=self._make_writer(name, joins, known),
-                retry_policy=node.retry_policy,
+                retry_policy=as_policies(node.retry_policy),
                 metadata=node.metadata,
                 is_subgraph=node.is_subgraph,
                 subgraph=find_subgraph(node.action),
+                cache_policy=node.cache_policy,
             )
         return GraphSpec(
             channels=channels,
@@ -365,18 +407,28 @@ class StateGraph:
         def write(output: Any, read_fresh: Callable) -> list[Write]:
             writes: list[Write] = []
             gotos: list[Any] = []
-            commands = output if isinstance(output, list) and output and all(
-                isinstance(o, Command) for o in output
-            ) else ([output] if isinstance(output, Command) else None)
-            if commands is not None:
-                for cmd in commands:
-                    if cmd.graph == Command.PARENT:
+            # A Command, or a list holding at least one Command (ToolNode's
+            # output when a tool returns one): each Command gives its update
+            # and goto, each other item is an ordinary update.
+            if isinstance(output, Command):
+                parts: Optional[list] = [output]
+            elif isinstance(output, (list, tuple)) and any(isinstance(o, Command) for o in output):
+                parts = list(output)
+            else:
+                parts = None
+            if parts is not None:
+                for part in parts:
+                    if not isinstance(part, Command):
+                        if part is not None:
+                            writes.extend(self._updates_from_output(name, part))
+                        continue
+                    if part.graph == Command.PARENT:
                         from lgdist.errors import ParentCommand
 
-                        raise ParentCommand(cmd)
-                    if cmd.update is not None:
-                        writes.extend(self._command_update(cmd))
-                    goto = cmd.goto
+                        raise ParentCommand(part)
+                    if part.update is not None:
+                        writes.extend(self._command_update(part))
+                    goto = part.goto
                     if goto:
                         gotos.extend(goto if isinstance(goto, (list, tuple)) else [goto])
             elif from_input:

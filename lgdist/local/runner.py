@@ -43,6 +43,15 @@ def _task_done(
     return exc
 
 
+def in_task_order(done: set, position: dict) -> list:
+    """The futures of ``done`` in the order their tasks were submitted (the
+    step's task order; ``position`` maps each future to its index). Tasks
+    that finish within one polling round are recorded, and their chunks
+    streamed, in that order, so a step of quick parallel tasks streams the
+    same way every run."""
+    return sorted(done, key=position.__getitem__)
+
+
 def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
     outbox = loop.outbox
     while outbox:
@@ -119,11 +128,12 @@ def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any
                     fut = executor.submit(contextvars.copy_context().run, run_task, task, config, ctx, read_fresh)
                     futures[fut] = (task, config)
                 pending = set(futures)
+                position = {fut: i for i, fut in enumerate(futures)}
                 while pending:
                     done, pending = concurrent.futures.wait(
                         pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED
                     )
-                    for fut in done:
+                    for fut in in_task_order(done, position):
                         task, config = futures[fut]
                         error = error or _task_done(loop, task, config, handler, fut.exception())
                     yield from _drain(loop)
@@ -157,9 +167,10 @@ async def stream_async(
             config, ctx = prepare_task(loop, task, callbacks, context, store)
             running[asyncio.ensure_future(arun_task(task, config, ctx, read_fresh))] = (task, config)
         pending = set(running)
+        position = {fut: i for i, fut in enumerate(running)}
         while pending:
             done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-            for fut in done:
+            for fut in in_task_order(done, position):
                 task, config = running[fut]
                 error = error or _task_done(loop, task, config, handler, fut.exception())
             for item in _drain(loop):

@@ -32,11 +32,24 @@ def task_update(task: Task, keys: Any) -> Any:
         if not values:
             return None
         return values[0] if len(values) == 1 else values
-    update: dict = {}
-    for chan, value in task.writes:
-        if chan in keys:
-            update[chan] = value
-    return update or None
+    writes = [(c, v) for c, v in task.writes if c in keys]
+    if not writes:
+        return None
+    if len({c for c, _ in writes}) < len(writes):
+        # A key written more than once (a list of updates, as ToolNode
+        # returns): one single-key dict per write, in write order.
+        return [{c: v} for c, v in writes]
+    return dict(writes)
+
+
+def fold_writes(writes: Iterable[tuple[str, Any]]) -> dict:
+    """Writes as a task's result: ``{channel: value}``, and for a channel
+    written more than once ``{channel: {"$writes": [value, ...]}}`` (a task's
+    result in the tasks/debug streams and in a snapshot's tasks)."""
+    grouped: dict[str, list] = {}
+    for chan, value in writes:
+        grouped.setdefault(chan, []).append(value)
+    return {chan: values[0] if len(values) == 1 else {"$writes": values} for chan, values in grouped.items()}
 
 
 def task_result(task: Task, keys: Any) -> dict:
@@ -47,12 +60,11 @@ def task_result(task: Task, keys: Any) -> dict:
         for i in v
     ]
     error = next((v for c, v in task.writes if c == ERROR), None)
-    result = {} if isinstance(keys, str) else {}
-    for chan, value in task.writes:
-        if chan in SPECIAL:
-            continue
-        if (isinstance(keys, str) and chan == keys) or (not isinstance(keys, str) and chan in keys):
-            result[chan] = value
+    result = fold_writes(
+        (c, v)
+        for c, v in task.writes
+        if c not in SPECIAL and ((isinstance(keys, str) and c == keys) or (not isinstance(keys, str) and c in keys))
+    )
     return {"id": task.id, "name": task.name, "error": error, "result": result, "interrupts": interrupts}
 
 

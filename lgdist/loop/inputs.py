@@ -4,11 +4,12 @@ the loaded checkpoint before the first step is planned."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from lgdist.checkpoint.base import get_checkpoint_id
 from lgdist.constants import ERROR, INPUT_TASK_NAME, INTERRUPT, NULL_TASK_ID, RESUME
 from lgdist.engine import apply_writes, mark_resumed, plan_next_step
+from lgdist.engine.outcomes import is_output
 from lgdist.engine.resume import pack_resume_map
 from lgdist.engine.tasks import Task
 from lgdist.errors import AmbiguousResumeError, EmptyInputError
@@ -37,7 +38,7 @@ class InputApplier:
             self.checkpoint["updated_channels"] = sorted(set(previous) | updated)
         self.applied_null_writes = True
 
-    def _apply_input(self, input: Any, saved: Any) -> None:
+    def _apply_input(self, input: Any, saved: Any, idempotency_key: Optional[str] = None) -> None:
         if isinstance(input, Command) or input is None:
             if saved is None and (input is None or input.resume is not None):
                 if input is None:
@@ -61,7 +62,9 @@ class InputApplier:
                 # The replay starts a new branch: a copy of the checkpoint
                 # (with the Command's writes) as its first checkpoint.
                 updated = self.checkpoint.get("updated_channels")
-                self._put_checkpoint("fork", set(updated) if updated is not None else None)
+                self._put_checkpoint(
+                    "fork", set(updated) if updated is not None else None, idempotency_key=idempotency_key
+                )
                 self.step += 1
                 self.pending_writes = []
                 self.applied_null_writes = False  # they are in the fork
@@ -84,7 +87,7 @@ class InputApplier:
             input_task = Task("", INPUT_TASK_NAME, (), None, (), None)  # type: ignore[arg-type]
             input_task.writes = [(self.spec.input_channel, input)]
             updated = apply_writes(self.checkpoint, self.channels, [input_task], self.next_version)
-            self._put_checkpoint("input", updated)
+            self._put_checkpoint("input", updated, idempotency_key=idempotency_key)
             self.step += 1
 
     def _apply_command(self, cmd: Command, *, persist: bool = True) -> list[tuple[str, Any]]:
@@ -142,6 +145,6 @@ class InputApplier:
                 continue
             if chan == INTERRUPT:
                 out[task_id] = list(value)
-            elif chan not in (RESUME, ERROR):
+            elif is_output(chan):
                 finished.add(task_id)
         return {t: ints for t, ints in out.items() if t not in finished}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence
 
-from lgdist.constants import ERROR, INTERRUPT, RESUME
+from lgdist.constants import INTERRUPT
 from lgdist.engine import apply_writes
 from lgdist.engine.checkpoint import copy_checkpoint
 from lgdist.engine.namespace import with_checkpoint_map
+from lgdist.engine.outcomes import task_outcome
 from lgdist.engine.tasks import Task
 from lgdist.loop import events as ev
 from lgdist.types import Interrupt
@@ -76,9 +77,7 @@ class StreamOutbox:
         """An interrupted step saves no checkpoint, but the tasks that did
         finish count: stream the values as they would be with their writes
         (on copies; the step is applied for real once it completes)."""
-        finished = [
-            t for t in self.tasks.values() if any(c not in (INTERRUPT, ERROR, RESUME) for c, _ in t.writes)
-        ]
+        finished = [t for t in self.tasks.values() if task_outcome(t.writes).completed]
         if not finished or "values" not in self.modes:
             return
         channels = {name: chan.copy() for name, chan in self.channels.items()}

@@ -11,7 +11,7 @@ from lgdist.engine.task_context import TaskContext
 from lgdist.engine.tasks import Task
 from lgdist.loop.messages import StreamMessagesHandler
 from lgdist.loop.thread_loop import ThreadLoop
-from lgdist.runtime import Runtime
+from lgdist.runtime import ExecutionInfo, Runtime
 
 
 def inherited_messages_handler(callbacks: Any) -> Optional[StreamMessagesHandler]:
@@ -57,9 +57,16 @@ def prepare_task(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, sto
     def write(chunk: Any) -> None:
         loop.outbox.append(("custom", chunk))
 
-    ctx = loop.task_context(
-        task, config, stream_writer=write, runtime=Runtime(context=context, store=store, stream_writer=write)
+    run_id = loop.config.get("run_id")
+    info = ExecutionInfo(
+        checkpoint_id=loop.checkpoint["id"],
+        checkpoint_ns=config["configurable"]["checkpoint_ns"],
+        task_id=task.id,
+        thread_id=loop._thread_id() if loop.saver is not None else None,
+        run_id=str(run_id) if run_id is not None else None,
     )
+    runtime = Runtime(context=context, store=store, stream_writer=write, execution_info=info)
+    ctx = loop.task_context(task, config, stream_writer=write, runtime=runtime)
     return config, ctx
 
 

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, Callable, Optional, Sequence
 
 from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_ns
-from lgdist.constants import ERROR, INTERRUPT, NULL_TASK_ID, RESUME  # noqa: F401 (NULL_TASK_ID re-exported)
+from lgdist.constants import ERROR, INTERRUPT, NULL_TASK_ID, PULL, RESUME  # noqa: F401 (NULL_TASK_ID re-exported)
 from lgdist.engine import (
     apply_writes,
     channels_from_checkpoint,
@@ -24,8 +24,9 @@ from lgdist.engine import (
     should_interrupt,
 )
 from lgdist.engine.channels import MISSING
-from lgdist.engine.checkpoint import copy_checkpoint, next_version
+from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint, next_version
 from lgdist.engine.namespace import namespace_tuple, task_namespace
+from lgdist.engine.outcomes import PENDING, Outcome, TaskOutcome, task_outcome, task_outcomes
 from lgdist.engine.resume import unpack_resume
 from lgdist.engine.spec import GraphSpec
 from lgdist.engine.task_context import TaskContext
@@ -37,6 +38,7 @@ from lgdist.errors import (
 )
 from lgdist.loop import events as ev
 from lgdist.loop.inputs import InputApplier
+from lgdist.loop.node_cache import remember, take_cached
 from lgdist.loop.outbox import StreamOutbox, _as_set
 from lgdist.types import Command, Interrupt
 
@@ -88,9 +90,6 @@ class ThreadLoop(StreamOutbox, InputApplier):
         # Tasks of this step whose interrupt was streamed already.
         self.announced_interrupts: set[str] = set()
         self.applied_null_writes = False
-        # Set by the distributed backend: makes a second finish of the same
-        # step store nothing (see BaseCheckpointSaver.put).
-        self.step_key: Optional[str] = None
         # Tasks of this step that stopped at an interrupt (a subgraph that
         # hit a static breakpoint stops its task with no interrupt value).
         self.interrupted_tasks: set[str] = set()
@@ -120,9 +119,12 @@ class ThreadLoop(StreamOutbox, InputApplier):
         }
 
     # -- loading ----------------------------------------------------------------
-    def load(self, input: Any) -> None:
+    def load(self, input: Any, *, idempotency_key: Optional[str] = None) -> None:
         """Load the thread's checkpoint and apply the input (new input, a
-        resume ``Command``, or ``None`` to continue)."""
+        resume ``Command``, or ``None`` to continue). A checkpoint the input
+        stores (an input or fork checkpoint) is stored under
+        ``idempotency_key`` when one is given: a second load with the same
+        key stores nothing and raises :class:`StepAlreadyFinished`."""
         saved = self.restore()
         has_state = saved is not None and bool(saved.checkpoint["channel_versions"])
         if self.parent is not None:
@@ -133,7 +135,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
                 input = None
         else:
             self.resuming = has_state and (input is None or isinstance(input, Command))
-        self._apply_input(input, saved)
+        self._apply_input(input, saved, idempotency_key)
 
     def restore(self) -> Any:
         """Load the checkpoint named by the config (or the thread's latest)
@@ -183,10 +185,12 @@ class ThreadLoop(StreamOutbox, InputApplier):
         return configurable.get("thread_id")
 
     # -- a superstep --------------------------------------------------------------
-    def plan(self) -> list[Task]:
+    def plan(self, *, idempotency_key: Optional[str] = None) -> list[Task]:
         """Plan the next step. Returns the tasks that must run now; tasks whose
         writes were saved earlier are restored instead of re-run. An empty
-        list with ``status`` set means the loop is over."""
+        list with ``status`` set means the loop is over. A checkpoint this
+        stores (a Command's update with nothing left to run) is stored under
+        ``idempotency_key``."""
         if self.step > self.stop:
             raise GraphRecursionError(
                 create_error_message(
@@ -203,24 +207,23 @@ class ThreadLoop(StreamOutbox, InputApplier):
             if self.applied_null_writes:
                 # A Command's update with nothing left to run: keep it in a
                 # checkpoint of its own.
-                self._put_checkpoint("loop", set(self.checkpoint.get("updated_channels") or ()))
+                self._put_checkpoint(
+                    "loop", set(self.checkpoint.get("updated_channels") or ()), idempotency_key=idempotency_key
+                )
                 self.step += 1
                 self.pending_writes = []
                 self.applied_null_writes = False
             self.status = "done"
             return []
-        by_task: dict[str, list[tuple[str, Any]]] = {}
-        for task_id, chan, value in self.pending_writes:
-            by_task.setdefault(task_id, []).append((chan, value))
+        outcomes = task_outcomes(self.pending_writes)
         to_run: list[Task] = []
         restored: list[Task] = []
         for task in self.tasks.values():
-            saved = by_task.get(task.id, [])
-            # A task that completed once (state writes or the no-writes marker)
-            # is not re-run; interrupt/error/resume records alone mean it must.
-            completed = [w for w in saved if w[0] not in (INTERRUPT, ERROR, RESUME)]
-            if completed:
-                task.writes = completed
+            # A task that completed once is not re-run; interrupt, error or
+            # resume records alone mean it must.
+            outcome = outcomes.get(task.id, PENDING)
+            if outcome.completed:
+                task.writes = outcome.writes
                 restored.append(task)
             else:
                 to_run.append(task)
@@ -233,40 +236,67 @@ class ThreadLoop(StreamOutbox, InputApplier):
         for task in self.tasks.values():
             self.emit_task_start(task)
         for task in restored:
-            if not task.hidden and "updates" in self.modes:
-                update = {task.name: ev.task_update(task, self.output_keys), "__metadata__": {"cached": True}}
-                self.outbox.append(("updates", update))
+            self._emit_cached_update(task)
+        to_run, hits = take_cached(self.spec.cache, to_run)
+        for task in hits:
+            # Saved like the task's own writes; streamed as "updates" only.
+            if self.saver:
+                self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
+            self._emit_cached_update(task)
         return to_run
+
+    def _emit_cached_update(self, task: Task) -> None:
+        """The updates chunk of a task that did not run now (restored from
+        saved writes or from the node cache)."""
+        if not task.hidden and "updates" in self.modes:
+            update = {task.name: ev.task_update(task, self.output_keys), "__metadata__": {"cached": True}}
+            self.outbox.append(("updates", update))
 
     def collect(self) -> tuple[list[Task], list[tuple[Task, str]]]:
         """Rebuild the current step's tasks from their saved writes (the
-        distributed ``finish_step``: the tasks ran elsewhere). Streams their
-        updates and gathers interrupts. Returns the tasks with no saved
-        outcome and the failed tasks with their error text."""
+        distributed ``finish_step``: the tasks ran elsewhere), without
+        reading any task's input. Streams their updates and gathers
+        interrupts. Returns the tasks with no saved outcome and the failed
+        tasks with their error text."""
         self.tasks = plan_next_step(
-            self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns
+            self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns,
+            read_inputs=False,
         )
-        by_task: dict[str, list[tuple[str, Any]]] = {}
-        for task_id, chan, value in self.pending_writes:
-            by_task.setdefault(task_id, []).append((chan, value))
+        outcomes = task_outcomes(self.pending_writes)
         missing: list[Task] = []
         failed: list[tuple[Task, str]] = []
         for task in self.tasks.values():
-            saved = by_task.get(task.id, [])
-            completed = [w for w in saved if w[0] not in (INTERRUPT, ERROR, RESUME)]
-            interrupts = [i for c, v in saved if c == INTERRUPT for i in v]
-            if completed:
-                task.writes = completed
+            outcome = outcomes.get(task.id, PENDING)
+            if outcome.kind is Outcome.COMPLETED:
+                task.writes = outcome.writes
                 self._emit_task_done(task)
-            elif any(c == INTERRUPT for c, _ in saved):
-                task.writes = [w for w in saved if w[0] == INTERRUPT]
+            elif outcome.kind is Outcome.INTERRUPTED:
+                task.writes = outcome.writes
                 self.interrupted_tasks.add(task.id)
-                self.interrupts.extend(interrupts)
-            elif any(c == ERROR for c, _ in saved):
-                failed.append((task, next(str(v) for c, v in saved if c == ERROR)))
+                self.interrupts.extend(outcome.interrupts)
+            elif outcome.kind is Outcome.FAILED:
+                failed.append((task, outcome.error or ""))
             else:
                 missing.append(task)
         return missing, failed
+
+    def plan_task(self, task_id: str) -> Optional[Task]:
+        """One task of the current step, ready to run (a worker running one
+        task of a wide step): the step is planned without reading any
+        input, then this task's input is read once. ``None`` when the step
+        has no such task."""
+        self.tasks = plan_next_step(
+            self.spec, self.checkpoint, self.channels, self.step, checkpoint_ns=self.checkpoint_ns,
+            read_inputs=False,
+        )
+        task = self.tasks.get(task_id)
+        if task is not None and task.node is not None and task.path and task.path[0] == PULL:
+            task.input = task.node.read_input(self.channels)
+        return task
+
+    def outcome(self, task: Task) -> TaskOutcome:
+        """What the writes saved for ``task`` at this checkpoint say."""
+        return task_outcome([(c, v) for t, c, v in self.pending_writes if t == task.id])
 
     def resume_values(self, task: Task) -> tuple[list, Any]:
         """Resume values already recorded for ``task`` and the unassigned one."""
@@ -303,10 +333,12 @@ class ThreadLoop(StreamOutbox, InputApplier):
             **kwargs,
         )
 
-    def record(self, task: Task, error: Optional[BaseException] = None) -> None:
-        """A task finished: save its writes (idempotently) and stream them."""
+    def record(self, task: Task, error: Optional[BaseException] = None, *, save: bool = True) -> None:
+        """A task finished: save its writes (idempotently) and stream them.
+        ``save=False`` only streams: the caller stores the step's checkpoint
+        right after, so the writes need no pending-write row."""
         if error is not None and not any(c == INTERRUPT for c, _ in task.writes):
-            if self.saver:
+            if self.saver and save:
                 # Stored as repr(error) text, as LangGraph does: the exception
                 # itself may not be serializable, and this is what a
                 # snapshot's PregelTask.error shows.
@@ -316,7 +348,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
                 self.emit("tasks", payload)
                 self.emit("debug", ev.debug_event("task_result", self.step, payload))
             return
-        if self.saver:
+        if self.saver and save:
             self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
         if any(c == INTERRUPT for c, _ in task.writes):
             interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
@@ -324,11 +356,14 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.interrupts.extend(interrupts)
             self._emit_task_interrupted(task, interrupts)
             return
+        remember(self.spec.cache, task)
         self._emit_task_done(task)
 
-    def finish(self) -> None:
+    def finish(self, *, idempotency_key: Optional[str] = None) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
-        writes and save the next checkpoint."""
+        writes and save the next checkpoint, under ``idempotency_key`` when
+        given (``step:<parent id>``: a second finish of the same step stores
+        nothing and raises :class:`StepAlreadyFinished`)."""
         if self.interrupts or self.interrupted_tasks:
             self.status = "interrupted"
             for task in self.tasks.values():
@@ -338,11 +373,13 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self._emit_values_so_far()
             return
         tasks = list(self.tasks.values())
-        updated = apply_writes(self.checkpoint, self.channels, tasks, self.next_version)
+        updated = apply_writes(
+            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes
+        )
         self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
-        self._put_checkpoint("loop", updated)
+        self._put_checkpoint("loop", updated, idempotency_key=idempotency_key)
         ran = [t for t in tasks if t.node is not None]
         self.step += 1
         self.pending_writes = []
@@ -352,7 +389,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
                 self.emit("updates", {INTERRUPT: ()})
             self._emit_values_interrupt(())
 
-    def _put_checkpoint(self, source: str, updated: Optional[set[str]]) -> None:
+    def _put_checkpoint(
+        self, source: str, updated: Optional[set[str]], *, idempotency_key: Optional[str] = None
+    ) -> None:
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
         metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
@@ -367,9 +406,11 @@ class ThreadLoop(StreamOutbox, InputApplier):
             config = self.saver.put(
                 self.checkpoint_config,
                 new,
-                metadata,
+                # Stored with the run's config metadata; the checkpoints
+                # stream shows the loop's own, as LangGraph's does.
+                checkpoint_metadata(self.config, metadata),
                 new_versions,
-                idempotency_key=self.step_key,
+                idempotency_key=idempotency_key,
                 previous=self.checkpoint,
             )
             if config is None:

@@ -1,6 +1,7 @@
 """Offline stand-ins for hosted models and tools, so demos and tests run
 without network or API keys and give the same transcript every time."""
 
+from lgdist.testing.embeddings import WordHashEmbeddings
 from lgdist.testing.models import ScriptedChatModel, ScriptExhaustedError, build_seed_model
 from lgdist.testing.tools import TavilySearchResults, fake_search, weather_answer
 
@@ -11,4 +12,5 @@ __all__ = [
     "build_seed_model",
     "fake_search",
     "weather_answer",
+    "WordHashEmbeddings",
 ]

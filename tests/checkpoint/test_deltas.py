@@ -10,6 +10,8 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 import sqlalchemy as sa
+
+from lgdist.checkpoint.blob_cache import CACHE
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 
 from lgdist.checkpoint.base import BaseCheckpointSaver
@@ -351,14 +353,18 @@ def test_a_checkpoint_is_read_with_one_blob_query(saver, thread_id, config, new_
         if "FROM lgdist_blobs" in statement:
             statements.append(statement)
 
+    CACHE.clear()  # a cold read: another process, or values evicted
     sa.event.listen(saver.engine, "after_cursor_execute", count)
     try:
         tup = saver.get_tuple(steps[-1][0])
+        cold = len(statements)
+        warm = saver.get_tuple(steps[-1][0])
     finally:
         sa.event.remove(saver.engine, "after_cursor_execute", count)
 
-    assert tup.checkpoint == steps[-1][1]
-    assert len(statements) == 1
+    assert tup.checkpoint == steps[-1][1] == warm.checkpoint
+    assert cold == 1
+    assert len(statements) == 1, "a warm read decodes no blob again"
 
 
 @pytest.mark.parametrize("saver", SQL_FILE_STORES, indirect=True)

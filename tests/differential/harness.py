@@ -42,7 +42,7 @@ __all__ = [
 # name -> module path below the root package ("langgraph" or "lgdist").
 _EXPORTS = {
     "graph": ["StateGraph", "START", "END", "MessagesState", "add_messages", "MessageGraph"],
-    "types": ["Send", "Command", "interrupt", "Interrupt", "RetryPolicy", "Overwrite"],
+    "types": ["Send", "Command", "interrupt", "Interrupt", "RetryPolicy", "Overwrite", "CachePolicy"],
     "errors": [
         "GraphRecursionError",
         "InvalidUpdateError",
@@ -51,8 +51,12 @@ _EXPORTS = {
         "GraphBubbleUp",
     ],
     "checkpoint.memory": ["InMemorySaver", "MemorySaver"],
+    "cache.memory": ["InMemoryCache"],
     "prebuilt": ["ToolNode", "tools_condition"],
-    "config": ["get_stream_writer", "get_config"],
+    "config": ["get_stream_writer", "get_config", "get_store"],
+    "store.memory": ["InMemoryStore"],
+    "store.base": ["BaseStore", "Item", "SearchItem", "GetOp", "PutOp", "SearchOp", "ListNamespacesOp", "MatchCondition"],
+    "runtime": ["Runtime", "get_runtime"],
 }
 
 

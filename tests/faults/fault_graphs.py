@@ -64,16 +64,39 @@ def build_hang() -> StateGraph:
 hang = build_hang().compile()
 
 
+def _stubborn_hang(state: TickState) -> dict:
+    """Hangs like ``_hang`` but swallows the soft time limit's exception and
+    keeps hanging: only the hard limit stops it."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    deadline = time.monotonic() + float(os.environ.get("LGDIST_FAULT_HANG_SECONDS", "3600"))
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        except SoftTimeLimitExceeded:
+            continue
+    raise TimeoutError("the hang node was not stopped by a time limit")
+
+
 def build_stubborn_hang() -> StateGraph:
-    """The hanging node under a RetryPolicy: the policy retries the soft
-    time limit's exception, so only the hard limit stops it."""
     g = StateGraph(TickState)
-    g.add_node("hang", _hang, retry_policy=RetryPolicy(max_attempts=5, initial_interval=0.01, jitter=False))
+    g.add_node("hang", _stubborn_hang)
     g.add_edge(START, "hang")
     g.add_edge("hang", END)
     return g
 
 
+def build_retried_hang() -> StateGraph:
+    """The hanging node under a RetryPolicy that retries any exception: the
+    soft time limit is still not retried (a time limit is not transient)."""
+    g = StateGraph(TickState)
+    g.add_node("hang", _hang, retry_policy=RetryPolicy(retry_on=Exception, max_attempts=5, initial_interval=0.01, jitter=False))
+    g.add_edge(START, "hang")
+    g.add_edge("hang", END)
+    return g
+
+
+retried_hang = build_retried_hang().compile()
 stubborn_hang = build_stubborn_hang().compile()
 
 

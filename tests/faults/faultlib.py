@@ -51,6 +51,7 @@ FAULT_GRAPHS = {
     "ticker": "fault_graphs:ticker",
     "hang": "fault_graphs:hang",
     "stubborn-hang": "fault_graphs:stubborn_hang",
+    "retried-hang": "fault_graphs:retried_hang",
     "flaky": "fault_graphs:flaky",
 }
 SLOW_AT = dist.SLOW_AT

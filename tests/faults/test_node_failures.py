@@ -31,9 +31,12 @@ def test_a_node_that_raises_ends_the_run_as_error_with_its_traceback(faults):
 
 
 @pytest.mark.fault("node-hangs")
-def test_a_node_that_hangs_past_the_time_limit_ends_the_run_as_a_timeout_error(faults):
-    thread_id = faults.thread_id("hangs")
-    run_id = faults.client.submit("hang", {"n": 0}, thread_id)
+@pytest.mark.parametrize("graph", ["hang", "retried-hang"])
+def test_a_node_that_hangs_past_the_time_limit_ends_the_run_as_a_timeout_error(faults, graph):
+    """Under a RetryPolicy that retries any exception too: a time limit is
+    not transient, so the soft limit's exception is never retried."""
+    thread_id = faults.thread_id(graph)
+    run_id = faults.client.submit(graph, {"n": 0}, thread_id)
     # Time from the node starting (its step's checkpoint) to the run's end.
     faults.wait_checkpoints(thread_id, 2)
     started = time.monotonic()
@@ -47,7 +50,7 @@ def test_a_node_that_hangs_past_the_time_limit_ends_the_run_as_a_timeout_error(f
     assert TASK_TIME_LIMIT - 0.5 < ended < TASK_TIME_LIMIT + 3
     assert faults.thread_status(thread_id) == "error"
     assert "Soft time limit (3.0s) exceeded for lgdist.run_node" in faults.all_logs()
-    lost, duplicated = faults.assert_fault_free("hang", thread_id, [{"n": 0}])
+    lost, duplicated = faults.assert_fault_free(graph, thread_id, [{"n": 0}])
     # The worker that ran it is fine: the soft limit stopped the node, not the process.
     assert faults.app.control.ping(destination=[w.nodename for w in faults.workers], timeout=2.0)
     record("node-hangs", runs=1, lost=lost, duplicated=duplicated, recover=ended, by="soft time limit -> run error")
@@ -55,7 +58,7 @@ def test_a_node_that_hangs_past_the_time_limit_ends_the_run_as_a_timeout_error(f
 
 @pytest.mark.fault("node-hangs")
 def test_a_node_that_survives_the_soft_limit_is_killed_at_the_hard_limit_and_the_run_ends(faults):
-    """Its RetryPolicy retries the soft limit's exception, so the worker
+    """The node swallows the soft limit's exception, so the worker
     kills the pool process at the hard limit (soft + 5 s). The chord is
     broken then; the task's failure handler, in the worker's main process,
     ends the run with the reason."""

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import sys
 import threading
 import uuid
 from decimal import Decimal
@@ -307,3 +308,43 @@ def test_serialize_value_keeps_raw_bytes_unencoded():
 def test_serialize_value_error_names_the_key():
     with pytest.raises(SerializationError, match="'channel_x'"):
         serde.serialize_value(NotStorable(), "channel_x")
+
+
+# ----------------------------------------------------------- what loading may import
+def _side_effect_package(tmp_path, monkeypatch, name: str):
+    """A package on sys.path that records being imported, with a dataclass."""
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(tmp_path / 'imported')!r}).write_text('yes')\n"
+        "import dataclasses\n"
+        "@dataclasses.dataclass\n"
+        "class Thing:\n"
+        "    x: int = 0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return {"__lg__": "dataclass", "c": f"{name}:Thing", "v": {"x": 3}}
+
+
+def test_stored_data_never_imports_a_package_the_program_does_not_use(tmp_path, monkeypatch):
+    payload = _side_effect_package(tmp_path, monkeypatch, "lgdist_unused_pkg_a")
+    monkeypatch.delenv("LGDIST_SERDE_MODULES", raising=False)
+    with pytest.raises(SerializationError, match="LGDIST_SERDE_MODULES"):
+        serde.loads(json.dumps(payload))
+    assert not (tmp_path / "imported").exists()
+
+
+def test_packages_named_in_lgdist_serde_modules_may_be_imported(tmp_path, monkeypatch):
+    payload = _side_effect_package(tmp_path, monkeypatch, "lgdist_unused_pkg_b")
+    monkeypatch.setenv("LGDIST_SERDE_MODULES", "other, lgdist_unused_pkg_b")
+    assert serde.loads(json.dumps(payload)).x == 3
+    assert (tmp_path / "imported").read_text() == "yes"
+
+
+def test_a_submodule_of_a_loaded_package_is_imported_on_demand():
+    sys.modules.pop("json.tool", None)
+    payload = {"__lg__": "dataclass", "c": "json.tool:NoSuchThing", "v": {}}
+    with pytest.raises(SerializationError, match="cannot load stored"):  # imported, then not found
+        serde.loads(json.dumps(payload))
+    assert "json.tool" in sys.modules

@@ -1,5 +1,6 @@
 """Channel kinds, one module each."""
 
+from lgdist.engine.channels.after_finish import LastValueAfterFinish, NamedBarrierValueAfterFinish
 from lgdist.engine.channels.barrier import NamedBarrierValue
 from lgdist.engine.channels.base import MISSING, BaseChannel
 from lgdist.engine.channels.binop import BinaryOperatorAggregate
@@ -16,4 +17,6 @@ __all__ = [
     "EphemeralValue",
     "Topic",
     "NamedBarrierValue",
+    "LastValueAfterFinish",
+    "NamedBarrierValueAfterFinish",
 ]

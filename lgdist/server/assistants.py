@@ -1,0 +1,118 @@
+"""``/assistants``: each registered graph is one assistant (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import APIRouter, Request
+
+from lgdist.server.errors import ApiError
+from lgdist.server.schemas import AssistantCount, AssistantSearch
+from lgdist.server.store import contains
+
+router = APIRouter(tags=["assistants"])
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.service
+
+
+def _matching(service: Any, graph_id: Optional[str], metadata: Optional[dict], name: Optional[str] = None) -> list[dict]:
+    found = [service.assistant(g) for g in service.graph_names()]
+    if graph_id:
+        found = [a for a in found if a["graph_id"] == graph_id]
+    if name:
+        found = [a for a in found if a["name"] == name]
+    if metadata:
+        found = [a for a in found if contains(a["metadata"], metadata)]
+    return found
+
+
+@router.post("/assistants/search")
+def search(body: AssistantSearch, request: Request) -> list[dict]:
+    found = _matching(_service(request), body.graph_id, body.metadata, body.name)
+    return found[body.offset : body.offset + body.limit]
+
+
+@router.post("/assistants/count")
+def count(body: AssistantCount, request: Request) -> int:
+    return len(_matching(_service(request), body.graph_id, body.metadata))
+
+
+@router.get("/assistants/{assistant_id}")
+def get(assistant_id: str, request: Request) -> dict:
+    service = _service(request)
+    return service.assistant(service.resolve_graph(assistant_id))
+
+
+@router.get("/assistants/{assistant_id}/graph")
+def graph(assistant_id: str, request: Request, xray: Any = False) -> dict:
+    service = _service(request)
+    compiled = service.compiled(service.resolve_graph(assistant_id))
+    drawable = compiled.get_graph()
+    try:
+        return drawable.to_json()
+    except Exception:  # noqa: BLE001 - a node whose runnable cannot be described
+        return {
+            "nodes": [{"id": n, "type": "runnable", "data": {"id": [n], "name": n}} for n in drawable.nodes],
+            "edges": [{"source": e.source, "target": e.target, "conditional": e.conditional} for e in drawable.edges],
+        }
+
+
+def _json_schema(schema: Any) -> Optional[dict]:
+    if schema is None:
+        return None
+    try:
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(schema).json_schema()
+    except Exception:  # noqa: BLE001 - a state type pydantic cannot describe
+        return {"title": getattr(schema, "__name__", "State"), "type": "object"}
+
+
+@router.get("/assistants/{assistant_id}/schemas")
+def schemas(assistant_id: str, request: Request) -> dict:
+    service = _service(request)
+    name = service.resolve_graph(assistant_id)
+    builder = service.compiled(name).builder
+    state = getattr(builder, "state_schema", None)
+    return {
+        "graph_id": name,
+        "input_schema": _json_schema(getattr(builder, "input_schema", state)),
+        "output_schema": _json_schema(getattr(builder, "output_schema", state)),
+        "state_schema": _json_schema(state),
+        "config_schema": _json_schema(getattr(builder, "config_schema", None)),
+        "context_schema": _json_schema(getattr(builder, "context_schema", None)),
+    }
+
+
+@router.get("/assistants/{assistant_id}/subgraphs")
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+def subgraphs(assistant_id: str, request: Request, namespace: Optional[str] = None, recurse: bool = False) -> dict:
+    service = _service(request)
+    compiled = service.compiled(service.resolve_graph(assistant_id))
+    out: dict = {}
+    for node_name, node in compiled.spec.nodes.items():
+        sub = getattr(node, "subgraph", None)
+        if sub is None or (namespace and node_name != namespace):
+            continue
+        builder = getattr(sub, "builder", None)
+        state = getattr(builder, "state_schema", None)
+        out[node_name] = {
+            "graph_id": node_name,
+            "input_schema": _json_schema(getattr(builder, "input_schema", state)),
+            "output_schema": _json_schema(getattr(builder, "output_schema", state)),
+            "state_schema": _json_schema(state),
+            "config_schema": None,
+            "context_schema": _json_schema(getattr(builder, "context_schema", None)),
+        }
+    return out
+
+
+@router.post("/assistants")
+@router.patch("/assistants/{assistant_id}")
+@router.delete("/assistants/{assistant_id}")
+def read_only(request: Request) -> None:
+    raise ApiError(
+        405, "Assistants are the graphs registered with LGDIST_GRAPHS; they cannot be created or changed over the API"
+    )

@@ -1,0 +1,198 @@
+"""``/runs`` and ``/threads/{thread_id}/runs``: create runs (streamed over
+SSE, waited for, or in the background), list, get, join, cancel, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator, Optional
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.runs import Run
+from lgdist.server.errors import ApiError
+from lgdist.server.schemas import RunCreate
+from lgdist.server.streaming import EventTranslator, api_events, metadata_event
+
+router = APIRouter(tags=["runs"])
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.service
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _locations(run: Run) -> dict:
+    base = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return {"Location": f"{base}/stream", "Content-Location": base}
+
+
+def _translator(run: Run, modes: Optional[list[str]] = None) -> EventTranslator:
+    api = run.options.get("api") or {}
+    requested = modes or api.get("stream_modes") or run.options.get("stream_modes") or ["values"]
+    return EventTranslator(list(requested), subgraphs=bool(api.get("subgraphs")))
+
+
+def _sse(service: Any, run: Run, translator: EventTranslator, *, cancel_on_disconnect: bool, skip: int = 0) -> EventSourceResponse:
+    async def events() -> AsyncIterator[dict]:
+        finished = False
+        try:
+            if skip == 0:
+                yield {"event": "metadata", "data": _dumps(metadata_event(run.run_id)), "id": "0"}
+            async for seq, event, data in api_events(service, run.run_id, translator, skip=skip):
+                yield {"event": event, "data": _dumps(data), "id": str(seq)}
+            finished = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                if finished:
+                    await run_in_threadpool(service.finish_temporary, run)
+                elif cancel_on_disconnect:
+                    await run_in_threadpool(service.cancel, run.run_id)
+
+    return EventSourceResponse(events(), headers=_locations(run), ping=15, sep="\n")
+
+
+async def _create(request: Request, thread_id: Optional[str], body: RunCreate) -> Run:
+    return await run_in_threadpool(_service(request).create_run, thread_id, body)
+
+
+async def _wait(service: Any, run: Run, translator: EventTranslator) -> Any:
+    async for _ in api_events(service, run.run_id, translator):
+        pass
+    await run_in_threadpool(service.finish_temporary, run)
+    return translator.output()
+
+
+# -- creating runs ------------------------------------------------------------------------
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream(thread_id: str, body: RunCreate, request: Request) -> EventSourceResponse:
+    run = await _create(request, thread_id, body)
+    return _sse(_service(request), run, _translator(run), cancel_on_disconnect=body.on_disconnect == "cancel")
+
+
+@router.post("/runs/stream")
+async def stream_stateless(body: RunCreate, request: Request) -> EventSourceResponse:
+    run = await _create(request, None, body)
+    return _sse(_service(request), run, _translator(run), cancel_on_disconnect=body.on_disconnect != "continue")
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait(thread_id: str, body: RunCreate, request: Request, response: Response) -> Any:
+    run = await _create(request, thread_id, body)
+    response.headers.update(_locations(run))
+    return await _wait(_service(request), run, _translator(run, ["values"]))
+
+
+@router.post("/runs/wait")
+async def wait_stateless(body: RunCreate, request: Request, response: Response) -> Any:
+    run = await _create(request, None, body)
+    response.headers.update(_locations(run))
+    return await _wait(_service(request), run, _translator(run, ["values"]))
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create(thread_id: str, body: RunCreate, request: Request, response: Response) -> dict:
+    run = await _create(request, thread_id, body)
+    response.headers.update(_locations(run))
+    return _service(request).run_json(run)
+
+
+@router.post("/runs")
+async def create_stateless(body: RunCreate, request: Request, response: Response) -> dict:
+    run = await _create(request, None, body)
+    response.headers.update(_locations(run))
+    return _service(request).run_json(run)
+
+
+@router.post("/runs/batch")
+async def create_batch(bodies: list[RunCreate], request: Request) -> list[dict]:
+    return [_service(request).run_json(await _create(request, None, b)) for b in bodies]
+
+
+# -- reading runs ----------------------------------------------------------------------------
+
+
+@router.get("/threads/{thread_id}/runs")
+def list_runs(
+    thread_id: str, request: Request, limit: int = Query(10, ge=1, le=10_000), offset: int = Query(0, ge=0),
+    status: Optional[str] = None,
+) -> list[dict]:  # fmt: skip
+    service = _service(request)
+    service.thread_record(thread_id)
+    runs = [service.run_json(r) for r in service.runs.list_runs(thread_id, limit=limit + offset + 1000)]
+    if status:
+        runs = [r for r in runs if r["status"] == status]
+    return runs[offset : offset + limit]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+def get_run(thread_id: str, run_id: str, request: Request) -> dict:
+    service = _service(request)
+    return service.run_json(service.get_run(thread_id, run_id))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
+    service = _service(request)
+    run = service.get_run(thread_id, run_id)
+    if run.status in ACTIVE:
+        raise ApiError(409, f"Run {run_id} is {run.status}; cancel it before deleting it")
+    service.store.delete_run(run_id)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join(thread_id: str, run_id: str, request: Request) -> Any:
+    service = _service(request)
+    run = await run_in_threadpool(service.get_run, thread_id, run_id)
+    return await _wait(service, run, _translator(run, ["values"]))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: str, run_id: str, request: Request,
+    stream_mode: Optional[list[str]] = Query(None), cancel_on_disconnect: bool = False,
+    last_event_id: Optional[str] = Header(None),
+) -> EventSourceResponse:  # fmt: skip
+    service = _service(request)
+    run = await run_in_threadpool(service.get_run, thread_id, run_id)
+    skip = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return _sse(service, run, _translator(run, stream_mode), cancel_on_disconnect=cancel_on_disconnect, skip=skip)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel(
+    thread_id: str, run_id: str, request: Request, wait: bool = False,
+    action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
+) -> Response:  # fmt: skip
+    service = _service(request)
+    run = await run_in_threadpool(service.get_run, thread_id, run_id)
+    await run_in_threadpool(service.cancel, run_id, action)
+    if wait:
+        await _wait(service, run, _translator(run, ["values"]))
+    return Response(status_code=202 if not wait else 204)
+
+
+@router.post("/runs/cancel")
+async def cancel_many(request: Request, action: str = Query("interrupt", pattern="^(interrupt|rollback)$")) -> Response:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError(422, "Invalid JSON in request body") from exc
+    if not isinstance(body, dict):
+        raise ApiError(422, "expected an object with thread_id, run_ids or status")
+    service = _service(request)
+    run_ids = body.get("run_ids") or []
+    if body.get("thread_id") and not run_ids:
+        run_ids = [r.run_id for r in service.runs.list_runs(body["thread_id"]) if r.status in ACTIVE]
+    for run_id in run_ids:
+        await run_in_threadpool(service.cancel, str(run_id), action)
+    return Response(status_code=204)

@@ -1,0 +1,397 @@
+"""The API's operations over lgdist's stores and broker.
+
+Like ``Client``, the server reads the checkpoint and run stores and
+publishes ``lgdist.start`` messages: runs execute on the workers. Graph code
+is loaded (from the registry) only to read and update state with the
+graph's channels and reducers, never to run a node.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from functools import lru_cache
+from typing import Any, Optional
+
+from lgdist.client import Client
+from lgdist.distributed import coordinator, lifecycle
+from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.runs import Run
+from lgdist.errors import GraphNotRegisteredError
+from lgdist.server.errors import ApiError, not_found
+from lgdist.server.schemas import CommandBody, RunCreate
+from lgdist.server.serialize import iso, jsonable, thread_state
+from lgdist.server.store import ApiStore, ThreadRecord
+from lgdist.settings import Settings
+from lgdist.types import Command, Send
+
+# The namespace LangGraph's server derives assistant ids from (uuid5 of the
+# graph id), so an assistant has the same id on both servers.
+ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+# API stream modes -> the modes the workers publish.
+WORKER_MODES = {"messages-tuple": "messages", "messages": "messages", "events": "tasks"}
+
+# lgdist run status -> the API's run status.
+RUN_STATUS = {"cancelled": "interrupted"}
+
+DEFAULT_STRATEGY = "enqueue"
+# How long a run submitted with "interrupt" or "rollback" waits for the
+# active run to stop after its current step.
+INTERRUPT_WAIT_SECONDS = 120.0
+
+
+def assistant_id(graph: str) -> str:
+    return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph))
+
+
+class ApiService:
+    def __init__(self, settings: Settings, client: Optional[Client] = None) -> None:
+        self.settings = settings
+        self.client = client or Client(settings)
+        self.backend = self.client.backend
+        self.runs = self.backend.runs
+        self.store = ApiStore(self.backend.saver.engine)
+        self.store.setup()
+
+    # -- assistants ----------------------------------------------------------------
+    def graph_names(self) -> list[str]:
+        return self.backend.registry.names()
+
+    def resolve_graph(self, assistant: str) -> str:
+        """The registered graph an assistant id (or graph name) names."""
+        names = self.graph_names()
+        if assistant in names:
+            return assistant
+        for name in names:
+            if assistant_id(name) == assistant:
+                return name
+        raise not_found(f"Assistant {assistant!r} not found; registered graphs: {', '.join(names)}")
+
+    def assistant(self, graph: str) -> dict:
+        now = iso(self._started)
+        return {
+            "assistant_id": assistant_id(graph),
+            "graph_id": graph,
+            "config": {},
+            "context": {},
+            "metadata": {"created_by": "system"},
+            "name": graph,
+            "description": None,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    _started = time.time()
+
+    def compiled(self, graph: str) -> Any:
+        """The graph, bound to the cluster's checkpoint store."""
+        return _compiled(self.client, graph)
+
+    # -- threads ---------------------------------------------------------------------
+    def thread_record(self, thread_id: str) -> ThreadRecord:
+        rec = self.store.get(thread_id)
+        if rec is None:
+            raise not_found(f"Thread with ID {thread_id} not found")
+        return rec
+
+    def thread_graph(self, rec: ThreadRecord) -> Optional[str]:
+        graph = rec.get("graph") or rec["metadata"].get("graph_id")
+        return graph if graph in self.graph_names() else None
+
+    def thread_json(self, rec: ThreadRecord, *, with_values: bool = True) -> dict:
+        out = {
+            "thread_id": rec["thread_id"],
+            "created_at": iso(rec["created_at"]),
+            "updated_at": iso(rec["updated_at"]),
+            "state_updated_at": iso(rec["updated_at"]),
+            "metadata": rec["metadata"],
+            "status": rec["status"],
+            "config": {},
+            "values": None,
+            "interrupts": {},
+            "error": None,
+        }
+        graph = self.thread_graph(rec)
+        if with_values and graph is not None:
+            snap = self.compiled(graph).get_state({"configurable": {"thread_id": rec["thread_id"]}})
+            if snap.metadata is not None:
+                out["values"] = jsonable(snap.values)
+                out["interrupts"] = {t.id: jsonable(list(t.interrupts)) for t in snap.tasks if t.interrupts}
+        return out
+
+    def state(self, thread_id: str, checkpoint_id: Optional[str] = None, *, subgraphs: bool = False) -> dict:
+        rec = self.thread_record(thread_id)
+        graph = self.thread_graph(rec)
+        config: dict = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        if checkpoint_id:
+            config["configurable"]["checkpoint_id"] = checkpoint_id
+        if graph is None:
+            return {
+                "values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
+                "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None},
+                "parent_checkpoint": None, "interrupts": [], "checkpoint_id": None, "parent_checkpoint_id": None,
+            }  # fmt: skip
+        compiled = self.compiled(graph)
+        if checkpoint_id and self.backend.saver.get_tuple(config) is None:
+            raise not_found(f"Checkpoint {checkpoint_id} of thread {thread_id} not found")
+        return thread_state(compiled.get_state(config, subgraphs=subgraphs))
+
+    def history(
+        self, thread_id: str, *, limit: int, before: Optional[str], metadata: Optional[dict], checkpoint_id: Optional[str]
+    ) -> list[dict]:
+        rec = self.thread_record(thread_id)
+        graph = self.thread_graph(rec)
+        if graph is None:
+            return []
+        config: dict = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        if checkpoint_id:
+            config["configurable"]["checkpoint_id"] = checkpoint_id
+        before_config = {"configurable": {"thread_id": thread_id, "checkpoint_id": before}} if before else None
+        snaps = self.compiled(graph).get_state_history(config, filter=metadata or None, before=before_config, limit=limit)
+        return [thread_state(s) for s in snaps]
+
+    def update_state(
+        self, thread_id: str, values: Any, as_node: Optional[str], checkpoint_id: Optional[str]
+    ) -> dict:
+        rec = self.thread_record(thread_id)
+        graph = self.thread_graph(rec)
+        if graph is None:
+            raise ApiError(409, f"Thread {thread_id} has no graph yet: run it once (or create it with graph_id)")
+        if rec["status"] == "busy":
+            raise ApiError(409, f"Thread {thread_id} is busy with run {rec['active_run_id']}; wait for it or cancel it")
+        config: dict = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        if checkpoint_id:
+            config["configurable"]["checkpoint_id"] = checkpoint_id
+        compiled = self.compiled(graph)
+        if as_node is not None and as_node not in compiled.spec.nodes:
+            raise ApiError(422, f"Node {as_node!r} not found in graph {graph!r}")
+        saved = compiled.update_state(config, values, as_node)
+        self.store.merge_metadata(thread_id, {})
+        configurable = saved["configurable"]
+        return {
+            "checkpoint": {
+                "thread_id": configurable.get("thread_id", thread_id),
+                "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                "checkpoint_id": configurable.get("checkpoint_id"),
+                "checkpoint_map": configurable.get("checkpoint_map") or {},
+            }
+        }
+
+    def delete_thread(self, thread_id: str) -> None:
+        rec = self.thread_record(thread_id)
+        if rec["active_run_id"]:
+            self.cancel(rec["active_run_id"])
+        self.backend.saver.delete_thread(thread_id)
+        self.store.delete(thread_id)
+
+    def copy_thread(self, thread_id: str) -> dict:
+        """A new thread with the same metadata and every checkpoint (and its
+        pending writes) of this one."""
+        rec = self.thread_record(thread_id)
+        new_id = str(uuid.uuid4())
+        metadata = dict(rec["metadata"])
+        graph = self.thread_graph(rec)
+        if graph:
+            metadata.setdefault("graph_id", graph)
+        self.store.create(new_id, metadata)
+        saver = self.backend.saver
+        saved = list(saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}))
+        for tup in reversed(saved):
+            parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+            config: dict = {"configurable": {"thread_id": new_id, "checkpoint_ns": ""}}
+            if parent:
+                config["configurable"]["checkpoint_id"] = parent
+            versions = dict(tup.checkpoint.get("channel_versions") or {})
+            stored = saver.put(config, tup.checkpoint, dict(tup.metadata or {}), versions)
+            by_task: dict[str, list] = {}
+            for task_id, channel, value in tup.pending_writes or []:
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                saver.put_writes(stored, writes, task_id)
+        return self.thread_json(self.thread_record(new_id))
+
+    # -- runs --------------------------------------------------------------------------
+    def run_json(self, run: Run) -> dict:
+        api = run.options.get("api") or {}
+        return {
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "assistant_id": api.get("assistant_id") or assistant_id(run.graph),
+            "created_at": iso(run.created_at),
+            "updated_at": iso(run.updated_at),
+            "status": RUN_STATUS.get(run.status, run.status),
+            "metadata": api.get("metadata") or {},
+            "multitask_strategy": run.options.get("multitask_strategy") or DEFAULT_STRATEGY,
+            "kwargs": api.get("kwargs") or {},
+        }
+
+    def get_run(self, thread_id: str, run_id: str) -> Run:
+        run = self.runs.get_run(run_id)
+        if run is None or run.thread_id != thread_id:
+            raise not_found(f"Run {run_id} not found on thread {thread_id}")
+        return run
+
+    def latest_checkpoint_id(self, thread_id: str) -> Optional[str]:
+        tup = self.backend.saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+        return tup.config["configurable"]["checkpoint_id"] if tup else None
+
+    def create_run(self, thread_id: Optional[str], body: RunCreate) -> Run:
+        """Create the run and start it (or queue it behind the thread's
+        active run, per ``multitask_strategy``)."""
+        graph = self.resolve_graph(body.assistant_id)
+        temporary = thread_id is None
+        if temporary:
+            thread_id = str(uuid.uuid4())
+            self.store.create(thread_id, {})
+        elif self.store.get(thread_id) is None:
+            if body.if_not_exists != "create":
+                raise not_found(f"Thread with ID {thread_id} not found")
+            self.store.ensure(thread_id)
+        self.store.merge_metadata(thread_id, {"graph_id": graph, "assistant_id": assistant_id(graph)})
+        run_input = _command(body.command) if body.command is not None else body.input
+        strategy = body.multitask_strategy or DEFAULT_STRATEGY
+        requested = body.modes()
+        config = body.config or {}
+        configurable = {
+            k: v for k, v in {**(config.get("configurable") or {}), **(body.context or {})}.items()
+            if k not in ("thread_id", "checkpoint_ns", "checkpoint_map") and isinstance(v, (str, int, float, bool, type(None)))
+        }  # fmt: skip
+        fork_from = body.checkpoint_id or (body.checkpoint.checkpoint_id if body.checkpoint else None)
+        if fork_from:
+            configurable["checkpoint_id"] = fork_from
+        rollback_clears = False
+        thread = self.runs.get_thread(thread_id)
+        if strategy == "rollback" and thread and thread["status"] == "busy" and thread["active_run_id"] and not fork_from:
+            active = self.runs.get_run(thread["active_run_id"])
+            target = ((active.options.get("api") or {}).get("rollback_to")) if active else None
+            if target:
+                configurable["checkpoint_id"] = target
+            else:
+                rollback_clears = True
+        options = {
+            "stream_modes": _worker_modes(requested),
+            "interrupt_before": body.interrupt_before,
+            "interrupt_after": body.interrupt_after,
+            "recursion_limit": config.get("recursion_limit"),
+            "configurable": configurable,
+            "multitask_strategy": strategy,
+            "api": {
+                "assistant_id": assistant_id(graph),
+                "metadata": body.metadata or {},
+                "stream_modes": requested,
+                "subgraphs": body.stream_subgraphs,
+                "rollback_to": self.latest_checkpoint_id(thread_id),
+                "temporary": temporary and body.on_completion != "keep",
+                "kwargs": jsonable(
+                    {
+                        "input": body.input,
+                        "command": body.command.model_dump() if body.command else None,
+                        "config": config,
+                        "stream_mode": requested,
+                        "interrupt_before": body.interrupt_before,
+                        "interrupt_after": body.interrupt_after,
+                        "subgraphs": body.stream_subgraphs,
+                    }
+                ),
+            },
+        }
+        busy = f"thread {thread_id!r} is busy with run" if strategy == "reject" else None
+        run, claimed = lifecycle.submit(
+            self.runs, thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options, busy_error=busy
+        )
+        if claimed:
+            coordinator.send_start(self.backend, run.run_id)
+            return run
+        if strategy == "reject":
+            active_id = (self.runs.get_thread(thread_id) or {}).get("active_run_id")
+            raise ApiError(
+                409,
+                f"Thread {thread_id} is already running a task (run {active_id}). Wait for it to finish "
+                "or choose a different multitask strategy.",
+            )
+        if strategy in ("interrupt", "rollback"):
+            self._stop_active(thread_id, run.run_id, clear=rollback_clears)
+        coordinator.start_next_enqueued(self.backend, thread_id)
+        return run
+
+    def _stop_active(self, thread_id: str, new_run_id: str, *, clear: bool) -> None:
+        """Cancel the thread's active run and wait (bounded) until it has let
+        go of the thread; with ``clear``, drop the thread's checkpoints too
+        (a rollback of a run that started the thread)."""
+        deadline = time.monotonic() + INTERRUPT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            thread = self.runs.get_thread(thread_id) or {}
+            active = thread.get("active_run_id")
+            if thread.get("status") != "busy" or active in (None, new_run_id):
+                break
+            try:
+                self.client.cancel(active)
+            except Exception:  # noqa: BLE001 - it ended meanwhile
+                pass
+            time.sleep(0.05)
+        if clear and (self.runs.get_thread(thread_id) or {}).get("status") != "busy":
+            self.backend.saver.delete_thread(thread_id)
+
+    def cancel(self, run_id: str, action: str = "interrupt") -> bool:
+        run = self.runs.get_run(run_id)
+        if run is None:
+            raise not_found(f"Run {run_id} not found")
+        if run.status not in ACTIVE:
+            return False
+        cancelled = self.client.cancel(run_id)
+        if action == "rollback":
+            target = (run.options.get("api") or {}).get("rollback_to")
+            self._wait_released(run)
+            if target is None:
+                self.backend.saver.delete_thread(run.thread_id)
+        return cancelled
+
+    def _wait_released(self, run: Run, timeout: float = INTERRUPT_WAIT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            thread = self.runs.get_thread(run.thread_id) or {}
+            if thread.get("active_run_id") != run.run_id:
+                return
+            time.sleep(0.05)
+
+    def finish_temporary(self, run: Run) -> None:
+        """A stateless run's thread is deleted once the run ends."""
+        if (run.options.get("api") or {}).get("temporary"):
+            self.backend.saver.delete_thread(run.thread_id)
+            self.store.delete(run.thread_id)
+
+    def final_status(self, run_id: str) -> Optional[tuple[str, Optional[str]]]:
+        return self.client._final_status(run_id)
+
+
+@lru_cache(maxsize=256)
+def _compiled(client: Client, graph: str) -> Any:
+    try:
+        return client._graph(graph)
+    except GraphNotRegisteredError as exc:
+        raise not_found(str(exc)) from exc
+
+
+def _worker_modes(requested: list[str]) -> list[str]:
+    """What the workers must publish: the requested modes (renamed), plus
+    ``values`` and ``updates`` (the run's output and its interrupts)."""
+    modes = ["values", "updates"]
+    for mode in requested:
+        mode = WORKER_MODES.get(mode, mode)
+        if mode not in modes:
+            modes.append(mode)
+    return modes
+
+
+def _command(body: CommandBody) -> Command:
+    goto: Any = body.goto or ()
+    if isinstance(goto, dict):
+        goto = Send(goto["node"], goto.get("input", goto.get("arg")))
+    elif isinstance(goto, list):
+        goto = [Send(g["node"], g.get("input", g.get("arg"))) if isinstance(g, dict) else g for g in goto]
+    update = body.update
+    if isinstance(update, list):
+        update = [tuple(u) if isinstance(u, list) else u for u in update]
+    return Command(resume=body.resume, update=update, goto=goto)

@@ -1,0 +1,133 @@
+"""A run's events as the API's server-sent events.
+
+Workers publish ``(mode, chunk)`` pairs to the run's stream (Redis Streams,
+or the run database); this module reads them and renames and reshapes them
+as LangGraph's server does: a ``metadata`` event first, ``messages-tuple``
+chunks as ``messages`` events, a last ``values`` event carrying
+``__interrupt__`` when the run stopped at ``interrupt()``, and an ``error``
+event when the run failed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, AsyncIterator, Iterator, Optional
+
+from starlette.concurrency import iterate_in_threadpool
+
+from lgdist.constants import INTERRUPT
+from lgdist.distributed.coordinator import WORKER_MODE
+from lgdist.distributed.events import END_MODE
+from lgdist.server.serialize import jsonable
+
+STREAM_TIMEOUT_SECONDS = 24 * 3600.0
+
+
+class EventTranslator:
+    """Turns worker events into ``(event, data)`` pairs for the requested
+    API stream modes."""
+
+    def __init__(self, requested: list[str], subgraphs: bool = False) -> None:
+        self.requested = set(requested)
+        self.subgraphs = subgraphs
+        self.values: Any = None
+        self.interrupts: list = []
+        self.status: Optional[str] = None
+        self.error: Optional[str] = None
+
+    def feed(self, mode: str, chunk: Any) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        if mode == WORKER_MODE:
+            return out
+        if mode == END_MODE:
+            self.status, self.error = chunk.get("status"), chunk.get("error")
+            if self.status == "error":
+                out.append(("error", error_body(self.error)))
+            return out
+        if mode == "values":
+            # The workers' last values chunk of an interrupted run carries
+            # ``__interrupt__``, as LangGraph's does.
+            if isinstance(chunk, dict) and INTERRUPT in chunk:
+                self.interrupts = jsonable(list(chunk[INTERRUPT]))
+                self.values = {k: v for k, v in chunk.items() if k != INTERRUPT}
+            else:
+                self.values = chunk
+            if "values" in self.requested:
+                out.append(("values", jsonable(chunk)))
+        elif mode == "updates":
+            if "updates" in self.requested:
+                out.append(("updates", jsonable(chunk)))
+        elif mode == "messages":
+            message, meta = chunk if isinstance(chunk, (list, tuple)) else (chunk, {})
+            if "messages-tuple" in self.requested:
+                out.append(("messages", [jsonable(message), jsonable(meta)]))
+            if "messages" in self.requested:
+                msg = jsonable(message)
+                out.append(("messages/metadata", {msg.get("id"): {"metadata": jsonable(meta)}}))
+                out.append(("messages/complete", [msg]))
+        elif mode == "tasks":
+            if "tasks" in self.requested:
+                out.append(("tasks", jsonable(chunk)))
+            if "events" in self.requested:
+                out.extend(("events", e) for e in task_as_events(jsonable(chunk)))
+        elif mode in self.requested:
+            out.append((mode, jsonable(chunk)))
+        return out
+
+    def output(self) -> Any:
+        """What ``/wait`` and ``/join`` return: the last values, with the
+        interrupts the run stopped at."""
+        if self.status == "error":
+            return {"__error__": error_body(self.error)}
+        values = jsonable(self.values) if self.values is not None else None
+        if self.interrupts and isinstance(values, dict):
+            return {**values, INTERRUPT: self.interrupts}
+        return values
+
+
+def error_body(text: Optional[str]) -> dict:
+    """``{"error": <exception type>, "message": <text>}`` from a run's error."""
+    text = text or "run failed"
+    found = re.findall(r"\b([A-Z]\w*(?:Error|Exception|Exceeded|Interrupt))\b", text)
+    return {"error": found[-1] if found else "RunError", "message": text}
+
+
+def task_as_events(task: dict) -> list[dict]:
+    """A ``tasks`` chunk as ``astream_events``-style chain events."""
+    name = task.get("name")
+    run_id = task.get("id")
+    if "input" in task:
+        return [{"event": "on_chain_start", "name": name, "run_id": run_id, "tags": [], "metadata": {}, "data": {"input": task.get("input")}}]
+    return [{"event": "on_chain_end", "name": name, "run_id": run_id, "tags": [], "metadata": {}, "data": {"output": task.get("result"), "error": task.get("error")}}]
+
+
+def worker_events(service: Any, run_id: str) -> Iterator[tuple[str, Any]]:
+    """Every event of the run, ending with its end event (from the run
+    record if the stream lost it)."""
+    return service.backend.bus.read(
+        run_id, timeout=STREAM_TIMEOUT_SECONDS, final_status=lambda: service.final_status(run_id)
+    )
+
+
+async def api_events(
+    service: Any, run_id: str, translator: EventTranslator, *, skip: int = 0
+) -> AsyncIterator[tuple[int, str, Any]]:
+    """``(sequence number, event, data)`` for the run, after ``skip``."""
+    seq = 0
+    async for mode, chunk in iterate_in_threadpool(worker_events(service, run_id)):
+        for event, data in translator.feed(mode, chunk):
+            seq += 1
+            if seq > skip:
+                yield seq, event, data
+        if mode == END_MODE:
+            return
+
+
+def metadata_event(run_id: str) -> dict:
+    return {"run_id": run_id, "attempt": 1}
+
+
+def new_stream_id() -> str:
+    return f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,65 @@
+"""The order of parallel tasks' ``updates`` chunks: streamed as each task
+completes, and in task order for tasks that complete together (LangGraph's
+order for quick nodes in every run), so snapshot tests of a stream hold."""
+
+import operator
+from typing import Annotated
+
+from typing_extensions import TypedDict
+
+from .harness import differential
+from .observe import stream
+
+RUNS = 15
+
+
+class Fan(TypedDict):
+    log: Annotated[list, operator.add]
+
+
+def _logger(name):
+    return lambda state: {"log": [name]}
+
+
+def _one_item(item):
+    return {"log": [f"item {item}"]}
+
+
+def build_fan_join_map(ns):
+    """Five branches from START, a join over all of them, then a Send
+    map-reduce of six packets."""
+    g = ns.StateGraph(Fan)
+    branches = ["a", "b", "c", "d", "e"]
+    for name in branches:
+        g.add_node(name, _logger(name))
+        g.add_edge(ns.START, name)
+    g.add_node("join", _logger("join"))
+    g.add_edge(branches, "join")
+    g.add_node("item", _one_item)
+    g.add_conditional_edges("join", lambda s: [ns.Send("item", i) for i in range(6)], ["item"])
+    return g.compile()
+
+
+def _distinct_runs(chunks_of_runs):
+    distinct = []
+    for chunks in chunks_of_runs:
+        if chunks not in distinct:
+            distinct.append(chunks)
+    return distinct
+
+
+@differential
+def test_parallel_updates_in_task_order(ns):
+    graph = build_fan_join_map(ns)
+    runs = [stream(graph, {"log": []}, stream_mode="updates") for _ in range(RUNS)]
+    multi = [stream(graph, {"log": []}, stream_mode=["updates", "values"]) for _ in range(RUNS)]
+    return {"updates": _distinct_runs(runs), "updates_and_values": _distinct_runs(multi)}
+
+
+@differential
+async def test_parallel_updates_in_task_order_async(ns):
+    graph = build_fan_join_map(ns)
+    runs = []
+    for _ in range(RUNS):
+        runs.append([c async for c in graph.astream({"log": []}, stream_mode="updates")])
+    return {"updates": _distinct_runs(runs)}
