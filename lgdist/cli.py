@@ -119,7 +119,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.wait:
             _json(client.wait(run_id))
     elif args.command == "resume":
-        print(client.resume(args.thread_id, _parse_value(args.value), update=_parse_value(args.update), as_node=args.as_node))
+        from lgdist.errors import InvalidThreadIdError, ThreadNotFoundError
+
+        try:
+            run_id = client.resume(args.thread_id, _parse_value(args.value), update=_parse_value(args.update), as_node=args.as_node)
+        except (ThreadNotFoundError, InvalidThreadIdError) as exc:
+            print(f"lgdist resume: {exc}", file=sys.stderr)
+            return 1
+        print(run_id)
     elif args.command == "state":
         snap = client.get_state(args.graph, args.thread_id)
         _json({"values": snap.values, "next": snap.next, "metadata": snap.metadata, "interrupts": snap.interrupts, "config": snap.config})

@@ -86,9 +86,39 @@ def latest_loop(backend: Backend, run: Run) -> Optional[ThreadLoop]:
     loop.config["configurable"].pop("checkpoint_id", None)
     if loop.restore() is None:
         return None
-    if run.start_step is not None:
-        loop.stop = run.start_step + loop.recursion_limit + 1
+    apply_stop(run, loop)
     return loop
+
+
+def step_key(run: Run, parent_id: str) -> str:
+    """The idempotency key of the checkpoint stored after ``parent_id``: one
+    per parent, so a step finished twice is stored once. A run told to go
+    on from an older checkpoint (answering its interrupt again) adds a
+    branch under it on purpose: its first step's key names the run."""
+    if parent_id == forked_from(run):
+        return f"step:{parent_id}:{run.run_id}"
+    return f"step:{parent_id}"
+
+
+def forked_from(run: Run) -> Optional[str]:
+    """The checkpoint the run's config names, if any."""
+    return (run.options.get("configurable") or {}).get("checkpoint_id")
+
+
+def record_start(backend: Backend, run: Run, loop: ThreadLoop) -> None:
+    """Remember the step the run starts at and the step past which it hits
+    its recursion limit, as the loop computed it when it loaded the input
+    (the local runtime's budget, whether or not the input stored a step)."""
+    lifecycle.note(backend.runs, run.run_id, start_step=loop.step, stop_step=loop.stop)
+    run.start_step, run.stop_step = loop.step, loop.stop
+
+
+def apply_stop(run: Run, loop: ThreadLoop) -> None:
+    """Give a loop restored mid-run the run's recursion budget."""
+    if run.stop_step is not None:
+        loop.stop = run.stop_step
+    elif run.start_step is not None:
+        loop.stop = run.start_step + loop.recursion_limit + 1
 
 
 def resumed_here(run: Run, loop: ThreadLoop) -> bool:
@@ -291,8 +321,7 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
         end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return
     if run.start_step is None:
-        lifecycle.note(backend.runs, run.run_id, start_step=loop.step)
-        run.start_step = loop.step
+        record_start(backend, run, loop)
     publish(backend, run, loop, once=f"input:{run.run_id}")
     crash_point("start.loaded", run.thread_id, loop.metadata.get("step", -2))
     schedule_step(backend, run, loop, resumed=_resumes(run))
@@ -315,8 +344,7 @@ def _continue_run(backend: Backend, run: Run) -> None:
         end_run(backend, run, RunStatus.ERROR, f"thread {run.thread_id!r} has no checkpoint to continue from")
         return
     if run.start_step is None:
-        lifecycle.note(backend.runs, run.run_id, start_step=loop.step)
-        run.start_step = loop.step
+        record_start(backend, run, loop)
     schedule_step(backend, run, loop, resumed=resumed_here(run, loop))
 
 
@@ -334,7 +362,7 @@ def schedule_step(
     try:
         # A Command's update with nothing to run makes plan() store a
         # checkpoint: the loop child of this one, like any step's.
-        tasks = loop.plan(idempotency_key=f"step:{parent_id}")
+        tasks = loop.plan(idempotency_key=step_key(run, parent_id))
     except StepAlreadyFinished:
         _continue_run(backend, run)
         return
@@ -420,8 +448,7 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
         # Nothing sends this for a checkpoint that is not stored: a forged or
         # garbled message. It must not end a healthy run.
         return rejected(f"lgdist.finish_step: thread {run.thread_id!r} has no checkpoint {msg.checkpoint_id!r}")
-    if run.start_step is not None:
-        loop.stop = run.start_step + loop.recursion_limit + 1
+    apply_stop(run, loop)
     if msg.resumed:
         mark_resumed(loop.checkpoint)
     missing, failed = loop.collect()
@@ -444,19 +471,19 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
             mark_resumed(latest.checkpoint)
         schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
         return {"status": "ok", "outcome": "rescheduled"}
-    step_key = f"step:{msg.checkpoint_id}"
+    key = step_key(run, msg.checkpoint_id)
     try:
-        loop.finish(idempotency_key=step_key)
+        loop.finish(idempotency_key=key)
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
-        publish(backend, run, loop, once=step_key)
+        publish(backend, run, loop, once=key)
         _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return {"status": "ok", "outcome": "stored"}
-    publish(backend, run, loop, once=f"step:{msg.checkpoint_id}")
+    publish(backend, run, loop, once=key)
     schedule_step(backend, run, loop, resumed=False)
     return {"status": "ok", "outcome": "stored"}
 

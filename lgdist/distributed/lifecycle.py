@@ -109,6 +109,7 @@ def _run_row(**fields: Any) -> dict:
         "error": fields.get("error"),
         "worker": None,
         "start_step": None,
+        "stop_step": None,
         "created_at": now,
         "updated_at": now,
     }

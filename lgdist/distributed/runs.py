@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from lgdist import serde
 from lgdist.checkpoint.sql import create_checkpoint_engine
+from lgdist.checkpoint.sql_schema import create_tables
 
 if TYPE_CHECKING:
     from lgdist.distributed.lifecycle import RunStatus
@@ -48,6 +49,8 @@ runs_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("worker", sa.String(255)),
     sa.Column("start_step", sa.Integer),
+    # The step past which the run raises GraphRecursionError (set with start_step).
+    sa.Column("stop_step", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
@@ -79,6 +82,7 @@ class Run:
     error: Optional[str]
     worker: Optional[str]
     start_step: Optional[int]
+    stop_step: Optional[int]
     created_at: float
     updated_at: float
 
@@ -118,10 +122,8 @@ class RunStore:
             if self._ready:
                 return
             with self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    # Workers starting together must not race on CREATE TABLE.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7718001)"))
-                metadata.create_all(conn, checkfirst=True)
+                # Safe when workers start together; adds columns a newer lgdist defines.
+                create_tables(conn, metadata.sorted_tables, lock_key=7718001)
             self._ready = True
 
     @contextmanager
@@ -224,6 +226,7 @@ def _run(row: Any) -> Run:
         error=row["error"],
         worker=row["worker"],
         start_step=row["start_step"],
+        stop_step=row["stop_step"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
