@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     broker_url: Optional[str] = None
     result_backend: Optional[str] = None
     database_url: Optional[str] = None
+    # The long-term memory store nodes share (store=, get_store()); defaults
+    # to the checkpoint database.
+    store_url: Optional[str] = None
+    # "module:attribute" of the store's index config (semantic search).
+    store_index: Optional[str] = None
+    # Minutes before an item put without a ttl expires (None: never).
+    store_ttl_minutes: Optional[float] = None
     # "name=module:attribute,other=module:attribute"
     graphs: str = "support-agent=workers.support_agent:graph"
     # Per-node queue routing: "action=io,tools=io"; others use default_queue.
@@ -65,6 +72,9 @@ class Settings(BaseSettings):
             return self.database_url
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.home / 'lgdist.db').resolve()}"
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or self.resolved_database_url()
 
     @property
     def embedded(self) -> bool:

@@ -228,3 +228,62 @@ def build_poison() -> StateGraph:
 
 
 poison = build_poison().compile()
+
+
+class LogState(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+    pids: Annotated[list, operator.add]
+
+
+def _log_node(name: str):
+    return lambda state: {"log": [name]}
+
+
+def _summarize(state: LogState) -> dict:
+    return {"log": ["summary:" + ",".join(state.get("log", []))]}
+
+
+def build_deferred() -> StateGraph:
+    """``a`` fans out to ``b`` (then ``b2``) and ``c``; the deferred ``d``
+    runs once, after both branches."""
+    g = StateGraph(LogState)
+    for name in ("a", "b", "b2", "c"):
+        g.add_node(name, _log_node(name))
+    g.add_node("d", _summarize, defer=True)
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "c")
+    g.add_edge("b", "b2")
+    g.add_edge("b2", "d")
+    g.add_edge("c", "d")
+    g.add_edge("d", END)
+    return g
+
+
+deferred = build_deferred().compile()
+
+
+def _expensive(state: LogState) -> dict:
+    return {"log": [f"expensive:{len(state.get('log', []))}"], "pids": [os.getpid()]}
+
+
+def build_cached() -> StateGraph:
+    """A cached node followed by a plain one (compile with a cache)."""
+    from lgdist.types import CachePolicy
+
+    g = StateGraph(LogState)
+    g.add_node("expensive", _expensive, cache_policy=CachePolicy(ttl=600))
+    g.add_node("after", _log_node("after"))
+    g.add_edge(START, "expensive")
+    g.add_edge("expensive", "after")
+    g.add_edge("after", END)
+    return g
+
+
+def _compile_cached():
+    from lgdist.cache.memory import InMemoryCache
+
+    return build_cached().compile(cache=InMemoryCache())
+
+
+cached = _compile_cached()

@@ -12,11 +12,13 @@ from lgdist.checkpoint.sql import SQLCheckpointSaver
 from lgdist.distributed.events import EventBus, RedisEventBus, SQLEventBus
 from lgdist.distributed.registry import GraphRegistry
 from lgdist.distributed.runs import RunStore
+from lgdist.distributed.store import open_shared_store
 from lgdist.settings import Settings, get_settings
+from lgdist.store.sql import SQLStore
 
 
 class Backend:
-    """Settings, graph registry, checkpoint store, run store and event bus."""
+    """Settings, graph registry, checkpoint store, memory store, run store and event bus."""
 
     def __init__(self, settings: Optional[Settings] = None, app: Any = None) -> None:
         self.settings = settings or get_settings()
@@ -32,6 +34,11 @@ class Backend:
         saver = SQLCheckpointSaver(self.settings.resolved_database_url())
         saver.setup()
         return saver
+
+    @cached_property
+    def store(self) -> SQLStore:
+        """The long-term memory store every worker's nodes share."""
+        return open_shared_store(self.settings, self.saver.engine)
 
     @cached_property
     def runs(self) -> RunStore:

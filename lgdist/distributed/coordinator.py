@@ -351,6 +351,20 @@ def _continue_run(backend: Backend, run: Run) -> None:
 # -- scheduling -------------------------------------------------------------------------
 
 
+def _drop_plan_time_updates(loop: ThreadLoop) -> None:
+    """``finish_step`` streams the updates of every task of a step, in task
+    order, once all are saved: also those ``plan()`` streamed already because
+    their writes were saved before (a resumed step) or came from the node
+    cache. Their plan-time chunks would be duplicates."""
+    kept = [
+        item
+        for item in loop.outbox
+        if not (item[0] == "updates" and len(item) == 2 and isinstance(item[1], dict) and "__metadata__" in item[1])
+    ]
+    loop.outbox.clear()
+    loop.outbox.extend(kept)
+
+
 def schedule_step(
     backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool, generation: int = 0, force: bool = False
 ) -> None:
@@ -375,6 +389,7 @@ def schedule_step(
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
         return
+    _drop_plan_time_updates(loop)
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return

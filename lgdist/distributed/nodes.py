@@ -17,7 +17,7 @@ from lgdist.distributed import lifecycle
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, is_current_step, make_loop, publish_events, rejected
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.graph.node import is_async_only
+from lgdist.graph.node import needs_async_run
 
 log = logging.getLogger("lgdist.nodes")
 
@@ -64,16 +64,16 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, None)
+    config, ctx = prepare_task(loop, task, callbacks, None, backend.store)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     try:
         with _Heartbeat(backend, run.thread_id):
-            if is_async_only(task.node.bound):
+            if needs_async_run(task.node):
                 # A worker has no caller to pick the async API: it picks it
-                # for an async-only node.
+                # for a node with an async-only function or router.
                 asyncio.run(arun_task(task, config, ctx, make_fresh_reader(loop.channels)))
             else:
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))

@@ -71,6 +71,14 @@ def _finish(task: Task, output: Any, read_fresh: FreshReader) -> None:
     task.writes[:] = writes if writes else [(NO_WRITES, None)]
 
 
+async def _afinish(task: Task, output: Any, read_fresh: FreshReader) -> None:
+    """:func:`_finish` in an async run: a writer with an async twin (one
+    whose conditional edges may await an async router) is awaited."""
+    awrite = getattr(task.node.write_output, "awrite", None)
+    writes = await awrite(output, read_fresh) if awrite is not None else task.node.write_output(output, read_fresh)
+    task.writes[:] = writes if writes else [(NO_WRITES, None)]
+
+
 def _command_from_subgraph(exc: ParentCommand) -> Command:
     """A subgraph node returned ``Command(graph=Command.PARENT, …)``: it is
     addressed to the graph running this task, as if this task returned it."""
@@ -128,7 +136,7 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
                 output = await task.node.bound.ainvoke(task.input, config)
             except ParentCommand as exc:
                 output = _command_from_subgraph(exc)
-            _finish(task, output, read_fresh)
+            await _afinish(task, output, read_fresh)
             return
         except GraphInterrupt as exc:
             _record_interrupt(task, ctx, exc)

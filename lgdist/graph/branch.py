@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Generator, Optional, Sequence
 
 from lgdist.constants import END, TASKS
 from lgdist.engine.spec import Write
 from lgdist.errors import InvalidUpdateError, UnknownBranchTargetError
-from lgdist.graph.node import as_runnable
+from lgdist.graph.node import as_runnable, is_async_only
+from lgdist.graph.schema import literal_values
 from lgdist.types import Send
 
 
@@ -31,6 +32,9 @@ class Branch:
             ends = dict(path_map)
         elif path_map is not None:
             ends = {name: name for name in path_map}
+        elif (values := literal_values(path)) is not None:
+            # As in LangGraph, a router's Literal return hint is its path map.
+            ends = {value: value for value in values}
         return cls(as_runnable(path), ends)
 
     def destinations(self, result: Any) -> list[Any]:
@@ -53,6 +57,39 @@ class Branch:
     def route(self, state: Any, config: dict) -> list[Write]:
         result = self.path.invoke(state, config)
         return destinations_to_writes(self.destinations(result))
+
+    async def aroute(self, state: Any, config: dict) -> list[Write]:
+        """:meth:`route` in an async run: an async router is awaited, a
+        sync one called in place."""
+        if is_async_only(self.path):
+            result = await self.path.ainvoke(state, config)
+        else:
+            result = self.path.invoke(state, config)
+        return destinations_to_writes(self.destinations(result))
+
+
+RouteRequests = Generator[tuple, list, list]
+
+
+def route_sync(requests: RouteRequests) -> list[Write]:
+    """Drive a node writer that yields ``(branch, state, config)`` for each
+    conditional edge: route each with ``branch.route``; return its writes."""
+    try:
+        branch, state, config = next(requests)
+        while True:
+            branch, state, config = requests.send(branch.route(state, config))
+    except StopIteration as done:
+        return done.value
+
+
+async def route_async(requests: RouteRequests) -> list[Write]:
+    """Async twin of :func:`route_sync` (``await branch.aroute``)."""
+    try:
+        branch, state, config = next(requests)
+        while True:
+            branch, state, config = requests.send(await branch.aroute(state, config))
+    except StopIteration as done:
+        return done.value
 
 
 def destinations_to_writes(destinations: Sequence[Any], known: Optional[set[str]] = None) -> list[Write]:

@@ -32,6 +32,7 @@ from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
+from lgdist.graph.drawing import draw_graph
 from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
 from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
@@ -103,12 +104,16 @@ class CompiledStateGraph(Runnable):
     def get_input_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
         """The JSON schema of the graph's input (its ``input_schema``, else
         its state schema)."""
-        return state_jsonschema(self.builder.input_schema, self.get_name("Input"))
+        return state_jsonschema(
+            self.builder.input_schema, self.get_name("Input"), root_type=getattr(self.builder, "root_type", None)
+        )
 
     def get_output_jsonschema(self, config: Optional[RunnableConfig] = None) -> dict:
         """The JSON schema of the graph's output (its ``output_schema``,
         else its state schema)."""
-        return state_jsonschema(self.builder.output_schema, self.get_name("Output"))
+        return state_jsonschema(
+            self.builder.output_schema, self.get_name("Output"), root_type=getattr(self.builder, "root_type", None)
+        )
 
     def _run_context(self, context: Any) -> tuple[Any, Any]:
         """The context and store this run's nodes see: a graph run inside a
@@ -413,10 +418,13 @@ class CompiledStateGraph(Runnable):
         return await asyncio.to_thread(self.update_state, config, values, as_node)
 
     def get_graph(self, config: Optional[RunnableConfig] = None, *, xray: Any = False) -> Any:
-        """A drawable ``langchain_core`` graph of the nodes and edges."""
-        from lgdist.graph.drawing import draw_graph
+        """The graph as langchain-core's drawable ``Graph`` (nodes, edges,
+        conditional edges with their labels); with ``xray`` (True, or a
+        depth) subgraph nodes are drawn as their own graphs."""
+        return draw_graph(self, xray=xray, config=config)
 
-        return draw_graph(self.builder)
+    async def aget_graph(self, config: Optional[RunnableConfig] = None, *, xray: Any = False) -> Any:
+        return self.get_graph(config, xray=xray)
 
 
 CompiledGraph = CompiledStateGraph

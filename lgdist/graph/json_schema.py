@@ -29,10 +29,15 @@ def context_jsonschema(schema: Any) -> Optional[dict]:
     raise ValueError(f"Invalid context schema type: {schema}. Must be a BaseModel, TypedDict or dataclass.")
 
 
-def state_jsonschema(schema: Any, name: str) -> dict:
+def state_jsonschema(schema: Any, name: str, *, root_type: Any = None) -> dict:
     """JSON schema of an input or output (state) schema; ``name`` titles
-    the model built for a schema that is neither pydantic nor a TypedDict."""
-    from pydantic import TypeAdapter, create_model
+    the model built for a schema that is neither pydantic nor a TypedDict.
+    A graph whose state is one root value (``MessageGraph``) has no schema
+    but ``root_type``."""
+    from pydantic import RootModel, TypeAdapter, create_model
+
+    if schema is None and root_type is not None:
+        return create_model(name, __base__=RootModel[root_type], root=(root_type, None)).model_json_schema()
 
     if _is_pydantic(schema):
         return schema.model_json_schema()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from langchain_core.messages import AnyMessage
+
 from lgdist.engine.channels import BaseChannel, BinaryOperatorAggregate
 from lgdist.engine.spec import Write
 from lgdist.graph.message import add_messages
@@ -16,6 +18,9 @@ ROOT = "__root__"
 class MessageGraph(StateGraph):
     """Every node receives the list of messages and returns messages to add
     (a message, a list of them, or message-likes such as strings)."""
+
+    # The type of the one root value (for the graph's JSON schemas).
+    root_type = list[AnyMessage]
 
     def __init__(self) -> None:
         super().__init__(None)

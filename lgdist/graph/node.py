@@ -129,6 +129,12 @@ def is_async_only(runnable: Any) -> bool:
     return isinstance(runnable, NodeRunnable) and runnable.func is None
 
 
+def needs_async_run(node: Any) -> bool:
+    """Whether a node (a ``NodeSpec``) can only run under the async API: its
+    function is async-only, or one of its conditional edges' routers is."""
+    return is_async_only(node.bound) or bool(getattr(node.write_output, "has_async_router", False))
+
+
 def _is_generator(action: Any) -> bool:
     call = getattr(action, "__call__", None)
     return any(

@@ -131,3 +131,25 @@ def node_input_schema(action: Any) -> Any:
     except (NameError, TypeError, StopIteration, ValueError):
         pass
     return None
+
+
+def return_hint(func: Any) -> Any:
+    """A function's (or a callable object's, or a wrapped function's)
+    return type hint, if any."""
+    call = getattr(func, "__call__", None)
+    if not (inspect.isfunction(func) or inspect.ismethod(func) or inspect.ismethod(call)):
+        func = getattr(func, "func", None) or getattr(func, "afunc", None)
+        if func is None:
+            return None
+    try:
+        return (get_type_hints(getattr(func, "__call__", func)) or get_type_hints(func)).get("return")
+    except (NameError, TypeError):
+        return None
+
+
+def literal_values(func: Any) -> Optional[tuple]:
+    """The values of a function's ``Literal[...]`` return hint, if any."""
+    hint = return_hint(func)
+    if hint is not None and get_origin(hint) is typing_extensions.Literal:
+        return get_args(hint)
+    return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Generator, Mapping, Optional, Sequence, Union
 
 from langchain_core.messages import BaseMessage
 
@@ -21,10 +21,10 @@ from lgdist.engine.channels import (
 )
 from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
-from lgdist.graph.branch import Branch, destinations_to_writes, trigger_channel
+from lgdist.graph.branch import Branch, destinations_to_writes, route_async, route_sync, trigger_channel
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
-from lgdist.graph.node import as_runnable
+from lgdist.graph.node import as_runnable, is_async_only
 from lgdist.graph.schema import (
     channels_for_schema,
     coerce_to_schema,
@@ -404,7 +404,10 @@ class StateGraph:
             key for key, chan in self.channels.items() if getattr(chan, "operator", None) is add_messages
         }
 
-        def write(output: Any, read_fresh: Callable) -> list[Write]:
+        def writes_of(output: Any, read_fresh: Callable) -> Generator[tuple, list[Write], list[Write]]:
+            # Yields (branch, state, config) for each conditional edge to
+            # route and receives its writes: the sync and async writers
+            # below route with branch.route / await branch.aroute.
             writes: list[Write] = []
             gotos: list[Any] = []
             # A Command, or a list holding at least one Command (ToolNode's
@@ -450,9 +453,17 @@ class StateGraph:
                 fresh = read_fresh(writes)
                 state = self._read_state(fresh, state_schema, state_keys)
                 for branch in branches:
-                    writes.extend(branch.route(state, config))
+                    writes.extend((yield branch, state, config))
             return writes
 
+        def write(output: Any, read_fresh: Callable) -> list[Write]:
+            return route_sync(writes_of(output, read_fresh))
+
+        async def awrite(output: Any, read_fresh: Callable) -> list[Write]:
+            return await route_async(writes_of(output, read_fresh))
+
+        write.awrite = awrite  # type: ignore[attr-defined]
+        write.has_async_router = any(is_async_only(b.path) for b in branches)  # type: ignore[attr-defined]
         return write
 
     def _command_update(self, cmd: Command) -> list[Write]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
@@ -48,26 +49,54 @@ def get(assistant_id: str, request: Request) -> dict:
 @router.get("/assistants/{assistant_id}/graph")
 def graph(assistant_id: str, request: Request, xray: Any = False) -> dict:
     service = _service(request)
-    compiled = service.compiled(service.resolve_graph(assistant_id))
-    drawable = compiled.get_graph()
-    try:
-        return drawable.to_json()
-    except Exception:  # noqa: BLE001 - a node whose runnable cannot be described
-        return {
-            "nodes": [{"id": n, "type": "runnable", "data": {"id": [n], "name": n}} for n in drawable.nodes],
-            "edges": [{"source": e.source, "target": e.target, "conditional": e.conditional} for e in drawable.edges],
-        }
+    builder = service.compiled(service.resolve_graph(assistant_id)).builder
+    return drawable_graph(builder)
+
+
+def drawable_graph(builder: Any) -> dict:
+    """The graph's nodes and edges in the shape of LangChain's
+    ``Graph.to_json()`` (what LangGraph's server returns)."""
+    names = ["__start__", *builder.nodes, "__end__"]
+    nodes = [
+        {"id": n, "type": "schema" if n.startswith("__") else "runnable", "data": n if n.startswith("__") else {"id": [n], "name": n}}
+        for n in names
+    ]
+    edges = [{"source": a, "target": b} for a, b in sorted(builder.edges)]
+    for starts, end in sorted(builder.waiting_edges):
+        edges.extend({"source": a, "target": end} for a in starts)
+    for source, branches in builder.branches.items():
+        for branch in branches.values():
+            targets = list(dict.fromkeys((branch.ends or {}).values())) or [n for n in names if n != "__start__"]
+            edges.extend({"source": source, "target": t, "conditional": True} for t in targets)
+    return {"nodes": nodes, "edges": edges}
 
 
 def _json_schema(schema: Any) -> Optional[dict]:
+    """The JSON schema of a state type; per key when pydantic cannot take
+    the type whole (a ``typing.TypedDict`` on Python < 3.12)."""
     if schema is None:
         return None
-    try:
-        from pydantic import TypeAdapter
+    from pydantic import TypeAdapter
 
+    try:
         return TypeAdapter(schema).json_schema()
-    except Exception:  # noqa: BLE001 - a state type pydantic cannot describe
-        return {"title": getattr(schema, "__name__", "State"), "type": "object"}
+    except Exception:  # noqa: BLE001 - described key by key below
+        pass
+    try:
+        hints = typing.get_type_hints(schema)
+    except Exception:  # noqa: BLE001
+        hints = {}
+    properties = {}
+    for key, hint in hints.items():
+        try:
+            properties[key] = TypeAdapter(hint).json_schema()
+        except Exception:  # noqa: BLE001 - a value type pydantic cannot describe
+            properties[key] = {}
+    out = {"title": getattr(schema, "__name__", "State"), "type": "object", "properties": properties}
+    required = sorted(getattr(schema, "__required_keys__", ()) or ())
+    if required:
+        out["required"] = required
+    return out
 
 
 @router.get("/assistants/{assistant_id}/schemas")

@@ -35,6 +35,7 @@ def _locations(run: Run) -> dict:
 
 def _translator(run: Run, modes: Optional[list[str]] = None) -> EventTranslator:
     api = run.options.get("api") or {}
+    modes = [m for m in modes or [] if m]
     requested = modes or api.get("stream_modes") or run.options.get("stream_modes") or ["values"]
     return EventTranslator(list(requested), subgraphs=bool(api.get("subgraphs")))
 

@@ -96,3 +96,47 @@ def test_metadata_in_subgraph_checkpoints_and_the_checkpoints_stream(ns):
         "history": metadata_history(graph, cfg),
         "state": sub_ns.metadata,
     }
+
+
+def ask(state: Log):
+    answer = interrupt_of(state)
+    return {"log": [answer]}
+
+
+_INTERRUPT = {}
+
+
+def interrupt_of(state):
+    return _INTERRUPT["fn"]("question")
+
+
+def build_interrupting_subgraph(ns):
+    inner = ns.StateGraph(Log)
+    inner.add_node("ask", ask)
+    inner.add_edge(ns.START, "ask")
+    outer = ns.StateGraph(Log)
+    outer.add_node("a", step_a)
+    outer.add_node("sub", inner.compile())
+    outer.add_edge(ns.START, "a")
+    outer.add_edge("a", "sub")
+    return outer.compile(checkpointer=ns.InMemorySaver())
+
+
+@differential
+def test_metadata_of_interrupted_subgraph_and_resume(ns):
+    _INTERRUPT["fn"] = ns.interrupt
+    graph = build_interrupting_subgraph(ns)
+    cfg = _config(user="ada")
+    graph.invoke({"log": []}, {**cfg, "metadata": {"first": 1}})
+    sub = graph.get_state(cfg, subgraphs=True).tasks[0].state
+    sub_history = metadata_history(graph, sub.config)
+    graph.invoke(ns.Command(resume="yes"), {**thread_of(cfg), "metadata": {"resumed": True}})
+    return {
+        "sub_state": sub.metadata,
+        "sub_history": sub_history,
+        "history": metadata_history(graph, cfg),
+    }
+
+
+def thread_of(cfg):
+    return {"configurable": {"thread_id": cfg["configurable"]["thread_id"]}}

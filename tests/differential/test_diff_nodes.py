@@ -11,7 +11,7 @@ from typing import Annotated
 
 from typing_extensions import TypedDict
 
-from .harness import acapture, capture, differential, thread
+from .harness import Unordered, acapture, capture, differential, thread
 from .observe import history, snapshot, stream
 
 
@@ -140,4 +140,43 @@ def test_sync_invoke_of_async_only_nodes_raises_type_error_every_time(ns):
         # The async API runs them.
         "ainvoke": asyncio.run(acapture(parallel.ainvoke({"log": []}, thread()))),
     }
+    return out
+
+
+async def async_router(state: Log) -> str:
+    return "after" if len(state["log"]) < 2 else ns_end()
+
+
+def ns_end():
+    return "__end__"
+
+
+async def async_entry(state: Log):
+    return ["sync_start", "a"]
+
+
+def build_async_routers(ns):
+    g = ns.StateGraph(Log)
+    g.add_node("sync_start", sync_start)
+    g.add_node("a", async_only_a)
+    g.add_node("after", after)
+    g.add_conditional_edges(ns.START, async_entry, ["sync_start", "a"])
+    g.add_conditional_edges("sync_start", async_router, ["after", ns.END])
+    g.add_edge("a", ns.END)
+    g.add_edge("after", ns.END)
+    return g.compile(checkpointer=ns.InMemorySaver())
+
+
+@differential
+def test_async_routers_run_in_async_runs_and_fail_sync_runs(ns):
+    graph = build_async_routers(ns)
+    cfg = thread()
+
+    async def run():
+        chunks = [c async for c in graph.astream({"log": []}, thread(), stream_mode="updates")]
+        return {"ainvoke": await graph.ainvoke({"log": []}, cfg), "astream": Unordered(chunks)}
+
+    out = asyncio.run(run())
+    out["history"] = history(graph, cfg)
+    out["sync"] = capture(lambda: graph.invoke({"log": []}, thread()))
     return out

@@ -50,6 +50,9 @@ GRAPHS = {
     "schemas": "workers.examples:schemas",
     "writer": "workers.examples:writer",
     "poison": "workers.examples:poison",
+    "deferred": "workers.examples:deferred",
+    "cached": "workers.examples:cached",
+    "memories": "workers.memories:graph",
 }
 # Seconds the fan-out's "work" node and the slow graph's slow step sleep.
 WORK_SECONDS = 0.3
@@ -134,6 +137,8 @@ def session_env(tmp: Path, redis_url: str) -> dict[str, str]:
         "LGDIST_DEFAULT_QUEUE": QUEUE,
         # The support agent's tool node runs on its own queue: per-node routing.
         "LGDIST_NODE_QUEUES": f"action={IO_QUEUE}",
+        # The memory store's semantic search, for the "memories" graph.
+        "LGDIST_STORE_INDEX": "workers.memories:STORE_INDEX",
         "LGDIST_EXAMPLE_WORK_SECONDS": str(WORK_SECONDS),
         "LGDIST_EXAMPLE_SLOW_SECONDS": str(SLOW_SECONDS),
         "LGDIST_EXAMPLE_SLOW_AT": str(SLOW_AT),

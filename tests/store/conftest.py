@@ -2,7 +2,7 @@
 in-memory SQLite, file SQLite and Postgres (a real server,
 ``LGDIST_TEST_POSTGRES_URL``; down is an error, never a skip).
 
-Tests keep apart on Postgres by writing under ``root``, a namespace label
+Tests keep apart on Postgres by naming ``root``, a namespace label
 unique to the test, whose rows are deleted afterwards."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def make_store(kind: str, tmp_path: Any, root: str) -> Iterator[Callable[..., In
         if isinstance(store, SQLStore):
             with store.engine.begin() as conn:
                 for table in (vectors_table, items_table):
-                    conn.execute(sa.delete(table).where(table.c.prefix.startswith(root, autoescape=True)))
+                    conn.execute(sa.delete(table).where(table.c.prefix.contains(root, autoescape=True)))
             store.close()
         else:
             store.stop_ttl_sweeper(timeout=5)
