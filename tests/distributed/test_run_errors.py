@@ -13,7 +13,7 @@ from lgdist.client.client import RunFailedError
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(90)]
 
-REGISTERED = ("approval", "counter", "failing", "fanout", "memories", "poison", "schemas", "slow", "support-agent", "writer")
+REGISTERED = ("approval", "cached", "counter", "deferred", "failing", "fanout", "memories", "poison", "schemas", "slow", "support-agent", "writer")
 
 
 def _thread_fingerprint(cluster: Any, graph: str, thread_id: str) -> tuple:

@@ -93,8 +93,11 @@ def test_cancel_a_running_run(sdk):
     run = _busy_at_slow_step(sdk, tid)
     sdk.runs.cancel(tid, run["run_id"], wait=True)
     assert sdk.runs.get(tid, run["run_id"])["status"] == "interrupted"
-    _wait_for(lambda: sdk.threads.get(tid)["status"] == "idle", what="the thread to be released")
-    # The step that was running completes; nothing after it runs.
+    _wait_for(lambda: sdk.threads.get(tid)["status"] != "busy", what="the thread to be released")
+    # The step that was running completes; nothing after it runs. Its next
+    # step is still pending, so the thread rests resumable ("interrupted",
+    # as LangGraph Server reports a thread whose state has a next step).
+    assert sdk.threads.get(tid)["status"] == "interrupted"
     assert sdk.threads.get_state(tid)["values"]["n"] == 3
 
 
