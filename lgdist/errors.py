@@ -4,7 +4,10 @@ still a ``RecursionError``) so ``except`` clauses written for LangGraph work."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
+
+from langchain_core.tools import ToolException
+from pydantic import ValidationError
 
 __all__ = [
     "LgdistError",
@@ -28,6 +31,9 @@ __all__ = [
     "UnknownBranchTargetError",
     "RunNotFoundError",
     "InvalidNamespaceError",
+    "RunFailedError",
+    "ScriptExhaustedError",
+    "ToolInvocationError",
     "create_error_message",
 ]
 
@@ -177,3 +183,47 @@ class InvalidNamespaceError(LgdistError, ValueError):
     """A store namespace is empty, starts with the reserved label
     ``"langgraph"``, or has a label that is empty, not a string, or holds a
     period or a NUL byte (periods join labels in SQL stores)."""
+
+
+class RunFailedError(LgdistError, RuntimeError):
+    """A remote run ended with an error. When the node's exception class is
+    one lgdist may rebuild (a builtin, an lgdist error, or a class from the
+    graph's own package), the error raised is also an instance of that class
+    (``except ValueError:`` works as locally) and carries its arguments;
+    ``remote_traceback`` holds the worker's traceback either way."""
+
+    remote_traceback: Optional[str] = None
+
+
+class ScriptExhaustedError(LgdistError, RuntimeError):
+    """A ``ScriptedChatModel`` was called more times than it has responses."""
+
+
+class ToolInvocationError(LgdistError, ToolException):
+    """A tool was called with arguments that fail its schema.
+
+    ``message`` is the text the model sees in the error ``ToolMessage``; it
+    names the tool, the arguments the model sent and what was wrong with them.
+    """
+
+    def __init__(
+        self,
+        tool_name: str,
+        source: ValidationError,
+        tool_kwargs: dict[str, Any],
+        filtered_errors: Optional[list[Any]] = None,
+    ) -> None:
+        errors = source.errors() if filtered_errors is None else filtered_errors
+        details = "\n".join(
+            f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', 'Unknown error')}"
+            for e in errors
+        )
+        self.message = (
+            f"Error invoking tool '{tool_name}' with kwargs {tool_kwargs} with error:\n"
+            f" {details}\n Please fix the error and try again."
+        )
+        self.tool_name = tool_name
+        self.tool_kwargs = tool_kwargs
+        self.source = source
+        self.filtered_errors = filtered_errors
+        super().__init__(self.message)

@@ -29,6 +29,7 @@ def default_cache_key(*args: Any, **kwargs: Any) -> str:
 def _identifier(bound: Any) -> str:
     """What the node runs, as ``module:qualname`` (a changed function gets
     new entries; two graphs sharing a cache keep theirs apart)."""
+    bound = getattr(bound, "runnable", bound)  # a Runnable node: the runnable itself
     target = getattr(bound, "func", None) or getattr(bound, "afunc", None) or bound
     if not hasattr(target, "__qualname__"):
         target = type(target)

@@ -2,5 +2,6 @@
 
 from lgdist.client.client import Client
 from lgdist.client.remote import RemoteGraph
+from lgdist.errors import RunFailedError
 
-__all__ = ["Client", "RemoteGraph"]
+__all__ = ["Client", "RemoteGraph", "RunFailedError"]

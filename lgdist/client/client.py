@@ -10,7 +10,8 @@ from lgdist.distributed import lifecycle
 from lgdist.distributed.app import create_app
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import WORKER_MODE, fail_pending_run, publish_end, resting_status, start_next_enqueued
-from lgdist.distributed.events import END_MODE
+from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
+from lgdist.distributed.failure import run_failed_error, trusted_packages
 from lgdist.distributed.lifecycle import FINAL, RunStatus, ThreadStatus
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.errors import (
@@ -21,7 +22,7 @@ from lgdist.errors import (
     ThreadNotFoundError,
 )
 from lgdist.settings import Settings, get_settings
-from lgdist.types import StateSnapshot
+from lgdist.types import Command, StateSnapshot
 
 __all__ = ["Client", "RunFailedError", "check_thread_id"]
 
@@ -60,6 +61,8 @@ class Client:
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         multitask_strategy: Optional[str] = None,
+        subgraphs: bool = False,
+        context: Any = None,
     ) -> str:
         """Start a run of ``graph`` on ``thread_id`` (new thread if None);
         returns the run id. A busy thread raises ``ThreadBusyError`` under the
@@ -81,11 +84,19 @@ class Client:
                 k: v for k, v in (config.get("metadata") or {}).items() if isinstance(v, (str, int, float, bool))
             },
         }
+        if subgraphs:
+            options["subgraphs"] = True
+        if context is not None:
+            # The run's context (coerced to the graph's context_schema on
+            # the worker); stored with the run, so it must serialize.
+            options["context"] = context
         strategy = multitask_strategy or self.settings.multitask_strategy
         options["multitask_strategy"] = strategy
+        # Answering an interrupt (or continuing after a breakpoint) resumes the thread.
+        kind = "resume" if input is None or (isinstance(input, Command) and input.resume is not None) else "start"
         busy = f"thread {thread_id!r} already has an active run" if strategy == "reject" else None
         run, claimed = lifecycle.submit(
-            self.backend.runs, thread_id=thread_id, graph=graph, kind="start", input=input, options=options, busy_error=busy
+            self.backend.runs, thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, busy_error=busy
         )
         if claimed:
             self._send_start(run)
@@ -199,23 +210,48 @@ class Client:
         *,
         stream_mode: Union[str, Sequence[str]] = "values",
         timeout: Optional[float] = 300,
+        subgraphs: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        """Submit and yield chunks exactly as the local runtime's ``stream``."""
-        run_id = self.submit(graph, input, thread_id, stream_mode=stream_mode, **kwargs)
-        yield from self.stream_run(run_id, stream_mode=stream_mode, timeout=timeout)
+        """Submit and yield chunks exactly as the local runtime's ``stream``
+        (with ``subgraphs=True``, as ``(namespace, chunk)`` including the
+        chunks of subgraphs the nodes ran)."""
+        run_id = self.submit(graph, input, thread_id, stream_mode=stream_mode, subgraphs=subgraphs, **kwargs)
+        yield from self.stream_run(run_id, stream_mode=stream_mode, timeout=timeout, subgraphs=subgraphs)
 
-    def stream_run(self, run_id: str, *, stream_mode: Union[str, Sequence[str]] = "values", timeout: Optional[float] = 300) -> Iterator[Any]:
+    def stream_run(
+        self,
+        run_id: str,
+        *,
+        stream_mode: Union[str, Sequence[str]] = "values",
+        timeout: Optional[float] = 300,
+        subgraphs: bool = False,
+    ) -> Iterator[Any]:
         single = isinstance(stream_mode, str)
         modes = {stream_mode} if single else set(stream_mode)
         for mode, chunk in self.events(run_id, timeout=timeout):
             if mode == END_MODE:
                 if chunk["status"] == "error":
-                    raise RunFailedError(chunk.get("error") or "run failed")
+                    raise self._run_failed(run_id, chunk.get("error"))
                 return
+            ns: tuple = ()
+            if mode == SUBGRAPH_MODE:
+                ns, mode, chunk = tuple(chunk["ns"]), chunk["mode"], chunk["chunk"]
+                if not subgraphs:
+                    continue
             if mode not in modes:
                 continue
-            yield chunk if single else (mode, chunk)
+            if subgraphs:
+                yield (ns, chunk) if single else (ns, mode, chunk)
+            else:
+                yield chunk if single else (mode, chunk)
+
+    def _run_failed(self, run_id: str, error: Optional[str]) -> RunFailedError:
+        """The error for a failed run: also an instance of the node's own
+        exception class when it is a builtin or from the graph's package."""
+        run = self.backend.runs.get_run(run_id)
+        target = self.backend.registry.entries.get(run.graph) if run is not None else None
+        return run_failed_error(error, trusted_packages(target))
 
     def workers_of(self, run_id: str) -> list[dict]:
         """Which worker ran each node of a finished run, in order."""
@@ -252,8 +288,8 @@ class Client:
             configurable["checkpoint_id"] = checkpoint_id
         return {"configurable": configurable}
 
-    def get_state(self, graph: str, thread_id: str, checkpoint_id: Optional[str] = None) -> StateSnapshot:
-        return self._graph(graph).get_state(self._thread_config(thread_id, checkpoint_id))
+    def get_state(self, graph: str, thread_id: str, checkpoint_id: Optional[str] = None, *, subgraphs: bool = False) -> StateSnapshot:
+        return self._graph(graph).get_state(self._thread_config(thread_id, checkpoint_id), subgraphs=subgraphs)
 
     def get_state_history(self, graph: str, thread_id: str, **kwargs: Any) -> list[StateSnapshot]:
         return list(self._graph(graph).get_state_history(self._thread_config(thread_id), **kwargs))

@@ -10,6 +10,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from lgdist.client.client import Client
 from lgdist.constants import INTERRUPT
+from lgdist.settings import Settings
 from lgdist.types import StateSnapshot
 
 
@@ -17,9 +18,39 @@ class RemoteGraph(Runnable):
     """The compiled-graph API (``invoke``, ``stream``, ``get_state``, …) for a
     graph that runs on lgdist workers."""
 
-    def __init__(self, name: str, *, client: Optional[Client] = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        client: Optional[Client] = None,
+        config: Optional[RunnableConfig] = None,
+        **settings: Any,
+    ) -> None:
+        """``name`` is the graph's registered name. ``settings`` are lgdist
+        settings (``broker_url=``, ``database_url=``, ... as the ``LGDIST_*``
+        variables name them) that override the environment for this graph's
+        own client; ``config`` is merged under every call's config."""
         self.name = name
-        self.client = client or Client()
+        self.config = config
+        if client is not None and settings:
+            raise TypeError(f"RemoteGraph({name!r}) takes a client or settings for one, not both: {sorted(settings)}")
+        unknown = sorted(set(settings) - set(Settings.model_fields))
+        if unknown:
+            raise TypeError(
+                f"RemoteGraph({name!r}) got unknown settings {unknown}; use lgdist settings "
+                f"({', '.join(sorted(Settings.model_fields))})"
+            )
+        self.client = client or Client(Settings(**settings) if settings else None)
+
+    def _merged(self, config: Optional[RunnableConfig]) -> RunnableConfig:
+        """The call's config over the graph's default ``config``."""
+        if not self.config:
+            return dict(config or {})  # type: ignore[return-value]
+        merged: dict = {**self.config, **(config or {})}
+        configurable = {**(self.config.get("configurable") or {}), **((config or {}).get("configurable") or {})}
+        if configurable:
+            merged["configurable"] = configurable
+        return merged  # type: ignore[return-value]
 
     @staticmethod
     def _thread(config: Optional[RunnableConfig]) -> tuple[Optional[str], Optional[str]]:
@@ -35,22 +66,22 @@ class RemoteGraph(Runnable):
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         subgraphs: bool = False,
+        context: Any = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
+        config = self._merged(config)
         thread_id, _ = self._thread(config)
-        for chunk in self.client.stream(
+        yield from self.client.stream(
             self.name,
             input,
             thread_id,
             stream_mode=stream_mode,
-            config=dict(config or {}),
+            config=dict(config),
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
-        ):
-            if subgraphs:
-                yield ((), chunk) if isinstance(stream_mode, str) else ((), *chunk)
-            else:
-                yield chunk
+            subgraphs=subgraphs,
+            context=context,
+        )
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         latest = None
@@ -101,19 +132,50 @@ class RemoteGraph(Runnable):
         await worker
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
-        thread_id, checkpoint_id = self._thread(config)
-        return self.client.get_state(self.name, thread_id, checkpoint_id)
+        thread_id, checkpoint_id = self._thread(self._merged(config))
+        return self.client.get_state(self.name, thread_id, checkpoint_id, subgraphs=subgraphs)
 
-    def get_state_history(self, config: RunnableConfig, **kwargs: Any) -> Iterator[StateSnapshot]:
-        thread_id, _ = self._thread(config)
-        return iter(self.client.get_state_history(self.name, thread_id, **kwargs))
+    def get_state_history(
+        self,
+        config: RunnableConfig,
+        *,
+        filter: Optional[dict[str, Any]] = None,
+        before: Optional[RunnableConfig] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[StateSnapshot]:
+        """The thread's checkpoints, newest first, as ``StateSnapshot``s."""
+        thread_id, _ = self._thread(self._merged(config))
+        history = self.client.get_state_history(self.name, thread_id, filter=filter, before=before, limit=limit)
+        return iter(history)
+
+    async def aget_state_history(
+        self,
+        config: RunnableConfig,
+        *,
+        filter: Optional[dict[str, Any]] = None,
+        before: Optional[RunnableConfig] = None,
+        limit: Optional[int] = None,
+    ) -> AsyncIterator[StateSnapshot]:
+        history = await asyncio.to_thread(
+            lambda: list(self.get_state_history(config, filter=filter, before=before, limit=limit))
+        )
+        for snapshot in history:
+            yield snapshot
 
     def update_state(self, config: RunnableConfig, values: Any, as_node: Optional[str] = None) -> dict:
-        thread_id, checkpoint_id = self._thread(config)
+        thread_id, checkpoint_id = self._thread(self._merged(config))
         return self.client.update_state(self.name, thread_id, values, as_node, checkpoint_id)
 
-    async def aget_state(self, config: RunnableConfig, **kwargs: Any) -> StateSnapshot:
-        return await asyncio.to_thread(self.get_state, config)
+    async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        return await asyncio.to_thread(self.get_state, config, subgraphs=subgraphs)
+
+    def get_graph(self, config: Optional[RunnableConfig] = None, *, xray: Any = False) -> Any:
+        """The registered graph's structure (nodes, edges, conditional
+        edges), as its compiled graph's ``get_graph`` draws it."""
+        return self.client.backend.registry.get(self.name).get_graph(config, xray=xray)
+
+    async def aget_graph(self, config: Optional[RunnableConfig] = None, *, xray: Any = False) -> Any:
+        return await asyncio.to_thread(self.get_graph, config, xray=xray)
 
     async def aupdate_state(self, config: RunnableConfig, values: Any, as_node: Optional[str] = None) -> dict:
         return await asyncio.to_thread(self.update_state, config, values, as_node)

@@ -33,6 +33,7 @@ from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed import lifecycle
+from lgdist.distributed.events import wire_events
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.runs import Run
@@ -76,6 +77,7 @@ def make_loop(backend: Backend, run: Run, checkpoint_id: Optional[str] = None) -
         output_keys=spec.stream_keys,
         interrupt_before=options.get("interrupt_before"),
         interrupt_after=options.get("interrupt_after"),
+        stream_subgraphs=bool(options.get("subgraphs")),
     )
 
 
@@ -144,7 +146,7 @@ def publish_events(backend: Backend, run_id: str, events: list, once: Optional[s
     if not events:
         return
     try:
-        backend.bus.publish(run_id, events, once=once)
+        backend.bus.publish(run_id, wire_events(events), once=once)
     except TRANSIENT_ERRORS as exc:
         log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
 
@@ -210,7 +212,11 @@ def settle_cancelled(backend: Backend, run: Run) -> bool:
 
 
 def start_next_enqueued(backend: Backend, thread_id: str) -> None:
-    queued = [r for r in backend.runs.pending_runs(thread_id) if r.kind == "start"]
+    # Submitted runs (a resume through RemoteGraph too) carry a strategy. A
+    # reject-strategy run is never pending without holding its thread.
+    queued = [
+        r for r in backend.runs.pending_runs(thread_id) if r.kind == "start" or "multitask_strategy" in r.options
+    ]  # fmt: skip
     if not queued:
         return
     nxt = queued[0]
@@ -304,10 +310,12 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     loop = make_loop(backend, run)
     try:
         if run.options.get("as_node") is not None:
-            from lgdist.graph.compiled import apply_update
+            from lgdist.graph.update import apply_update
 
             saver = _PutOnce(backend.saver, f"update:{run.run_id}")
-            apply_update(loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"])  # type: ignore[arg-type]
+            apply_update(  # type: ignore[arg-type]
+                loop.spec, saver, loop.config, run.options.get("update"), run.options["as_node"], caller_config=loop.config
+            )
         # Whatever the input stores (an input, fork or update checkpoint) is
         # stored once per run, however often this runs.
         loop.load(run.input, idempotency_key=f"input:{run.run_id}")

@@ -21,6 +21,8 @@ from lgdist import serde
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 
 END_MODE = "__end__"
+# A subgraph's chunk: {"ns": [...], "mode": ..., "chunk": ...}.
+SUBGRAPH_MODE = "lgdist:subgraph"
 STREAM_TTL_SECONDS = 24 * 3600
 # How long a reader waits for a run's end event once the database says the
 # run is over (its publisher is normally a few milliseconds behind).
@@ -44,6 +46,16 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+
+
+def wire_events(events: list) -> list[tuple[str, Any]]:
+    """A loop's outbox entries as stream events: a subgraph's
+    ``(mode, chunk, namespace)`` becomes one ``SUBGRAPH_MODE`` event."""
+    return [
+        (item[0], item[1]) if len(item) == 2
+        else (SUBGRAPH_MODE, {"ns": list(item[2]), "mode": item[0], "chunk": item[1]})
+        for item in events
+    ]  # fmt: skip
 
 
 class EventBus:

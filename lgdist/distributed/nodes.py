@@ -9,12 +9,13 @@ import asyncio
 import logging
 import os
 import threading
-import traceback
+import time
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
 from lgdist.distributed import lifecycle
 from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, is_current_step, make_loop, publish_events, rejected
+from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.graph.node import needs_async_run
@@ -31,6 +32,7 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
     from lgdist.errors import GraphInterrupt
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
+    from lgdist.runtime import coerce_context
 
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
@@ -64,11 +66,13 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         return {**result, "status": "error", "error": error}
     backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
-    config, ctx = prepare_task(loop, task, callbacks, None, backend.store)
+    context = coerce_context(getattr(backend.registry.get(run.graph), "context_schema", None), run.options.get("context"))
+    config, ctx = prepare_task(loop, task, callbacks, context, backend.store)
     if "custom" in loop.modes:
         ctx.stream_writer = lambda chunk: publish_events(backend, run.run_id, [("custom", chunk)])
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
+    started_at, clock = time.time(), time.monotonic()
     try:
         with _Heartbeat(backend, run.thread_id):
             if needs_async_run(task.node):
@@ -94,16 +98,21 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
-        text = "".join(traceback.format_exception(exc))
-        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=f"node {task.name!r} failed:\n{text}")
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=describe_node_failure(task.name, exc))
         loop.record(task, exc)
         result.update(status="error", error=f"{type(exc).__name__}: {exc}")
     else:
         # The local runner's rule, so that e.g. __start__ streams no messages.
         after_task(loop, task, handler, config)
         loop.record(task)
-    node_events = [(m, c) for m, c in loop.outbox if m in NODE_MODES]
-    node_events.append((WORKER_MODE, {"node": task.name, "task_id": task.id, "worker": worker, "status": result["status"]}))
+    # Node-level modes, and every chunk of a subgraph the node ran (those
+    # carry their namespace) when the run streams subgraphs.
+    node_events = [item for item in loop.outbox if item[0] in NODE_MODES or len(item) > 2]
+    node_events.append((WORKER_MODE, {
+        "node": task.name, "task_id": task.id, "worker": worker, "status": result["status"],
+        # When and how long the node ran: the API's metrics and thread inspector read these.
+        "started_at": started_at, "seconds": time.monotonic() - clock,
+    }))  # fmt: skip
     publish_events(backend, run.run_id, node_events)
     return result
 

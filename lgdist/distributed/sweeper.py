@@ -27,6 +27,10 @@ from lgdist.distributed.runs import Run
 
 log = logging.getLogger("lgdist.sweeper")
 
+# A counter row in the run store (``count_delivery``): how many stalled steps
+# the sweeper rescheduled, for the API's ``/metrics``.
+RESCHEDULES_KEY = "metrics:sweeper:reschedules"
+
 
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     """Repair threads whose run made no progress for ``older_than`` seconds:
@@ -61,6 +65,7 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
             log.warning("sweep: rescheduling the stalled step at %s of run %s", loop.checkpoint["id"], run.run_id)
             resumed = resumed_here(run, loop)
             schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)
+            backend.runs.count_delivery(RESCHEDULES_KEY)
         touched.append(thread_id)
     return touched
 

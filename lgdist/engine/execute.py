@@ -93,6 +93,37 @@ def _record_interrupt(task: Task, ctx: TaskContext, exc: GraphInterrupt) -> None
         task.writes.append(resume)
 
 
+def _offer_write_in_run(task: Task, ctx: TaskContext, read_fresh: FreshReader, *, is_async: bool) -> list:
+    """Let the node compute its writes inside its own run (see
+    ``TaskContext.write_in_run``); returns a list that is non-empty once it did."""
+    wrote: list = []
+
+    # A Command for the parent graph is raised once the node's run ended,
+    # as when the writes are computed after it (not taken for a subgraph's).
+    def write_in_run(output: Any) -> None:
+        try:
+            _finish(task, output, read_fresh)
+        except ParentCommand as exc:
+            wrote.append(exc)
+            return
+        wrote.append(None)
+
+    async def awrite_in_run(output: Any) -> None:
+        try:
+            await _afinish(task, output, read_fresh)
+        except ParentCommand as exc:
+            wrote.append(exc)
+            return
+        wrote.append(None)
+
+    ctx.node_bound = task.node.bound
+    # An async run of a sync node: its writer may need to await a router.
+    sync_ok = not (is_async and getattr(task.node.write_output, "has_async_router", False))
+    ctx.write_in_run = write_in_run if sync_ok else None
+    ctx.awrite_in_run = awrite_in_run if is_async else None
+    return wrote
+
+
 def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader) -> None:
     """Run ``task`` to completion, filling ``task.writes``.
 
@@ -104,11 +135,16 @@ def run_task(task: Task, config: dict, ctx: TaskContext, read_fresh: FreshReader
         _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
+            wrote = _offer_write_in_run(task, ctx, read_fresh, is_async=False)
             try:
                 output = task.node.bound.invoke(task.input, config)
             except ParentCommand as exc:
                 output = _command_from_subgraph(exc)
-            _finish(task, output, read_fresh)
+                wrote.clear()
+            if not wrote:
+                _finish(task, output, read_fresh)
+            elif wrote[0] is not None:
+                raise wrote[0]
             return
         except GraphInterrupt as exc:
             _record_interrupt(task, ctx, exc)
@@ -132,11 +168,16 @@ async def arun_task(task: Task, config: dict, ctx: TaskContext, read_fresh: Fres
         _start_attempt(ctx, failures + 1)
         token = set_task_context(ctx)
         try:
+            wrote = _offer_write_in_run(task, ctx, read_fresh, is_async=True)
             try:
                 output = await task.node.bound.ainvoke(task.input, config)
             except ParentCommand as exc:
                 output = _command_from_subgraph(exc)
-            await _afinish(task, output, read_fresh)
+                wrote.clear()
+            if not wrote:
+                await _afinish(task, output, read_fresh)
+            elif wrote[0] is not None:
+                raise wrote[0]
             return
         except GraphInterrupt as exc:
             _record_interrupt(task, ctx, exc)
@@ -164,8 +205,12 @@ def task_config(
     """The RunnableConfig a node is invoked with (same metadata keys as
     LangGraph, so nodes and tracing that read them keep working)."""
     task_ns = task_namespace(checkpoint_ns, task.name, task.id)
+    base_metadata = base.get("metadata") or {}
+    thread_id = (base.get("configurable") or {}).get("thread_id")
     metadata = {
-        **(base.get("metadata") or {}),
+        # A node's runs show their thread, as in LangGraph.
+        **({"thread_id": thread_id} if thread_id and "thread_id" not in base_metadata else {}),
+        **base_metadata,
         "langgraph_step": step,
         "langgraph_node": task.name,
         "langgraph_triggers": task.triggers,

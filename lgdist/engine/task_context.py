@@ -57,6 +57,15 @@ class TaskContext:
     checkpoint_map: dict = field(default_factory=dict)
     sink: Optional[SubgraphSink] = None
     sink_modes: frozenset = frozenset()
+    # -- the node's run in the callback tree ----------------------------------
+    # The task's node computes its writes inside its own run (so the routers
+    # of its conditional edges are children of that run): ``write_in_run``
+    # (and its async twin) is what the node calls with its output, when it
+    # is ``node_bound``; ``node_run`` is the node's run manager meanwhile.
+    node_bound: Any = None
+    write_in_run: Optional[Callable[[Any], None]] = None
+    awrite_in_run: Optional[Callable[[Any], Any]] = None
+    node_run: Any = None
 
     def interrupt(self, value: Any, response_schema: Any = None) -> Any:
         index = self.counter

@@ -5,12 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Optional, Sequence
 
+from langchain_core.runnables.config import patch_config
+
 from lgdist.constants import END, TASKS
 from lgdist.engine.spec import Write
 from lgdist.errors import InvalidUpdateError, UnknownBranchTargetError
 from lgdist.graph.node import as_runnable, is_async_only
 from lgdist.graph.schema import literal_values
 from lgdist.types import Send
+
+
+def router_config(config: dict, ctx: Any, index: int) -> dict:
+    """The config the ``index``-th conditional edge of a node runs its router
+    with: inside the node's run, a child run of it tagged as LangGraph tags it
+    (the node's function is step 1 of its sequence, its writes step 2, each
+    conditional edge the next step); its own name either way."""
+    node_run = getattr(ctx, "node_run", None)
+    if node_run is not None:
+        return patch_config(config, callbacks=node_run.get_child(f"seq:step:{3 + index}"))
+    return {k: v for k, v in config.items() if k != "run_name"}
 
 
 def trigger_channel(node: str) -> str:
@@ -35,7 +48,9 @@ class Branch:
         elif (values := literal_values(path)) is not None:
             # As in LangGraph, a router's Literal return hint is its path map.
             ends = {value: value for value in values}
-        return cls(as_runnable(path), ends)
+        # A lambda router's run is "Unnamed", as in LangGraph.
+        name = "Unnamed" if getattr(path, "__name__", None) == "<lambda>" else None
+        return cls(as_runnable(path, name), ends)
 
     def destinations(self, result: Any) -> list[Any]:
         results = result if isinstance(result, (list, tuple)) else [result]

@@ -17,23 +17,20 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 
 from lgdist.checkpoint.base import BaseCheckpointSaver
-from lgdist.constants import END, INTERRUPT, PULL, START
-from lgdist.engine import apply_writes, channels_from_checkpoint, create_checkpoint, empty_checkpoint
-from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint
-from lgdist.engine.checkpoint import next_version as default_next_version
-from lgdist.engine.execute import make_fresh_reader
-from lgdist.engine.ids import task_id as make_task_id
+from lgdist.constants import INTERRUPT
 from lgdist.engine.namespace import recast_namespace, with_checkpoint_map
 from lgdist.engine.spec import GraphSpec
-from lgdist.engine.task_context import TaskContext, maybe_task_context, reset_task_context, set_task_context
-from lgdist.engine.tasks import Task
-from lgdist.errors import GraphInterrupt, InvalidUpdateError
+from lgdist.engine.task_context import maybe_task_context
+from lgdist.errors import GraphInterrupt
+from lgdist.graph.drawing import draw_graph
+from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
 from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
+from lgdist.graph.update import apply_update
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
-from lgdist.graph.drawing import draw_graph
-from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
+from lgdist.loop.events import read_values
+from lgdist.run_tree import astart_graph_run, start_graph_run
 from lgdist.runtime import coerce_context
 from lgdist.types import StateSnapshot
 
@@ -158,6 +155,7 @@ class CompiledStateGraph(Runnable):
         limit = (config or {}).get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         config = ensure_config(config)
         config["recursion_limit"] = limit
+        _propagate_to_metadata(config)
         if limit < 1:
             raise ValueError("recursion_limit must be at least 1")
         if stream_mode is None:
@@ -236,9 +234,19 @@ class CompiledStateGraph(Runnable):
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
         context, store = self._run_context(context)
-        for item in stream_sync(loop, input, context=context, store=store):
-            yield from self._deliver(loop, item, requested, single, subgraphs)
-        self._raise_if_subgraph_stopped(loop)
+        run = start_graph_run(loop.config, self.name, input)
+        if run is not None:
+            loop.config["callbacks"] = run.get_child()
+        try:
+            for item in stream_sync(loop, input, context=context, store=store):
+                yield from self._deliver(loop, item, requested, single, subgraphs)
+            self._raise_if_subgraph_stopped(loop)
+        except BaseException as exc:
+            if run is not None:
+                run.on_chain_error(exc)
+            raise
+        if run is not None:
+            run.on_chain_end(_run_output(loop))
 
     async def astream(
         self,
@@ -261,10 +269,20 @@ class CompiledStateGraph(Runnable):
             config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
         )
         context, store = self._run_context(context)
-        async for item in stream_async(loop, input, context=context, store=store):
-            for out in self._deliver(loop, item, requested, single, subgraphs):
-                yield out
-        self._raise_if_subgraph_stopped(loop)
+        run = await astart_graph_run(loop.config, self.name, input)
+        if run is not None:
+            loop.config["callbacks"] = run.get_child()
+        try:
+            async for item in stream_async(loop, input, context=context, store=store):
+                for out in self._deliver(loop, item, requested, single, subgraphs):
+                    yield out
+            self._raise_if_subgraph_stopped(loop)
+        except BaseException as exc:
+            if run is not None:
+                await run.on_chain_error(exc)
+            raise
+        if run is not None:
+            await run.on_chain_end(_run_output(loop))
 
     def invoke(
         self,
@@ -430,6 +448,23 @@ class CompiledStateGraph(Runnable):
 CompiledGraph = CompiledStateGraph
 
 
+# Keys of a run's configurable that its runs' metadata shows (as LangGraph).
+_METADATA_FROM_CONFIGURABLE = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id", "graph_id")
+
+
+def _propagate_to_metadata(config: dict) -> None:
+    configurable = config.get("configurable") or {}
+    metadata = config["metadata"] = dict(config.get("metadata") or {})
+    for key in _METADATA_FROM_CONFIGURABLE:
+        if key not in metadata and configurable.get(key):
+            metadata[key] = configurable[key]
+
+
+def _run_output(loop: ThreadLoop) -> Any:
+    """What the graph's run ends with: its output values."""
+    return read_values(loop.channels, loop.output_keys)
+
+
 def _user_config(config: RunnableConfig) -> RunnableConfig:
     configurable = dict(config.get("configurable") or {})
     return {"configurable": {k: configurable[k] for k in _USER_CONFIG_KEYS if k in configurable}}
@@ -447,77 +482,6 @@ def _shape(mode: str, chunk: Any, single: bool, subgraphs: bool, ns: tuple = ())
     if single:
         return (ns, chunk) if subgraphs else chunk
     return (ns, mode, chunk) if subgraphs else (mode, chunk)
-
-
-def apply_update(
-    spec: GraphSpec,
-    saver: BaseCheckpointSaver,
-    config: RunnableConfig,
-    values: Any,
-    as_node: Optional[str],
-    *,
-    parents: Optional[dict] = None,
-    caller_config: Optional[RunnableConfig] = None,
-) -> RunnableConfig:
-    """``update_state``'s rules, shared with the distributed backend.
-    ``caller_config`` is the config as the caller gave it (its metadata and
-    scalar configurable values go into the checkpoint's metadata)."""
-    saved = saver.get_tuple(config)
-    if saved is not None:
-        checkpoint = copy_checkpoint(saved.checkpoint)
-        step = saved.metadata.get("step", -1)
-        parent = saved.config
-    else:
-        checkpoint = empty_checkpoint()
-        step = -1
-        parent = {"configurable": {"thread_id": config["configurable"].get("thread_id"), "checkpoint_ns": config["configurable"].get("checkpoint_ns", "")}}
-    saved_versions = dict(checkpoint["channel_versions"])
-    channels = channels_from_checkpoint(spec.channels, checkpoint)
-    user_nodes = [n for n in spec.nodes if n != START]
-    if as_node is None:
-        if len(user_nodes) == 1:
-            as_node = user_nodes[0]
-        elif saved is None:
-            as_node = START
-        else:
-            latest: dict[str, str] = {
-                n: max(seen.values())
-                for n, seen in checkpoint["versions_seen"].items()
-                if n in spec.nodes and seen
-            }
-            if not latest:
-                as_node = START
-            else:
-                top = max(latest.values())
-                names = [n for n, v in latest.items() if v == top]
-                if len(names) > 1:
-                    raise InvalidUpdateError("Ambiguous update, specify as_node")
-                as_node = names[0]
-    if as_node == END:
-        raise InvalidUpdateError("update_state(as_node=END) is not supported")
-    if as_node not in spec.nodes:
-        raise InvalidUpdateError(f"Node {as_node} does not exist")
-    node = spec.nodes[as_node]
-    seen = checkpoint["versions_seen"].setdefault(as_node, {})
-    for chan in node.triggers:
-        if chan in checkpoint["channel_versions"]:
-            seen[chan] = checkpoint["channel_versions"][chan]
-    tid = make_task_id(checkpoint["id"], "", step + 1, as_node, "update")
-    task = Task(tid, as_node, (PULL, as_node), None, (), node)
-    ctx = TaskContext(task_id=tid, node=as_node, checkpoint_ns="", config=ensure_config(config))
-    token = set_task_context(ctx)
-    try:
-        task.writes = node.write_output(values, make_fresh_reader(channels))
-    finally:
-        reset_task_context(token)
-    next_version = saver.get_next_version if saver else default_next_version
-    updated = apply_writes(checkpoint, channels, [task], next_version)
-    new = create_checkpoint(checkpoint, channels, updated_channels=updated)
-    new_versions = {c: v for c, v in new["channel_versions"].items() if saved_versions.get(c) != v}
-    metadata = checkpoint_metadata(
-        caller_config or {}, {"source": "update", "step": step + 1, "parents": dict(parents or {})}
-    )
-    return saver.put(parent, new, metadata, new_versions)
 
 
 class _InvokeResult:

@@ -18,6 +18,8 @@ from langchain_core.runnables.config import (
     set_config_context,
 )
 
+from lgdist.run_tree import astream_output, stream_output
+
 
 def _wants(func: Callable, name: str) -> bool:
     try:
@@ -25,6 +27,21 @@ def _wants(func: Callable, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params
+
+
+def _is_task_node(runnable: Any) -> bool:
+    """Whether ``runnable`` is the node of the task running now (not a
+    router or another runnable it calls): only a node's run streams its
+    output as a chunk, as in LangGraph."""
+    from lgdist.engine.task_context import maybe_task_context
+
+    ctx = maybe_task_context()
+    return ctx is not None and ctx.node_bound is runnable
+
+
+# The tag of what a node's function calls (LangGraph runs a node as a
+# sequence whose first step is the function).
+_CHILD_TAG = "seq:step:1"
 
 
 class NodeRunnable(Runnable):
@@ -68,7 +85,34 @@ class NodeRunnable(Runnable):
                 kwargs["store"] = getattr(ctx.runtime, "store", None) if ctx else None
         return args, kwargs
 
+    def _write_in_run(self, run_manager: Any, output: Any) -> None:
+        """As the task's node, compute the task's writes inside this run (its
+        conditional edges' routers become child runs of it)."""
+        from lgdist.engine.task_context import maybe_task_context
+
+        ctx = maybe_task_context()
+        if ctx is None or ctx.node_bound is not self or ctx.write_in_run is None:
+            return
+        ctx.node_run = run_manager
+        try:
+            ctx.write_in_run(output)
+        finally:
+            ctx.node_run = None
+
+    async def _awrite_in_run(self, run_manager: Any, output: Any) -> None:
+        from lgdist.engine.task_context import maybe_task_context
+
+        ctx = maybe_task_context()
+        if ctx is None or ctx.node_bound is not self or ctx.awrite_in_run is None:
+            return
+        ctx.node_run = run_manager
+        try:
+            await ctx.awrite_in_run(output)
+        finally:
+            ctx.node_run = None
+
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
+        given = config or {}
         config = ensure_config(config)
         if self.func is None:
             # As in LangGraph: an async-only node needs the async API. (A
@@ -80,32 +124,39 @@ class NodeRunnable(Runnable):
             )
         run_manager = None
         if self.trace and config.get("callbacks"):
-            run_manager = get_callback_manager_for_config(config).on_chain_start(
+            # The node's run carries the metadata it was given (ensure_config
+            # adds checkpoint_ns for what the node calls, not for its run).
+            run_manager = get_callback_manager_for_config(given).on_chain_start(
                 None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
             )
-            config = patch_config(config, callbacks=run_manager.get_child())
+            config = patch_config(config, callbacks=run_manager.get_child(_CHILD_TAG))
         args, kw = self._args(input, config)
         try:
             with set_config_context(config) as context:
                 output = context.run(self.func, *args, **kw)
+            if run_manager is not None:
+                self._write_in_run(run_manager, output)
         except BaseException as exc:
             if run_manager is not None:
                 run_manager.on_chain_error(exc)
             raise
         if run_manager is not None:
+            if _is_task_node(self):
+                stream_output(run_manager, output)
             run_manager.on_chain_end(output)
         return output
 
     async def ainvoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
+        given = config or {}
         config = ensure_config(config)
         if self.afunc is None:
-            return await run_in_executor(config, self.invoke, input, config)
+            return await run_in_executor(config, self.invoke, input, given)
         run_manager = None
         if self.trace and config.get("callbacks"):
-            run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
+            run_manager = await get_async_callback_manager_for_config(given).on_chain_start(
                 None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
             )
-            config = patch_config(config, callbacks=run_manager.get_child())
+            config = patch_config(config, callbacks=run_manager.get_child(_CHILD_TAG))
         args, kw = self._args(input, config)
         try:
             with set_config_context(config) as context:
@@ -114,11 +165,15 @@ class NodeRunnable(Runnable):
                     output = await asyncio.create_task(coro, context=context)
                 else:  # pragma: no cover - 3.10 has no context= on create_task
                     output = await coro
+            if run_manager is not None:
+                await self._awrite_in_run(run_manager, output)
         except BaseException as exc:
             if run_manager is not None:
                 await run_manager.on_chain_error(exc)
             raise
         if run_manager is not None:
+            if _is_task_node(self):
+                await astream_output(run_manager, output)
             await run_manager.on_chain_end(output)
         return output
 
@@ -140,6 +195,38 @@ def _is_generator(action: Any) -> bool:
     return any(
         inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (action, call) if f is not None
     )
+
+
+class RunnableNode(NodeRunnable):
+    """A Runnable used as a node (a compiled graph, a ToolNode, a chain, a
+    model): the node's run, with the runnable's own run (if it makes one,
+    under its own name) inside it, as in LangGraph. Other attributes are
+    the runnable's (``tools_by_name`` of a ToolNode, say)."""
+
+    def __init__(self, runnable: Any, name: Optional[str] = None) -> None:
+        self.runnable = runnable
+        super().__init__(self._run, name or getattr(runnable, "name", None))
+        self.afunc = self._arun
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "runnable":
+            raise AttributeError(attr)
+        return getattr(self.runnable, attr)
+
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
+        return self.runnable.invoke(input, config)
+
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        return await self.runnable.ainvoke(input, config)
+
+
+def as_node(action: Any, name: str) -> Any:
+    """What runs a node's action: a function as a :class:`NodeRunnable`, a
+    Runnable inside a :class:`RunnableNode`."""
+    bound = as_runnable(action, name)
+    if isinstance(bound, Runnable) and not isinstance(bound, NodeRunnable) and bound is action:
+        return RunnableNode(action, name)
+    return bound
 
 
 def as_runnable(action: Any, name: Optional[str] = None) -> Any:

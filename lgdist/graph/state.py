@@ -21,10 +21,17 @@ from lgdist.engine.channels import (
 )
 from lgdist.engine.spec import GraphSpec, NodeSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
-from lgdist.graph.branch import Branch, destinations_to_writes, route_async, route_sync, trigger_channel
+from lgdist.graph.branch import (
+    Branch,
+    destinations_to_writes,
+    route_async,
+    route_sync,
+    router_config,
+    trigger_channel,
+)
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
-from lgdist.graph.node import as_runnable, is_async_only
+from lgdist.graph.node import NodeRunnable, as_node, is_async_only
 from lgdist.graph.schema import (
     channels_for_schema,
     coerce_to_schema,
@@ -347,7 +354,8 @@ class StateGraph:
         state_keys = self._state_keys()
         nodes[START] = NodeSpec(
             name=START,
-            bound=as_runnable(lambda x: x, START),
+            # Not a run of its own in the callback tree (as in LangGraph).
+            bound=NodeRunnable(lambda x: x, START, trace=False),
             triggers=(START,),
             read_input=lambda chans: chans[START].get(),
             write_output=self._make_writer(START, joins, known, from_input=True),
@@ -361,7 +369,7 @@ class StateGraph:
             keys = list(schema_hints(schema)) or state_keys
             nodes[name] = NodeSpec(
                 name=name,
-                bound=as_runnable(node.action, name),
+                bound=as_node(node.action, name),
                 triggers=(trigger_channel(name), *join_triggers.get(name, [])),
                 read_input=self._make_reader(schema, keys),
                 write_output=self._make_writer(name, joins, known),
@@ -452,8 +460,8 @@ class StateGraph:
                 config = ctx.config if ctx else {}
                 fresh = read_fresh(writes)
                 state = self._read_state(fresh, state_schema, state_keys)
-                for branch in branches:
-                    writes.extend((yield branch, state, config))
+                for index, branch in enumerate(branches):
+                    writes.extend((yield branch, state, router_config(config, ctx, index)))
             return writes
 
         def write(output: Any, read_fresh: Callable) -> list[Write]:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from lgdist.engine.execute import task_config
 from lgdist.engine.task_context import TaskContext
 from lgdist.engine.tasks import Task
+from lgdist.run_tree import step_callbacks
 from lgdist.loop.messages import StreamMessagesHandler
 from lgdist.loop.thread_loop import ThreadLoop
 from lgdist.runtime import ExecutionInfo, Runtime
@@ -49,6 +50,7 @@ def task_callbacks(loop: ThreadLoop) -> Any:
 def prepare_task(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, store: Any) -> tuple[dict, TaskContext]:
     """The config and context ``task`` runs with; custom chunks it writes go
     to the loop's outbox (a driver may redirect ``ctx.stream_writer``)."""
+    callbacks = step_callbacks(callbacks, loop.step)
     config = task_config(loop.config, task, loop.step, checkpoint_ns=loop.checkpoint_ns, callbacks=callbacks)
     handler = inherited_messages_handler(config.get("callbacks"))
     if handler is not None and not task.hidden:

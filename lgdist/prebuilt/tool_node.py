@@ -15,11 +15,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage, convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, get_executor_for_config
-from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
+from langchain_core.tools import BaseTool, InjectedToolArg
 from langchain_core.tools import tool as create_tool
 from pydantic import ValidationError
 
-from lgdist.errors import GraphBubbleUp, LgdistError
+from lgdist.errors import GraphBubbleUp, ToolInvocationError
 from lgdist.prebuilt.tools_condition import tools_condition
 
 __all__ = [
@@ -46,36 +46,6 @@ class InjectedState(InjectedToolArg):
 
     def __init__(self, field: Optional[str] = None) -> None:
         self.field = field
-
-
-class ToolInvocationError(LgdistError, ToolException):
-    """A tool was called with arguments that fail its schema.
-
-    ``message`` is the text the model sees in the error ``ToolMessage``; it
-    names the tool, the arguments the model sent and what was wrong with them.
-    """
-
-    def __init__(
-        self,
-        tool_name: str,
-        source: ValidationError,
-        tool_kwargs: dict[str, Any],
-        filtered_errors: Optional[list[Any]] = None,
-    ) -> None:
-        errors = source.errors() if filtered_errors is None else filtered_errors
-        details = "\n".join(
-            f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', 'Unknown error')}"
-            for e in errors
-        )
-        self.message = (
-            f"Error invoking tool '{tool_name}' with kwargs {tool_kwargs} with error:\n"
-            f" {details}\n Please fix the error and try again."
-        )
-        self.tool_name = tool_name
-        self.tool_kwargs = tool_kwargs
-        self.source = source
-        self.filtered_errors = filtered_errors
-        super().__init__(self.message)
 
 
 def _default_handle_tool_errors(e: Exception) -> str:

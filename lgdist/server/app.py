@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Optional
 
 from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from lgdist.server import assistants, runs, threads
+from lgdist.server import assistants, runs, threads, ui
 from lgdist.server.auth import ApiKeyMiddleware
 from lgdist.server.errors import install_error_handlers
+from lgdist.server.metrics import ClusterCollector, render
 from lgdist.server.service import ApiService
 from lgdist.settings import Settings, get_settings
 
@@ -43,7 +46,14 @@ def create_app(settings: Optional[Settings] = None, *, api_keys: Optional[list[s
             "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
         }
 
+    collector = ClusterCollector(app.state.service)
+
+    @app.get("/metrics", tags=["system"])
+    def metrics() -> Response:
+        return Response(render(collector), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    app.include_router(ui.router)
     return app

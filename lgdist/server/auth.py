@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, Response
 
 API_KEYS_ENV = "LGDIST_API_KEYS"
 HEADER = "x-api-key"
-# Readiness probes carry no key.
-OPEN_PATHS = ("/ok",)
+# Readiness probes carry no key; the inspector's page holds no data (its
+# script asks for the key and sends it with every API call).
+OPEN_PATHS = ("/ok", "/ui")
 
 
 def keys_from_env(environ: Optional[dict] = None) -> list[str]:

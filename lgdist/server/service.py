@@ -277,6 +277,7 @@ class ApiService:
             "recursion_limit": config.get("recursion_limit"),
             "configurable": configurable,
             "multitask_strategy": strategy,
+            "subgraphs": body.stream_subgraphs,
             "api": {
                 "assistant_id": assistant_id(graph),
                 "metadata": body.metadata or {},

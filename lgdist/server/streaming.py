@@ -19,7 +19,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from lgdist.constants import INTERRUPT
 from lgdist.distributed.coordinator import WORKER_MODE
-from lgdist.distributed.events import END_MODE
+from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
 from lgdist.server.serialize import jsonable
 
 STREAM_TIMEOUT_SECONDS = 24 * 3600.0
@@ -40,6 +40,15 @@ class EventTranslator:
     def feed(self, mode: str, chunk: Any) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
         if mode == WORKER_MODE:
+            return out
+        if mode == SUBGRAPH_MODE:
+            # A subgraph's chunk: ``<mode>|<namespace>`` events, as LangGraph names them.
+            if not self.subgraphs or not isinstance(chunk, dict):
+                return out
+            inner = EventTranslator(list(self.requested))
+            suffix = "|".join(str(part) for part in chunk.get("ns") or ())
+            for event, data in inner.feed(chunk.get("mode", ""), chunk.get("chunk")):
+                out.append((f"{event}|{suffix}" if suffix else event, data))
             return out
         if mode == END_MODE:
             self.status, self.error = chunk.get("status"), chunk.get("error")

@@ -27,13 +27,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
-from lgdist.errors import LgdistError
+from lgdist.errors import ScriptExhaustedError
 
 __all__ = ["ScriptedChatModel", "ScriptExhaustedError", "build_seed_model"]
-
-
-class ScriptExhaustedError(LgdistError, RuntimeError):
-    """A ``ScriptedChatModel`` was called more times than it has responses."""
 
 
 class ScriptedChatModel(BaseChatModel):

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from lgdist import cli
+from lgdist.server.auth import API_KEYS_ENV
 from lgdist.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,9 @@ AUTOSCALERS = {"worker-keda.yaml", "worker-hpa.yaml"}
 # Subcommands that hand their remaining arguments to celery.
 CELERY_PASSTHROUGH = {"worker", "flower", "beat"}
 # Variables that carry credentials: they must come from a Secret / the environment.
-CREDENTIAL_VARS = {"LGDIST_BROKER_URL", "LGDIST_RESULT_BACKEND", "LGDIST_DATABASE_URL", "LGDIST_FLOWER_AUTH"}
+CREDENTIAL_VARS = {
+    "LGDIST_BROKER_URL", "LGDIST_RESULT_BACKEND", "LGDIST_DATABASE_URL", "LGDIST_FLOWER_AUTH", "LGDIST_API_KEYS",
+}  # fmt: skip
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|AUTH")
 PLACEHOLDER = "change-me"
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -228,9 +231,9 @@ LGDIST_RUNS = invocations("lgdist")
 CELERY_RUNS = invocations("celery")
 
 
-def test_the_files_run_lgdist_worker_flower_and_beat() -> None:
+def test_the_files_run_lgdist_worker_flower_beat_and_serve() -> None:
     subcommands = {argv[0] for _, argv in LGDIST_RUNS if argv}
-    assert {"worker", "flower", "beat"} <= subcommands
+    assert {"worker", "flower", "beat", "serve"} <= subcommands
 
 
 @pytest.mark.parametrize("where,argv", LGDIST_RUNS, ids=[where for where, _ in LGDIST_RUNS])
@@ -280,7 +283,9 @@ def deploy_texts() -> dict[str, str]:
 
 
 def test_every_lgdist_variable_named_is_a_setting() -> None:
-    known = {f"LGDIST_{name.upper()}" for name in Settings.model_fields} | {"LGDIST_FLOWER_AUTH", "LGDIST_HOME"}
+    known = {f"LGDIST_{name.upper()}" for name in Settings.model_fields} | {
+        "LGDIST_FLOWER_AUTH", "LGDIST_HOME", API_KEYS_ENV,
+    }  # fmt: skip
     for file, text in deploy_texts().items():
         unknown = set(re.findall(r"\bLGDIST_[A-Z0-9_]+\b", text)) - known
         assert not unknown, f"{file} names {sorted(unknown)}, which lgdist.settings.Settings does not read"
@@ -384,7 +389,7 @@ def test_no_credentials_are_written_down_outside_secrets() -> None:
         # Passwords in URLs come from the environment; a default is a placeholder.
         for match in URL_CREDENTIALS.finditer(INTERPOLATION.sub("ENV", text)):
             assert match["password"] == "ENV", f"{where}: a password is written into {text!r}"
-        for match in URL_CREDENTIALS.finditer(interpolate(text, {"LGDIST_FLOWER_AUTH": "x"})):
+        for match in URL_CREDENTIALS.finditer(interpolate(text, {"LGDIST_FLOWER_AUTH": "x", API_KEYS_ENV: "x"})):
             assert PLACEHOLDER in match["password"], f"{where}: a default password in {text!r}"
         assert "--basic-auth" not in text, f"{where}: Flower credentials belong in LGDIST_FLOWER_AUTH"
         assert "FLOWER_UNAUTHENTICATED_API" not in text, f"{where}: Flower must not run unauthenticated"
@@ -489,7 +494,7 @@ def test_dockerfile_installs_lgdist_and_runs_as_non_root() -> None:
     instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")
     runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert re.search(r"pip install [\"']?\.\[postgres,flower\][\"']?", runs)
+    assert re.search(r"pip install [\"']?\.\[postgres,flower,server\][\"']?", runs)
     sources = [word.rstrip("/") for op, arg in instructions if op == "COPY" for word in arg.split()[:-1]]
     assert {"lgdist", "workers"} <= set(sources)
     for source in sources:
@@ -506,7 +511,7 @@ def test_the_lgdist_console_script_and_extras_exist() -> None:
     import tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["lgdist"] == "lgdist.cli:main"
-    assert {"postgres", "flower"} <= set(project["optional-dependencies"])
+    assert {"postgres", "flower", "server"} <= set(project["optional-dependencies"])
 
 
 # --- kubernetes --------------------------------------------------------------
@@ -572,3 +577,56 @@ def test_hpa_alternative_scales_the_worker_deployment() -> None:
     assert (target["kind"], target["name"]) == ("Deployment", "lgdist-worker")
     assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
 
+
+# --- lgdist serve ------------------------------------------------------------
+
+
+def _serve_args(argv: list[str]) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2024)
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def test_serve_on_a_public_address_always_has_api_keys() -> None:
+    """Every `lgdist serve` bound beyond loopback gets LGDIST_API_KEYS from
+    the environment or a Secret (the server refuses to start without it)."""
+    from lgdist.server.auth import is_loopback
+
+    runs = [(where, argv) for where, argv in LGDIST_RUNS if argv[:1] == ["serve"]]
+    assert {where.split(":")[0] for where, _ in runs} >= {"compose", "Procfile", "k8s"}
+    compose_serve = compose()["services"]["serve"]
+    match = INTERPOLATION.fullmatch(service_env(compose_serve)[API_KEYS_ENV])
+    assert match and match["op"] == ":?", "compose serve: LGDIST_API_KEYS must be required (${VAR:?...})"
+    serve = k8s_named("Deployment", "lgdist-serve")
+    (container,) = containers(serve)
+    keys = [e for e in container["env"] if e["name"] == API_KEYS_ENV]
+    assert keys and "secretKeyRef" in keys[0]["valueFrom"]
+    for where, argv in runs:
+        args = _serve_args(argv[1:])
+        if where.startswith("Procfile"):
+            assert is_loopback(args.host), f"{where}: the Procfile's serve has no key: keep it on loopback"
+
+
+def test_serve_is_ready_on_ok_everywhere() -> None:
+    assert "/ok" in str(compose()["services"]["serve"]["healthcheck"]["test"])
+    serve = k8s_named("Deployment", "lgdist-serve")
+    (container,) = containers(serve)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ok"
+    port = container["ports"][0]["containerPort"]
+    assert _serve_args(container["command"][2:]).port == port
+    service = k8s_named("Service", "lgdist-serve")
+    assert service["spec"]["selector"] == serve["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert "serve.yaml" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+
+
+def test_dockerfile_is_a_base_image_with_the_server() -> None:
+    run = " ".join(arg for instruction, arg in dockerfile_instructions() if instruction == "RUN")
+    assert "server" in re.search(r"pip install \"\.\[([^]]*)\]\"", run)[1].split(",")
+    env = " ".join(arg for instruction, arg in dockerfile_instructions() if instruction == "ENV")
+    assert "PYTHONPATH=/app" in env, "a derived image's graph modules under /app must import"
+    assert "FROM lgdist" in DEPLOY_README.read_text(), "deploy/README.md shows how to extend the image"

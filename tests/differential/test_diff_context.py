@@ -213,3 +213,25 @@ def test_runtime_parameter_with_a_default_and_an_annotation(ns):
     g.add_edge(ns.START, "typed_runtime")
     g.add_edge("typed_runtime", "annotated")
     return {"invoke": g.compile().invoke({"log": []}, context={"user": "ada"})}
+
+
+@differential
+def test_runtime_value_api(ns):
+    module = _runtime_module(ns)
+    Runtime = module.Runtime
+    base = Runtime(context={"user": "ada"}, previous=1)
+    other = Runtime(store=None, previous=None)
+    merged = base.merge(other)
+    overridden = base.override(context={"user": "bob"})
+    out = {
+        "merged": (merged.context, merged.previous, merged.store, merged.execution_info),
+        "overridden": (overridden.context, base.context),
+        "patch_without_info": capture(lambda: base.patch_execution_info(node_attempt=2)),
+        "frozen": capture(lambda: setattr(base, "context", None)).get("raised"),
+        "get_runtime_outside": capture(lambda: module.get_runtime()).get("raised"),
+    }
+    info = module.ExecutionInfo(checkpoint_id="c", checkpoint_ns="", task_id="t")
+    patched = base.override(execution_info=info).patch_execution_info(node_attempt=3)
+    out["patched"] = (patched.execution_info.node_attempt, patched.execution_info.task_id, info.node_attempt)
+    out["info_fields"] = [f for f in ("checkpoint_id", "checkpoint_ns", "task_id", "thread_id", "run_id", "node_attempt", "node_first_attempt_time") if hasattr(info, f)]
+    return out

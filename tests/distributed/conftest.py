@@ -53,6 +53,8 @@ GRAPHS = {
     "deferred": "workers.examples:deferred",
     "cached": "workers.examples:cached",
     "memories": "workers.memories:graph",
+    "nested": "workers.nested:graph",
+    "greeter": "workers.greeter:graph",
 }
 # Seconds the fan-out's "work" node and the slow graph's slow step sleep.
 WORK_SECONDS = 0.3

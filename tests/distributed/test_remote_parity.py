@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from lgdist.checkpoint.memory import InMemorySaver
 from lgdist.client import RemoteGraph
 from lgdist.types import Command, Interrupt, PregelTask, StateSnapshot
-from workers import examples, support_agent
+from workers import examples, nested, support_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
@@ -50,7 +50,11 @@ SCENARIOS: dict[str, tuple[str, Callable[[], Any], Callable[[], list]]] = {
     "second-input-on-finished-thread": ("counter", _local(examples.build_counter), lambda: [{"n": 3}, {"n": 1}]),
     "input-and-output-schemas": ("schemas", _local(examples.build_schemas), lambda: [{"question": "hi"}]),
     "custom-stream-writer": ("writer", _local(examples.build_writer), lambda: [{"n": 1}]),
+    "deferred-node-after-uneven-branches": ("deferred", _local(examples.build_deferred), lambda: [{"log": []}]),
+    "subgraph-node": ("nested", _local(nested.build), lambda: [{"topic": "t"}]),
 }
+# Scenarios also streamed with subgraphs=True: chunks come as (namespace, ...).
+SUBGRAPH_SCENARIOS = ["subgraph-node"]
 MODES = ["values", "updates", ("values", "updates"), "messages", "tasks", "checkpoints", "debug", "custom"]
 # Modes whose chunks come one per step or from one node at a time: their
 # order is part of the contract.
@@ -255,3 +259,30 @@ def test_remote_invoke_returns_the_local_final_values(cluster, client):
     got = RemoteGraph("fanout", client=client).invoke({"items": [3, 1, 2]}, remote_thread)
     assert len(got.pop("workers")) == len(want.pop("workers")) == 3
     assert got == want == {"items": [3, 1, 2], "results": [6, 2, 4, 12]}
+
+
+def observe_subgraphs(graph: Any, inputs: list, mode: Any) -> Any:
+    """Every ``(namespace, ...)`` chunk of ``stream(..., subgraphs=True)``
+    and the state with its subgraphs after each call. The scenarios' graphs
+    run one task per step, so the order is the contract in every mode."""
+    thread = {"configurable": {"thread_id": f"parity-{uuid.uuid4().hex[:12]}"}}
+    stream_mode = list(mode) if isinstance(mode, tuple) else mode
+    calls = []
+    for item in inputs:
+        chunks = [copy.deepcopy(c) for c in graph.stream(item, thread, stream_mode=stream_mode, subgraphs=True)]
+        calls.append({"stream": chunks, "state": graph.get_state(thread, subgraphs=True)})
+    return _norm(calls, _Ids())
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: "+".join(m) if isinstance(m, tuple) else m)
+@pytest.mark.parametrize("scenario", SUBGRAPH_SCENARIOS)
+def test_remote_graph_streams_subgraphs_like_the_local_runtime(cluster, client, scenario, mode):
+    name, local_graph, inputs = SCENARIOS[scenario]
+    expected = observe_subgraphs(local_graph(), inputs(), mode)
+    actual = observe_subgraphs(RemoteGraph(name, client=client), inputs(), mode)
+    if mode in ("values", "updates", "custom", "tasks", "checkpoints", "debug"):
+        assert any(chunk[0] != () for call in actual for chunk in call["stream"]), "no subgraph chunk"
+    for i, (want, got) in enumerate(zip(expected, actual)):
+        assert got["stream"] == want["stream"], f"stream of call {i} differs"
+        assert got["state"] == want["state"], f"get_state(subgraphs=True) after call {i} differs"
+    assert actual == expected

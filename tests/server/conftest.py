@@ -2,85 +2,22 @@
 cluster (two ``lgdist worker`` processes on Redis + Postgres), driven by
 the real ``langgraph-sdk`` clients and langgraph's ``RemoteGraph``.
 
-The cluster machinery is ``tests/distributed/conftest.py``, loaded as a
-module of our own (as the fault suite does): its ``cluster`` fixture and its
-log-attaching hooks are re-registered here, and the server's log is added to
-failure reports.
+The cluster's ``cluster`` fixture and its log-attaching hooks are
+re-registered here from the distributed suite's machinery (see
+``serverlib.py``); the server's log is added to failure reports.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 
-HERE = Path(__file__).resolve().parent
+from serverlib import Server, dist, start_server
 
-
-def _load_distributed_machinery() -> Any:
-    name = "lgdist_server_cluster_machinery"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "distributed" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-dist = _load_distributed_machinery()
 cluster = dist.cluster
 pytest_runtest_setup = dist.pytest_runtest_setup
 pytest_runtest_makereport = dist.pytest_runtest_makereport
-
-SLOW_SECONDS = dist.SLOW_SECONDS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: Any  # the ServiceProcess running `lgdist serve`
-    cluster: Any
-
-    def thread_id(self, prefix: str = "api") -> str:
-        return self.cluster.thread_id(prefix)
-
-
-def wait_until_ok(url: str, process: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.proc.poll() is not None:
-            pytest.fail(f"lgdist serve exited with {process.proc.returncode}:\n{process.log_since()}", pytrace=False)
-        try:
-            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"lgdist serve did not answer /ok within {timeout}s:\n{process.log_since()}", pytrace=False)
-        time.sleep(0.1)
-
-
-def start_server(cluster: Any, name: str = "serve", extra_env: dict | None = None, host: str = "127.0.0.1") -> Server:
-    port = free_port()
-    env = {**cluster.process_env, **(extra_env or {})}
-    process = dist.spawn(name, ["serve", "--host", host, "--port", str(port)], env, cluster.tmp)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ok(url, process)
-    return Server(url=url, process=process, cluster=cluster)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,10 @@ def test_graph_nodes_use_the_compiled_store(make_store: Callable[..., IndexedSto
 def test_shared_store_defaults_to_the_checkpoint_database(tmp_path: Any) -> None:
     from lgdist.checkpoint.sql import SQLCheckpointSaver
 
-    settings = Settings(home=tmp_path, store_index="workers.memories:STORE_INDEX", store_ttl_minutes=5)
+    settings = Settings(
+        home=tmp_path, database_url=None, store_url=None,
+        store_index="workers.memories:STORE_INDEX", store_ttl_minutes=5,
+    )  # fmt: skip
     assert settings.resolved_store_url() == settings.resolved_database_url()
     saver = SQLCheckpointSaver(settings.resolved_database_url())
     store = open_shared_store(settings, saver.engine)
@@ -44,7 +47,7 @@ def test_shared_store_defaults_to_the_checkpoint_database(tmp_path: Any) -> None
 
 
 def test_shared_store_may_live_elsewhere(tmp_path: Any) -> None:
-    settings = Settings(home=tmp_path, store_url=f"sqlite:///{tmp_path / 'memories.db'}")
+    settings = Settings(home=tmp_path, store_url=f"sqlite:///{tmp_path / 'memories.db'}", store_index=None)
     store = open_shared_store(settings, engine := SQLStore("sqlite://").engine)
     assert store.engine is not engine and str(store.engine.url).endswith("memories.db")
     assert store.embeddings is None
