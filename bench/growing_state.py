@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import os
 import statistics
 import string
 import tempfile
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("LGDIST_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WINDOW = 32
 START_STEP = 10
 GROWTH_GOAL = 1.5  # bytes per step at the end / at step 10, for lgdist

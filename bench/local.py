@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import operator
+import os
 import statistics
 import tempfile
 import time
@@ -11,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("LGDIST_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 class ChainState(TypedDict, total=False):
@@ -117,7 +118,7 @@ def run(quick: bool) -> list[dict]:
                 result[lib] = time_run(app, inp, kind != "none", reps)
             rows.append(
                 {
-                    "workload": f"local {workload}, {kind}",
+                    "workload": f"local {workload}, {kind}" + (" (stretch <= 0.25x)" if kind == "none" else ""),
                     "lgdist": result["lgdist"] / steps * 1e3,
                     "reference": result["langgraph"] / steps * 1e3,
                     "unit": "ms/step",

@@ -80,9 +80,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.celery_args = [*unknown, *args.celery_args]
 
     if args.command == "worker":
+        # No -E: task events cost a broker publish per task state change,
+        # and only Flower reads them; a running Flower switches them on.
         extra = [a for a in args.celery_args if a != "--"]
-        if not any(a in ("-E", "--task-events") for a in extra):
-            extra.append("-E")
         if not any(a.startswith("-Q") or a.startswith("--queues") for a in extra):
             from lgdist.settings import get_settings
 

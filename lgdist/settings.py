@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     store_index: Optional[str] = None
     # Minutes before an item put without a ttl expires (None: never).
     store_ttl_minutes: Optional[float] = None
+    # Minutes between deletions of expired store items in each worker process
+    # (None: no sweeping; expired items stay until something calls sweep_ttl()).
+    store_sweep_minutes: Optional[float] = None
     # "name=module:attribute,other=module:attribute"
     graphs: str = "support-agent=workers.support_agent:graph"
     # Per-node queue routing: "action=io,tools=io"; others use default_queue.
@@ -55,6 +58,12 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=1_000_000)
     # Redis visibility timeout for unacked tasks (seconds).
     visibility_timeout: int = 3600
+    # A worker that finished a one-task step runs the next one-task steps
+    # of the thread itself (same queue, state kept in memory, a checkpoint
+    # per step) for at most this many steps and milliseconds, then yields
+    # to the queue so other threads get their turn. 0 steps: never.
+    inline_steps: int = 8
+    inline_ms: float = 50.0
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"

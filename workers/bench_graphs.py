@@ -61,6 +61,7 @@ def build_fanout(width: int) -> StateGraph:
     return g
 
 
+fanout_8 = build_fanout(8).compile()
 fanout_32 = build_fanout(32).compile()
 
 

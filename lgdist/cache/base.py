@@ -2,8 +2,9 @@
 
 An entry is addressed by a namespace (a tuple of strings, one per node) and
 a key (a hash of the node's input); it holds the node's writes and may
-expire after a time to live. Values are stored as lgdist's tagged JSON (no
-pickle), so a cache returns copies, never the objects a node wrote.
+expire after a time to live. Values are stored as lgdist's tagged JSON (the
+checkpoints' format), so a cache returns copies, never the objects a node
+wrote.
 """
 
 from __future__ import annotations

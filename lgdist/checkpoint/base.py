@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any, Iterator, AsyncIterator, NamedTuple, Optional, Sequence, TypedDict
+from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Optional, Sequence, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 
 # Special write channels get fixed negative indexes so that a later write of the
 # same kind for the same task replaces the earlier one instead of piling up.
 WRITES_IDX_MAP = {"__error__": -1, "__scheduled__": -2, "__interrupt__": -3, "__resume__": -4}
+
+# ``put(precondition=...)``: called with the store's open write transaction
+# (a SQLAlchemy Connection for the SQL stores, None for the memory store)
+# before anything is stored; a false answer stores nothing.
+Precondition = Callable[[Any], bool]
+
+
+class PreconditionFailed(Exception):
+    """Internal: a put's precondition said no; nothing was stored."""
 
 
 class Checkpoint(TypedDict, total=False):
@@ -93,6 +102,8 @@ class BaseCheckpointSaver:
         *,
         idempotency_key: Optional[str] = None,
         previous: Optional[Checkpoint] = None,
+        precondition: Optional[Precondition] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
     ) -> Optional[RunnableConfig]:
         """Store a checkpoint whose parent is ``config``'s ``checkpoint_id``.
 
@@ -105,6 +116,13 @@ class BaseCheckpointSaver:
         stores may ignore it. It counts only when ``previous["id"]`` is the
         parent's id; its ``channel_versions`` are not read (the local loop
         bumps them in place before the put), the stored parent's are.
+        ``precondition`` runs first inside the store's write transaction
+        (see :data:`Precondition`); when it answers false nothing is stored
+        and :class:`PreconditionFailed` is raised. ``parent_writes``
+        (``(task_id, writes)`` pairs) are stored as pending writes of the
+        parent checkpoint in the same transaction, as ``put_writes`` would:
+        a task that finishes its step itself saves its writes and the step's
+        checkpoint at once.
         """
         raise NotImplementedError
 

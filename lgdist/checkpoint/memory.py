@@ -21,6 +21,8 @@ from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
     Checkpoint,
+    Precondition,
+    PreconditionFailed,
     CheckpointTuple,
     get_checkpoint_id,
     get_checkpoint_ns,
@@ -150,6 +152,8 @@ class InMemorySaver(BaseCheckpointSaver):
         *,
         idempotency_key: Optional[str] = None,
         previous: Optional[Checkpoint] = None,
+        precondition: Optional[Precondition] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         parent_id = get_checkpoint_id(config)
@@ -173,6 +177,8 @@ class InMemorySaver(BaseCheckpointSaver):
             links,
         )
         with self._lock:
+            if precondition is not None and not precondition(None):
+                raise PreconditionFailed(checkpoint["id"])
             by_id = self._checkpoints.setdefault(thread_id, {}).setdefault(ns, {})
             if idempotency_key is not None:
                 # A duplicated step (same key) is a no-op, like the SQL unique constraint.
@@ -183,6 +189,8 @@ class InMemorySaver(BaseCheckpointSaver):
             for blob_key, blob in blobs.items():
                 self._blobs.setdefault(blob_key, blob)
             by_id[checkpoint["id"]] = stored
+        for task_id, writes in parent_writes:
+            self.put_writes(config, writes, task_id)
         return _config(thread_id, ns, checkpoint["id"])
 
     def put_writes(

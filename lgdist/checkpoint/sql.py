@@ -40,6 +40,8 @@ from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_c
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
+    Precondition,
+    PreconditionFailed,
     Checkpoint,
     CheckpointTuple,
     get_checkpoint_id,
@@ -106,7 +108,7 @@ _LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
-def create_checkpoint_engine(url: str) -> Engine:
+def create_checkpoint_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """An engine tuned for checkpoints: shared in-memory SQLite, WAL for file
     SQLite, psycopg 3 with pre-ping (recovers after a server restart) for Postgres."""
     if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
@@ -124,7 +126,10 @@ def create_checkpoint_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _tune_sqlite_file)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # pre_ping=False: callers that retry on connection errors anyway (the
+    # workers' tasks) save a round trip per checkout; a dead pooled
+    # connection then fails once and the pool is invalidated.
+    return sa.create_engine(url, pool_pre_ping=pre_ping)
 
 
 def _tune_sqlite_file(dbapi_connection: Any, _record: Any) -> None:
@@ -313,7 +318,28 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 batch = self._load_tuples(conn, rows[start : start + _LOAD_BATCH])
             yield from batch
 
-    def _load_tuples(self, conn: Connection, rows: Sequence[Any]) -> list[CheckpointTuple]:
+    @property
+    def checkpoint_columns(self) -> list[Any]:
+        """The columns :meth:`tuple_from_row` needs, for callers that select
+        a checkpoint row together with rows of their own."""
+        return self._statements.checkpoint_columns
+
+    def reading(self) -> Any:
+        """A connection for reads (a context manager): a caller that reads
+        several things at once does it on one checkout."""
+        return self._read()
+
+    def tuple_from_row(self, conn: Connection, row: Any, *, with_writes: bool = True) -> CheckpointTuple:
+        """The checkpoint of a row selected with :attr:`checkpoint_columns`:
+        its values (cached ones are not read) and, ``with_writes``, its
+        pending writes. A caller that knows the checkpoint has none skips
+        that statement."""
+        tup = self._load_tuples(conn, [row], with_writes=with_writes)[0]
+        links = delta.links_from_json(serde.loads(row.value_chains) if row.value_chains else None)
+        self._remember_links(row.thread_id, row.checkpoint_ns, row.checkpoint_id, links)
+        return tup
+
+    def _load_tuples(self, conn: Connection, rows: Sequence[Any], *, with_writes: bool = True) -> list[CheckpointTuple]:
         """Rebuild checkpoints from their rows: values from the blobs named by
         channel_versions (following delta chains), pending writes from the
         writes table."""
@@ -346,7 +372,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             blobs[(thread_id, ns)] = load_chains(conn, blobs_table, thread_id, ns, wanted) if wanted else {}
             params = {"thread_id": thread_id, "ns": ns}
             ids = [rows[i].checkpoint_id for i in members]
-            for part in _chunks(ids, _IN_BATCH):
+            for part in _chunks(ids, _IN_BATCH) if with_writes else ():
                 for w in conn.execute(self._statements.select_writes, {**params, "ids": part}):
                     writes[(thread_id, ns, w.checkpoint_id)].append(
                         (w.task_id, w.channel, serde.deserialize_value(w.type, w.blob))
@@ -392,8 +418,11 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         *,
         idempotency_key: Optional[str] = None,
         previous: Optional[Checkpoint] = None,
+        precondition: Optional[Precondition] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
     ) -> Optional[RunnableConfig]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
+        write_rows = self._write_rows(config, parent_writes) if parent_writes else ([], [])
         parent_id = get_checkpoint_id(config)
         # Deltas need the parent's links and its values; ``previous`` must be
         # that parent (its versions may already be bumped by the caller, so the
@@ -422,6 +451,9 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         }
         statements = self._statements
         with self._transaction() as conn:
+            if precondition is not None and not precondition(conn):
+                conn.rollback()
+                raise PreconditionFailed(checkpoint["id"])
             if idempotency_key is None:
                 conn.execute(statements.upsert_checkpoint, row)
             elif conn.execute(statements.insert_checkpoint_once, row).first() is None:
@@ -433,6 +465,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 # Blob keys carry a random version suffix, so an existing row is
                 # the same value written by a retried step: keep it.
                 conn.execute(statements.insert_blobs, blob_rows)
+            self._insert_write_rows(conn, *write_rows)
         self._remember_links(thread_id, ns, checkpoint["id"], links)
         self._cache_written(thread_id, ns, checkpoint, blobs)
         return _config(thread_id, ns, checkpoint["id"])
@@ -482,24 +515,34 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if not writes:
+            return
+        regular, special = self._write_rows(config, [(task_id, writes)], task_path)
+        with self._transaction() as conn:
+            self._insert_write_rows(conn, regular, special)
+
+    def _write_rows(
+        self, config: RunnableConfig, tasks: Sequence[tuple[str, Sequence[tuple[str, Any]]]], task_path: str = ""
+    ) -> tuple[list[dict], list[dict]]:
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
         checkpoint_id = get_checkpoint_id(config)
         regular, special = [], []
-        for idx, (channel, value) in enumerate(writes):
-            type_, blob = serde.serialize_value(value, channel)
-            row = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
-                   "task_id": task_id, "idx": WRITES_IDX_MAP.get(channel, idx), "channel": channel,
-                   "type": type_, "blob": blob, "task_path": task_path}  # fmt: skip
-            (special if channel in WRITES_IDX_MAP else regular).append(row)
-        if not writes:
-            return
-        with self._transaction() as conn:
-            # A task that runs twice keeps its first writes; special channels
-            # (error, interrupt, resume, ...) keep the latest.
-            if regular:
-                conn.execute(self._statements.insert_writes, regular)
-            if special:
-                conn.execute(self._statements.upsert_writes, special)
+        for task_id, writes in tasks:
+            for idx, (channel, value) in enumerate(writes):
+                type_, blob = serde.serialize_value(value, channel)
+                row = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
+                       "task_id": task_id, "idx": WRITES_IDX_MAP.get(channel, idx), "channel": channel,
+                       "type": type_, "blob": blob, "task_path": task_path}  # fmt: skip
+                (special if channel in WRITES_IDX_MAP else regular).append(row)
+        return regular, special
+
+    def _insert_write_rows(self, conn: Connection, regular: list[dict], special: list[dict]) -> None:
+        # A task that runs twice keeps its first writes; special channels
+        # (error, interrupt, resume, ...) keep the latest.
+        if regular:
+            conn.execute(self._statements.insert_writes, regular)
+        if special:
+            conn.execute(self._statements.upsert_writes, special)
 
     def delete_thread(self, thread_id: str) -> None:
         with self._transaction() as conn:

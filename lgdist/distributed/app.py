@@ -31,9 +31,12 @@ def celery_config(settings: Settings) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_track_started": True,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No traffic no one reads: no STARTED results (nothing waits on
+        # them), and task events only while Flower runs (it switches them
+        # on in the workers with a broadcast every few seconds).
+        "task_track_started": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "result_expires": 3600,
         "task_default_queue": settings.default_queue,
         "broker_connection_retry_on_startup": True,

@@ -8,7 +8,8 @@ import threading
 from functools import cached_property
 from typing import Any, Optional
 
-from lgdist.checkpoint.sql import SQLCheckpointSaver
+from lgdist.checkpoint.sql import SQLCheckpointSaver, create_checkpoint_engine
+from lgdist.distributed.deliveries import RedisDeliveries, StoreDeliveries
 from lgdist.distributed.events import EventBus, RedisEventBus, SQLEventBus
 from lgdist.distributed.registry import GraphRegistry
 from lgdist.distributed.runs import RunStore
@@ -20,10 +21,13 @@ from lgdist.store.sql import SQLStore
 class Backend:
     """Settings, graph registry, checkpoint store, memory store, run store and event bus."""
 
-    def __init__(self, settings: Optional[Settings] = None, app: Any = None) -> None:
+    def __init__(self, settings: Optional[Settings] = None, app: Any = None, *, pre_ping: bool = True) -> None:
         self.settings = settings or get_settings()
         self.app = app
         self.hostname = socket.gethostname()
+        # Workers' tasks retry on connection errors: they skip the pre-ping
+        # round trip on every pooled checkout (see get_backend).
+        self.pre_ping = pre_ping
 
     @cached_property
     def registry(self) -> GraphRegistry:
@@ -31,7 +35,7 @@ class Backend:
 
     @cached_property
     def saver(self) -> SQLCheckpointSaver:
-        saver = SQLCheckpointSaver(self.settings.resolved_database_url())
+        saver = SQLCheckpointSaver(create_checkpoint_engine(self.settings.resolved_database_url(), pre_ping=self.pre_ping))
         saver.setup()
         return saver
 
@@ -45,6 +49,14 @@ class Backend:
         runs = RunStore(self.saver.engine)
         runs.setup()
         return runs
+
+    @cached_property
+    def deliveries(self) -> Any:
+        """Delivery counters: the broker's Redis, else the run store."""
+        broker = self.settings.resolved_broker_url()
+        if broker.startswith(("redis://", "rediss://")):
+            return RedisDeliveries(broker)
+        return StoreDeliveries(self.runs)
 
     @cached_property
     def bus(self) -> EventBus:
@@ -61,6 +73,6 @@ def get_backend(app: Any) -> Backend:
     """The process's backend for ``app`` (one per process and app)."""
     backend = getattr(_local, "backend", None)
     if backend is None or backend.app is not app:
-        backend = Backend(getattr(app.conf, "lgdist_settings", None), app)
+        backend = Backend(getattr(app.conf, "lgdist_settings", None), app, pre_ping=False)
         _local.backend = backend
     return backend

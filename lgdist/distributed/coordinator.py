@@ -39,6 +39,7 @@ from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, should_interrupt
+from lgdist.engine.tasks import Task
 from lgdist.errors import GraphNotRegisteredError, LgdistError
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
 from lgdist.types import Command
@@ -93,18 +94,12 @@ def latest_loop(backend: Backend, run: Run) -> Optional[ThreadLoop]:
 
 
 def step_key(run: Run, parent_id: str) -> str:
-    """The idempotency key of the checkpoint stored after ``parent_id``: one
-    per parent, so a step finished twice is stored once. A run told to go
-    on from an older checkpoint (answering its interrupt again) adds a
-    branch under it on purpose: its first step's key names the run."""
-    if parent_id == forked_from(run):
-        return f"step:{parent_id}:{run.run_id}"
-    return f"step:{parent_id}"
+    """See :meth:`Run.step_key`."""
+    return run.step_key(parent_id)
 
 
 def forked_from(run: Run) -> Optional[str]:
-    """The checkpoint the run's config names, if any."""
-    return (run.options.get("configurable") or {}).get("checkpoint_id")
+    return run.forked_from
 
 
 def record_start(backend: Backend, run: Run, loop: ThreadLoop) -> None:
@@ -241,8 +236,9 @@ def fail_pending_run(backend: Backend, run: Run, error: str) -> bool:
 
 def claim_step(backend: Backend, run: Run, checkpoint_id: str) -> bool:
     """Whether this caller may send the step that starts at ``checkpoint_id``
-    for ``run``: true for exactly one caller (an insert-once counter row)."""
-    return backend.runs.count_delivery(f"{checkpoint_id}.scheduled.{run.run_id}") == 1
+    for ``run``: true for exactly one caller (an insert-once claim, in the
+    broker's Redis: one round trip, no database transaction)."""
+    return backend.deliveries.claim(f"{checkpoint_id}.scheduled.{run.run_id}")
 
 
 def rejected(error: str, **extra: Any) -> dict:
@@ -374,37 +370,55 @@ def _drop_plan_time_updates(loop: ThreadLoop) -> None:
 
 
 def schedule_step(
-    backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool, generation: int = 0, force: bool = False
-) -> None:
-    """Plan the next step and send its chord, or end the run. Only the first
-    caller for a ``(checkpoint, run)`` sends the chord, unless ``force``
-    (the sweeper and a finish_step that found tasks without writes: their
-    earlier messages were lost)."""
+    backend: Backend,
+    run: Run,
+    loop: ThreadLoop,
+    *,
+    resumed: bool,
+    generation: int = 0,
+    force: bool = False,
+    inline: Any = None,
+) -> Optional[Task]:
+    """Plan the next step and send it, or end the run: a chord for a wide
+    step, one ``run_node`` that also finishes the step for a step with one
+    task. Only the first caller for a ``(checkpoint, run)`` sends it, unless
+    ``force`` (the sweeper and a finish_step that found tasks without
+    writes: their earlier messages were lost).
+
+    With ``inline`` (a one-task step's slice, see ``single_step``), a next
+    step of one task that the slice allows is not sent but returned, its
+    input read: the caller, which stored this checkpoint, runs it. It takes
+    no claim: a redelivery of the caller's message, should the caller die,
+    finds the step unclaimed and sends it."""
     parent_id = loop.checkpoint["id"]
     try:
         # A Command's update with nothing to run makes plan() store a
         # checkpoint: the loop child of this one, like any step's.
         tasks = loop.plan(idempotency_key=step_key(run, parent_id))
     except StepAlreadyFinished:
-        _continue_run(backend, run)
-        return
+        _continue_run(backend, backend.runs.get_run(run.run_id) or run)
+        return None
     except TRANSIENT_ERRORS:
         raise
     except LgdistError as exc:
         publish(backend, run, loop)
         end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
-        return
+        return None
     except Exception as exc:  # noqa: BLE001
         end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
-        return
+        return None
     _drop_plan_time_updates(loop)
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
-        return
+        return None
     checkpoint_id = loop.checkpoint["id"]
+    single = len(loop.tasks) == 1 and len(tasks) == 1
+    if single and inline is not None and inline.allows(loop, tasks[0]):
+        publish(backend, run, loop)
+        return tasks[0]
     if not force and not claim_step(backend, run, checkpoint_id):
         log.info("step at %s of run %s was scheduled already", checkpoint_id, run.run_id)
-        return
+        return None
     publish(backend, run, loop)
     finish = FinishStepMessage(
         run_id=run.run_id, thread_id=run.thread_id, graph=run.graph, checkpoint_id=checkpoint_id, resumed=resumed
@@ -413,8 +427,13 @@ def schedule_step(
         # Every task of this step has saved writes already (a resumed or
         # recovered step): finish it right here.
         finish_step(backend, finish)
-        return
+        return None
     suffix = f".{generation}" if generation else ""
+    if single:
+        if inline is None:  # else the caller touched the lease as it stored the checkpoint
+            backend.runs.touch_thread(run.thread_id)
+        send_single_step(backend, run, checkpoint_id, tasks[0], resumed=resumed, suffix=suffix)
+        return None
     header = [
         backend.app.signature(
             "lgdist.run_node",
@@ -440,6 +459,28 @@ def schedule_step(
     )
     backend.runs.touch_thread(run.thread_id)
     chord(header)(body)
+    return None
+
+
+def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task, *, resumed: bool, suffix: str) -> None:
+    """Send a one-task step: its ``run_node`` also finishes the step."""
+    message = RunNodeMessage(
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        graph=run.graph,
+        checkpoint_id=checkpoint_id,
+        task_id=task.id,
+        node=task.name,
+        finish=True,
+        resumed=resumed,
+    )
+    backend.app.send_task(
+        "lgdist.run_node",
+        kwargs=message.model_dump(),
+        queue=backend.settings.queue_for(task.name),
+        task_id=f"{checkpoint_id}.{task.id}{suffix}",
+        shadow=f"lgdist.run_node[{task.name}]",
+    )
 
 
 def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:

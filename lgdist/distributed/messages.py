@@ -63,6 +63,11 @@ class RunNodeMessage(_Message):
     checkpoint_id: str = Field(min_length=1, max_length=64)
     task_id: str = Field(min_length=1, max_length=64)
     node: str = Field(min_length=1, max_length=255)
+    # The task is the step's only one: the same task also finishes the step
+    # (stores the next checkpoint and sends the next step; no chord).
+    finish: bool = False
+    # With ``finish``: the step is the one a resuming run starts from.
+    resumed: bool = False
 
 
 class FinishStepMessage(_Message):

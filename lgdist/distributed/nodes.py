@@ -1,32 +1,136 @@
-"""``lgdist.run_node``: run one task of a step on this worker and save its
-outcome, keyed by ``(checkpoint, task)`` so that any number of deliveries
-store one. The step's state is read from the checkpoint store; a heartbeat
-keeps the thread's lease fresh while the node runs."""
+"""``lgdist.run_node``: run one task of a step on this worker.
+
+A task of a wide step saves its outcome as pending writes keyed by
+``(checkpoint, task)``, so any number of deliveries store one, and the
+step's chord callback (``finish_step``) collects them. The only task of a
+step also finishes the step itself (:mod:`lgdist.distributed.single_step`):
+no chord, no pending-write row.
+
+Round-trip budget of a node task (counted by tests/distributed/
+test_round_trips.py):
+
+* Redis: one pipelined call counts the delivery;
+* Postgres, before the node: one statement reads the run's fields (not its
+  input) with the step's checkpoint row; at most one more reads the
+  channels this process has not decoded; one more the pending writes, only
+  where the step may have some — all on one pooled connection, no pre-ping;
+* Postgres, after the node: one transaction — the task's writes (wide
+  step), or the lease touch + run check, the checkpoint and its blobs (one
+  task step);
+* Redis: one call publishes the step's stream events.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
 import time
 from typing import Any, Optional
 
 from lgdist.distributed.backend import Backend
 from lgdist.distributed import lifecycle
-from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, is_current_step, make_loop, publish_events, rejected
+from lgdist.distributed.coordinator import (
+    NODE_MODES,
+    WORKER_MODE,
+    apply_stop,
+    is_current_step,
+    make_loop,
+    publish_events,
+    rejected,
+    settle_cancelled,
+)
+from lgdist.distributed.deliveries import RedisDeliveries
 from lgdist.distributed.failure import describe_node_failure
+from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
+from lgdist.distributed.step_reads import read_step
+from lgdist.engine import mark_resumed
+from lgdist.engine.tasks import Task
 from lgdist.graph.node import needs_async_run
+from lgdist.loop import ThreadLoop
 
-log = logging.getLogger("lgdist.nodes")
+
+def run_node(
+    backend: Backend,
+    msg: RunNodeMessage,
+    worker: Optional[str] = None,
+    retries: int = 0,
+    message_id: Optional[str] = None,
+    redelivered: bool = False,
+) -> dict:
+    """``lgdist.run_node``: run one task and save its writes (or, for the
+    step's only task, finish the step). Never raises for a node's own
+    failure: the error is saved as the task's outcome so the chord
+    completes and ``finish_step`` ends the run with it.
+
+    ``redelivered``: the broker says this message was given back after its
+    worker was lost (Redis marks such messages). On other brokers a second
+    delivery count of the message id stands for it."""
+    worker = f"{worker or backend.hostname} (pid {os.getpid()})"
+    result = {"node": msg.node, "worker": worker, "status": "ok"}
+    deliveries = backend.deliveries.count(message_id or f"{msg.checkpoint_id}.{msg.task_id}")
+    # A one-task step saves no writes, so its checkpoint has pending writes
+    # only where a run resumes (answers, a Command's update) or where an
+    # earlier delivery of this message left some (an error, an interrupt).
+    with_writes = not msg.finish or msg.resumed or deliveries > 1
+    if not isinstance(backend.deliveries, RedisDeliveries):
+        redelivered = redelivered or deliveries > 1
+    run, saved, stored_child = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
+    if run is None or run.status != RunStatus.RUNNING:
+        if msg.finish and run is not None and run.status == RunStatus.CANCELLED and run.thread_id == msg.thread_id:
+            # No finish_step follows a one-task step: settle the run as it would.
+            settle_cancelled(backend, run)
+        return {**result, "status": "skipped"}
+    if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
+        return {**result, **rejected(
+            f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
+            f"not {msg.graph!r} on {msg.thread_id!r}"
+        )}  # fmt: skip
+    loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
+    if saved is None or loop.restore(saved) is None or loop.checkpoint["id"] != msg.checkpoint_id:
+        return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
+    apply_stop(run, loop)
+    if msg.resumed:
+        mark_resumed(loop.checkpoint)
+    task = loop.plan_task(msg.task_id)
+    if task is None:
+        return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
+    if msg.finish and stored_child is not None:
+        from lgdist.distributed.single_step import stored_before
+
+        return stored_before(backend, run, loop, result, checkpoint_id=msg.checkpoint_id, redelivered=redelivered)
+    outcome = loop.outcome(task)
+    if outcome.completed and not msg.finish:
+        return {**result, "status": "done-before"}
+    if outcome.completed:
+        task.writes = outcome.writes  # an earlier delivery ran it: finish the step with those writes
+    elif deliveries - retries > backend.settings.max_deliveries:
+        # Celery retries after an outage count as deliveries too; they are
+        # not a worker dying on this node.
+        error = (
+            f"node {task.name!r} was delivered {deliveries - retries} times without finishing "
+            "(its worker died each time); parked as a poison task"
+        )
+        loop.record(task, RuntimeError(error))
+        result.update(status="error", error=error, run_error=error)
+    else:
+        result.update(execute_task(backend, run, loop, task, save=not msg.finish))
+    if msg.finish:
+        from lgdist.distributed.single_step import finish_single_step
+
+        return finish_single_step(backend, run, loop, task, msg, result, redelivered=redelivered, worker=worker)
+    if result.get("run_error"):
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=result.pop("run_error"))
+    publish_events(backend, run.run_id, node_events(loop, task, worker, result))
+    return result
 
 
-def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None, retries: int = 0) -> dict:
-    """``lgdist.run_node``: run one task and save its writes. Never raises for
-    a node's own failure: the error is saved as the task's outcome so the
-    chord completes and ``finish_step`` ends the run with it."""
+def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, save: bool) -> dict:
+    """Run ``task``'s node and record its outcome in ``loop`` (saving its
+    writes unless ``save`` is false; an error or interrupt is always saved).
+    Returns the result fields: ``status``, ``started_at`` and ``seconds``,
+    and for a failure ``error`` and ``run_error`` (the run's error text)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from lgdist.engine.execute import arun_task, make_fresh_reader, run_task
@@ -34,37 +138,6 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
     from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
     from lgdist.runtime import coerce_context
 
-    worker = f"{worker or backend.hostname} (pid {os.getpid()})"
-    result = {"node": msg.node, "worker": worker, "status": "ok"}
-    run = backend.runs.get_run(msg.run_id)
-    if run is None or run.status != RunStatus.RUNNING:
-        return {**result, "status": "skipped"}
-    if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
-        return {**result, **rejected(
-            f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
-            f"not {msg.graph!r} on {msg.thread_id!r}"
-        )}  # fmt: skip
-    deliveries = backend.runs.count_delivery(f"{msg.checkpoint_id}.{msg.task_id}")
-    loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    saved = loop.restore()
-    if saved is None or loop.checkpoint["id"] != msg.checkpoint_id:
-        return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    task = loop.plan_task(msg.task_id)
-    if task is None:
-        return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
-    if loop.outcome(task).completed:
-        return {**result, "status": "done-before"}
-    # Celery retries after an outage count as deliveries too; they are not
-    # a worker dying on this node.
-    if deliveries - retries > backend.settings.max_deliveries:
-        error = (
-            f"node {task.name!r} was delivered {deliveries - retries} times without finishing "
-            "(its worker died each time); parked as a poison task"
-        )
-        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=error)
-        loop.record(task, RuntimeError(error))
-        return {**result, "status": "error", "error": error}
-    backend.runs.touch_thread(run.thread_id)
     callbacks, handler = task_callbacks(loop)
     context = coerce_context(getattr(backend.registry.get(run.graph), "context_schema", None), run.options.get("context"))
     config, ctx = prepare_task(loop, task, callbacks, context, backend.store)
@@ -73,8 +146,9 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
         if ctx.runtime is not None:
             ctx.runtime = ctx.runtime.override(stream_writer=ctx.stream_writer)
     started_at, clock = time.time(), time.monotonic()
+    timing = {"started_at": started_at}
     try:
-        with _Heartbeat(backend, run.thread_id):
+        with HEARTBEATS.hold(backend, run.thread_id):
             if needs_async_run(task.node):
                 # A worker has no caller to pick the async API: it picks it
                 # for a node with an async-only function or router.
@@ -83,63 +157,47 @@ def run_node(backend: Backend, msg: RunNodeMessage, worker: Optional[str] = None
                 run_task(task, config, ctx, make_fresh_reader(loop.channels))
     except GraphInterrupt:
         loop.record(task)
-        result["status"] = "interrupted"
+        return {"status": "interrupted", **timing, "seconds": time.monotonic() - clock}
     except SoftTimeLimitExceeded as exc:
-        del exc
-        if not is_current_step(backend, run, msg.checkpoint_id, task.id):
+        if not is_current_step(backend, run, loop.checkpoint["id"], task.id):
             # A copy of this task re-run elsewhere (the sweeper took this
-            # one for lost) finished it, or the thread moved on.
-            return {**result, "status": "stale"}
+            # one for lost) finished it, or the thread moved on: this
+            # outcome changes nothing.
+            del exc
+            return {"status": "stale", **timing, "seconds": time.monotonic() - clock}
         limit = backend.settings.task_time_limit
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
-        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=text)
         loop.record(task, TimeoutError(text))
-        result.update(status="error", error=text)
+        del exc
+        return {"status": "error", "error": text, "run_error": text, **timing, "seconds": time.monotonic() - clock}
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
-        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=describe_node_failure(task.name, exc))
         loop.record(task, exc)
-        result.update(status="error", error=f"{type(exc).__name__}: {exc}")
-    else:
-        # The local runner's rule, so that e.g. __start__ streams no messages.
-        after_task(loop, task, handler, config)
-        loop.record(task)
-    # Node-level modes, and every chunk of a subgraph the node ran (those
-    # carry their namespace) when the run streams subgraphs.
-    node_events = [item for item in loop.outbox if item[0] in NODE_MODES or len(item) > 2]
-    node_events.append((WORKER_MODE, {
+        return {
+            "status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": describe_node_failure(task.name, exc),
+            **timing, "seconds": time.monotonic() - clock,
+        }  # fmt: skip
+    seconds = time.monotonic() - clock
+    # The local runner's rule, so that e.g. __start__ streams no messages.
+    after_task(loop, task, handler, config)
+    loop.record(task, save=save)
+    return {"status": "ok", **timing, "seconds": seconds}
+
+
+def is_node_event(item: tuple) -> bool:
+    """Chunks only the process running a node produces: node-level modes,
+    and every chunk of a subgraph it ran (those carry their namespace)."""
+    return item[0] in NODE_MODES or len(item) > 2
+
+
+def node_events(loop: ThreadLoop, task: Task, worker: str, result: dict) -> list:
+    """The events only the worker that ran a node can stream: its node
+    chunks and which worker ran it, when and for how long (the API's
+    metrics and thread inspector read these)."""
+    events: list[Any] = [item for item in loop.outbox if is_node_event(item)]
+    events.append((WORKER_MODE, {
         "node": task.name, "task_id": task.id, "worker": worker, "status": result["status"],
-        # When and how long the node ran: the API's metrics and thread inspector read these.
-        "started_at": started_at, "seconds": time.monotonic() - clock,
+        "started_at": result.get("started_at", time.time()), "seconds": result.get("seconds", 0.0),
     }))  # fmt: skip
-    publish_events(backend, run.run_id, node_events)
-    return result
-
-
-class _Heartbeat:
-    """Keeps the thread's lease fresh while a node runs: the sweeper takes a
-    thread untouched for ``stall_seconds`` for one whose step was lost, and
-    must not run a long node a second time while its first run is alive."""
-
-    def __init__(self, backend: Backend, thread_id: str) -> None:
-        self.backend = backend
-        self.thread_id = thread_id
-        self.interval = max(0.5, backend.settings.stall_seconds / 3)
-        self.stop = threading.Event()
-        self.pulse = threading.Thread(target=self._beat, name=f"lgdist-heartbeat-{thread_id}", daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            try:
-                self.backend.runs.touch_thread(self.thread_id)
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the node goes on
-                log.warning("heartbeat of thread %s: %s", self.thread_id, exc)
-
-    def __enter__(self) -> "_Heartbeat":
-        self.pulse.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.pulse.join(timeout=5)
+    return events

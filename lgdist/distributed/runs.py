@@ -86,6 +86,21 @@ class Run:
     created_at: float
     updated_at: float
 
+    @property
+    def forked_from(self) -> Optional[str]:
+        """The checkpoint the run's config names (it goes on from there
+        rather than from the thread's latest), if any."""
+        return (self.options.get("configurable") or {}).get("checkpoint_id")
+
+    def step_key(self, parent_id: str) -> str:
+        """The idempotency key of the checkpoint stored after ``parent_id``:
+        one per parent, so a step finished twice is stored once. A run told
+        to go on from an older checkpoint (answering its interrupt again)
+        adds a branch under it on purpose: its first step's key names the run."""
+        if parent_id == self.forked_from:
+            return f"step:{parent_id}:{self.run_id}"
+        return f"step:{parent_id}"
+
     def as_dict(self) -> dict:
         return {
             "run_id": self.run_id,

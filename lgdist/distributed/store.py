@@ -2,7 +2,10 @@
 (``LGDIST_STORE_URL``, by default the checkpoint database, on the same
 engine), with semantic search when ``LGDIST_STORE_INDEX`` names an index
 config (``module:attribute`` of a dict like ``{"dims": 1536, "embed": ...,
-"fields": [...]}``; code is named by configuration, never by a message)."""
+"fields": [...]}``; code is named by configuration, never by a message),
+a default TTL (``LGDIST_STORE_TTL_MINUTES``) and, with
+``LGDIST_STORE_SWEEP_MINUTES``, a thread per process that deletes expired
+items."""
 
 from __future__ import annotations
 
@@ -38,8 +41,15 @@ def open_shared_store(settings: Settings, checkpoint_engine: Engine) -> SQLStore
     """The store for this process's nodes. Its tables are created on first
     use, so a graph that never touches the store costs nothing."""
     index = load_index_config(settings.store_index)
-    ttl = {"default_ttl": settings.store_ttl_minutes} if settings.store_ttl_minutes else None
+    ttl: dict[str, Any] = {}
+    if settings.store_ttl_minutes:
+        ttl["default_ttl"] = settings.store_ttl_minutes
+    if settings.store_sweep_minutes:
+        ttl["sweep_interval_minutes"] = settings.store_sweep_minutes
     url = settings.resolved_store_url()
-    if url == settings.resolved_database_url():
-        return SQLStore(checkpoint_engine, index=index, ttl=ttl)
-    return SQLStore(url, index=index, ttl=ttl)
+    engine: Any = checkpoint_engine if url == settings.resolved_database_url() else url
+    store = SQLStore(engine, index=index, ttl=ttl or None)
+    if settings.store_sweep_minutes:
+        # Each process sweeps: deleting expired rows twice is harmless.
+        store.start_ttl_sweeper(settings.store_sweep_minutes)
+    return store

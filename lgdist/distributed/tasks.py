@@ -195,7 +195,10 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.run_node", backend, RunNodeMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        return nodes.run_node(backend, msg, worker=self.request.hostname, retries=self.request.retries or 0)
+        return nodes.run_node(
+            backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
+            redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
+        )  # fmt: skip
 
     @app.task(name="lgdist.finish_step", bind=True, base=LgdistTask)
     def finish_step(self: Any, *args: Any, **payload: Any) -> dict:

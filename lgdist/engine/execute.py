@@ -220,12 +220,20 @@ def task_config(
     configurable = {**(base.get("configurable") or {}), "checkpoint_ns": task_ns}
     configurable.pop("checkpoint_id", None)
     config = {
-        **{k: v for k, v in base.items() if k not in ("metadata", "configurable", "callbacks", "run_name", "run_id")},
+        **{
+            k: v
+            for k, v in base.items()
+            if k not in ("metadata", "configurable", "callbacks", "run_name", "run_id", "tags")
+        },
         "metadata": metadata,
         "configurable": configurable,
         "run_name": task.name,
-        "tags": list(base.get("tags") or []) + list(task.node.tags),
     }
+    # As in LangGraph, a node's config has no "tags" when neither the
+    # caller nor the node gave any.
+    tags = list(base.get("tags") or []) + list(task.node.tags)
+    if tags:
+        config["tags"] = tags
     if callbacks is not None:
         config["callbacks"] = callbacks
     elif base.get("callbacks") is not None:

@@ -149,6 +149,7 @@ class CompiledStateGraph(Runnable):
         output_keys: Any,
         debug: Optional[bool],
         subgraphs: bool = False,
+        durability: Any = None,
     ) -> tuple[ThreadLoop, set[str], bool]:
         # langchain's ensure_config() fills in its own default limit (25); only
         # a limit the caller set applies, else LangGraph's default.
@@ -185,6 +186,7 @@ class CompiledStateGraph(Runnable):
             output_keys=output_keys,
             parent=parent,
             stream_subgraphs=subgraphs,
+            durability=durability if parent is None else None,
         )
         return loop, set(requested), single
 
@@ -231,7 +233,7 @@ class CompiledStateGraph(Runnable):
         # Streams show every state key; invoke narrows to the output schema.
         output_keys = self.spec.stream_keys if output_keys is None else output_keys
         loop, requested, single = self._loop(
-            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
+            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs, durability
         )
         context, store = self._run_context(context)
         run = start_graph_run(loop.config, self.name, input)
@@ -266,7 +268,7 @@ class CompiledStateGraph(Runnable):
     ) -> AsyncIterator[Any]:
         output_keys = self.spec.stream_keys if output_keys is None else output_keys
         loop, requested, single = self._loop(
-            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs
+            config, stream_mode, interrupt_before, interrupt_after, output_keys, debug, subgraphs, durability
         )
         context, store = self._run_context(context)
         run = await astart_graph_run(loop.config, self.name, input)
@@ -308,6 +310,7 @@ class CompiledStateGraph(Runnable):
             output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
+            durability=durability,
             context=context,
             **kwargs,
         ):
@@ -323,6 +326,7 @@ class CompiledStateGraph(Runnable):
         output_keys: Any = None,
         interrupt_before: Any = None,
         interrupt_after: Any = None,
+        durability: Any = None,
         context: Any = None,
         **kwargs: Any,
     ) -> Any:
@@ -334,6 +338,7 @@ class CompiledStateGraph(Runnable):
             output_keys=self.spec.output_keys if output_keys is None else output_keys,
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
+            durability=durability,
             context=context,
             **kwargs,
         ):

@@ -114,6 +114,9 @@ class NodeRunnable(Runnable):
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         given = config or {}
         config = ensure_config(config)
+        if given and "tags" not in given:
+            # As in LangGraph, a task config without tags stays without.
+            config.pop("tags", None)
         if self.func is None:
             # As in LangGraph: an async-only node needs the async API. (A
             # driver that may choose, like a worker, runs it with ainvoke.)
@@ -149,6 +152,9 @@ class NodeRunnable(Runnable):
     async def ainvoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         given = config or {}
         config = ensure_config(config)
+        if given and "tags" not in given:
+            # As in LangGraph, a task config without tags stays without.
+            config.pop("tags", None)
         if self.afunc is None:
             return await run_in_executor(config, self.invoke, input, given)
         run_manager = None

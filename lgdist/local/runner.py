@@ -90,6 +90,13 @@ def _executor_for(loop: ThreadLoop) -> Any:
 
 def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
     """Run the loop to its end, yielding ``(mode, chunk)`` as they happen."""
+    try:
+        yield from _stream_sync(loop, input, context=context, store=store)
+    finally:
+        loop.flush()  # durability="exit": the run stopped, store where it is
+
+
+def _stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
     loop.load(input)
     yield from _drain(loop)
     callbacks, handler = task_callbacks(loop)
@@ -148,6 +155,17 @@ async def stream_async(
 ) -> AsyncIterator[tuple[str, Any]]:
     """Async twin of :func:`stream_sync`; nodes run as asyncio tasks (sync
     nodes in the default executor). Checkpoint I/O goes through a thread."""
+    try:
+        async for item in _stream_async(loop, input, context=context, store=store):
+            yield item
+    finally:
+        if loop.unstored:
+            await asyncio.to_thread(loop.flush)
+
+
+async def _stream_async(
+    loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None
+) -> AsyncIterator[tuple[str, Any]]:
     await asyncio.to_thread(loop.load, input)
     for item in _drain(loop):
         yield item

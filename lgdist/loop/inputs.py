@@ -145,7 +145,7 @@ class InputApplier:
                 ]
             self.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in writes)
             if self.saver:
-                self.saver.put_writes(self.checkpoint_config, writes, NULL_TASK_ID)
+                self._save_writes(NULL_TASK_ID, writes)
         return writes
 
     def _interrupted_tasks_from_pending(self) -> dict[str, list[Interrupt]]:

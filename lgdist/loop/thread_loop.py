@@ -13,7 +13,7 @@ import os
 from collections import deque
 from typing import Any, Callable, Optional, Sequence
 
-from lgdist.checkpoint.base import BaseCheckpointSaver, get_checkpoint_ns
+from lgdist.checkpoint.base import BaseCheckpointSaver, Precondition, get_checkpoint_ns
 from lgdist.constants import ERROR, INTERRUPT, NULL_TASK_ID, PULL, RESUME  # noqa: F401 (NULL_TASK_ID re-exported)
 from lgdist.engine import (
     apply_writes,
@@ -42,6 +42,8 @@ from lgdist.loop.node_cache import remember, take_cached
 from lgdist.loop.outbox import StreamOutbox, _as_set
 from lgdist.types import Command, Interrupt
 
+_READ = object()  # restore(): read the checkpoint from the store
+
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LGDIST_DEFAULT_RECURSION_LIMIT", "10007"))
 
 
@@ -68,6 +70,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         stream_keys: Any = None,
         parent: Optional[TaskContext] = None,
         stream_subgraphs: bool = False,
+        durability: Optional[str] = None,
     ) -> None:
         self.spec = spec
         self.config = config
@@ -90,6 +93,19 @@ class ThreadLoop(StreamOutbox, InputApplier):
         # Tasks of this step whose interrupt was streamed already.
         self.announced_interrupts: set[str] = set()
         self.applied_null_writes = False
+        # How often checkpoints are stored, as LangGraph's durability:
+        # "sync" and "async" every step (the history is the same), "exit"
+        # only when the run stops (see flush).
+        if durability not in (None, "sync", "async", "exit"):
+            raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
+        self.durability = durability or "sync"
+        self.unstored = False
+        self.stored_config: Optional[dict] = None
+        self.unstored_metadata: dict = {}
+        self.deferred_writes: list = []
+        # Tasks recorded with save=False: their writes are stored with the
+        # step's checkpoint, in the same transaction.
+        self.unsaved: list[Task] = []
         # Tasks of this step that stopped at an interrupt (a subgraph that
         # hit a static breakpoint stops its task with no interrupt value).
         self.interrupted_tasks: set[str] = set()
@@ -137,10 +153,13 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.resuming = has_state and (input is None or isinstance(input, Command))
         self._apply_input(input, saved, idempotency_key)
 
-    def restore(self) -> Any:
+    def restore(self, saved: Any = _READ) -> Any:
         """Load the checkpoint named by the config (or the thread's latest)
-        into channels, with its pending writes. Returns the saved tuple."""
-        saved = self.saver.get_tuple(self.config) if self.saver and self._thread_id() else None
+        into channels, with its pending writes. Returns the saved tuple.
+        A caller that read the checkpoint already (with other rows, on one
+        connection) passes it as ``saved``."""
+        if saved is _READ:
+            saved = self.saver.get_tuple(self.config) if self.saver and self._thread_id() else None
         if saved is not None:
             self.checkpoint = copy_checkpoint(saved.checkpoint)
             self.checkpoint_config = saved.config
@@ -241,9 +260,39 @@ class ThreadLoop(StreamOutbox, InputApplier):
         for task in hits:
             # Saved like the task's own writes; streamed as "updates" only.
             if self.saver:
-                self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
+                self._save_writes(task.id, task.writes)
             self._emit_cached_update(task)
         return to_run
+
+    def _save_writes(self, task_id: str, writes: Any) -> None:
+        """A task's writes against the current checkpoint: stored now, or
+        with durability "exit" when the checkpoint is (see :meth:`flush`)."""
+        if self.durability == "exit" and self.unstored:
+            self.deferred_writes.append((task_id, list(writes)))
+        else:
+            self.saver.put_writes(self.checkpoint_config, writes, task_id)  # type: ignore[union-attr]
+
+    def flush(self) -> None:
+        """Store what durability "exit" kept in memory: the latest
+        checkpoint and its tasks' writes. Drivers call it when the run stops
+        (done, interrupted, failed); with "sync"/"async" there is nothing."""
+        if not self.unstored or self.saver is None:
+            return
+        self.unstored = False
+        base = {"thread_id": self._thread_id(), "checkpoint_ns": self.checkpoint_ns}
+        parent = self.stored_config or {"configurable": base}
+        new_versions = {
+            c: v for c, v in self.checkpoint["channel_versions"].items() if self.saved_versions.get(c) != v
+        }
+        config = self.saver.put(parent, self.checkpoint, self.unstored_metadata, new_versions)
+        if config is None:
+            return
+        self.checkpoint_config = config
+        self.parent_config = self.stored_config
+        self.saved_versions = dict(self.checkpoint["channel_versions"])
+        deferred, self.deferred_writes = self.deferred_writes, []
+        for task_id, writes in deferred:
+            self.saver.put_writes(config, writes, task_id)
 
     def _emit_cached_update(self, task: Task) -> None:
         """The updates chunk of a task that did not run now (restored from
@@ -335,21 +384,25 @@ class ThreadLoop(StreamOutbox, InputApplier):
 
     def record(self, task: Task, error: Optional[BaseException] = None, *, save: bool = True) -> None:
         """A task finished: save its writes (idempotently) and stream them.
-        ``save=False`` only streams: the caller stores the step's checkpoint
-        right after, so the writes need no pending-write row."""
+        ``save=False`` saves a completed task's writes later, together with
+        the step's checkpoint (one transaction instead of two)."""
         if error is not None and not any(c == INTERRUPT for c, _ in task.writes):
             if self.saver and save:
                 # Stored as repr(error) text, as LangGraph does: the exception
                 # itself may not be serializable, and this is what a
                 # snapshot's PregelTask.error shows.
-                self.saver.put_writes(self.checkpoint_config, [(ERROR, repr(error))], task.id)
+                self._save_writes(task.id, [(ERROR, repr(error))])
             if not task.hidden and {"tasks", "debug"} & self.modes:
                 payload = {**ev.task_result(task, self.stream_keys), "error": error}
                 self.emit("tasks", payload)
                 self.emit("debug", ev.debug_event("task_result", self.step, payload))
             return
         if self.saver and save:
-            self.saver.put_writes(self.checkpoint_config, task.writes, task.id)
+            self._save_writes(task.id, task.writes)
+        elif self.saver and not any(c == INTERRUPT for c, _ in task.writes):
+            self.unsaved.append(task)
+        elif self.saver:
+            self._save_writes(task.id, task.writes)
         if any(c == INTERRUPT for c, _ in task.writes):
             interrupts = [i for c, v in task.writes if c == INTERRUPT for i in v]
             self.interrupted_tasks.add(task.id)
@@ -359,11 +412,12 @@ class ThreadLoop(StreamOutbox, InputApplier):
         remember(self.spec.cache, task)
         self._emit_task_done(task)
 
-    def finish(self, *, idempotency_key: Optional[str] = None) -> None:
+    def finish(self, *, idempotency_key: Optional[str] = None, precondition: Optional[Precondition] = None) -> None:
         """All tasks of the step finished: stop at interrupts, else apply the
         writes and save the next checkpoint, under ``idempotency_key`` when
         given (``step:<parent id>``: a second finish of the same step stores
-        nothing and raises :class:`StepAlreadyFinished`)."""
+        nothing and raises :class:`StepAlreadyFinished`). ``precondition``
+        runs in the store's transaction first (see ``BaseCheckpointSaver.put``)."""
         if self.interrupts or self.interrupted_tasks:
             self.status = "interrupted"
             for task in self.tasks.values():
@@ -379,7 +433,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
-        self._put_checkpoint("loop", updated, idempotency_key=idempotency_key)
+        self._put_checkpoint("loop", updated, idempotency_key=idempotency_key, precondition=precondition)
         ran = [t for t in tasks if t.node is not None]
         self.step += 1
         self.pending_writes = []
@@ -390,14 +444,29 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self._emit_values_interrupt(())
 
     def _put_checkpoint(
-        self, source: str, updated: Optional[set[str]], *, idempotency_key: Optional[str] = None
+        self,
+        source: str,
+        updated: Optional[set[str]],
+        *,
+        idempotency_key: Optional[str] = None,
+        precondition: Optional[Precondition] = None,
     ) -> None:
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
         metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
             "configurable", {}
         ) else None
-        if self.saver and self._thread_id() is not None:
+        stored = self.saver is not None and self._thread_id() is not None
+        if stored and self.durability == "exit":
+            # Kept in memory; flush() stores the last one, with the parent
+            # the thread's last stored checkpoint, as LangGraph does.
+            if not self.unstored:
+                self.stored_config = parent_config
+                self.unstored = True
+            self.deferred_writes = []
+            self.unstored_metadata = checkpoint_metadata(self.config, metadata)
+            stored = False
+        if stored:
             # Only channels whose version changed since the last stored
             # checkpoint need a new blob.
             new_versions = {
@@ -412,6 +481,8 @@ class ThreadLoop(StreamOutbox, InputApplier):
                 new_versions,
                 idempotency_key=idempotency_key,
                 previous=self.checkpoint,
+                **({"precondition": precondition} if precondition is not None else {}),
+                **({"parent_writes": [(t.id, t.writes) for t in self.unsaved]} if self.unsaved else {}),
             )
             if config is None:
                 # Another delivery of this step already stored its checkpoint.
@@ -428,7 +499,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
         self.checkpoint = new
         self.checkpoint_config = config
         self.metadata = metadata
-        self.saved_versions = dict(new["channel_versions"])
+        if stored:
+            self.saved_versions = dict(new["channel_versions"])
+        self.unsaved = []
         next_tasks = plan_next_step(
             self.spec, self.checkpoint, self.channels, self.step + 1, checkpoint_ns=self.checkpoint_ns,
             read_inputs=False,

@@ -219,3 +219,12 @@ async def test_astream_events_of_an_agent_with_a_tool_node(ns):
     graph = build_agent(ns)
     events = await _events(graph, {"messages": [HumanMessage("weather in sf", id="q1")]})
     return [(e["event"], e["name"], e["parent_ids"], e["tags"], e["metadata"].get("langgraph_node")) for e in events]
+
+
+@differential
+async def test_astream_events_v1_and_astream_log(ns):
+    graph = build_chat_graph(ns)
+    inp = {"messages": [HumanMessage("hi", id="h-1")]}
+    v1 = [(e["event"], e["name"], sorted(e.get("tags") or [])) async for e in graph.astream_events(inp, version="v1")]
+    patches = [p async for p in graph.astream_log(inp)]
+    return {"v1": v1, "log_paths": [[op["path"] for op in p.ops] for p in patches]}

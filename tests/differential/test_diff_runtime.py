@@ -31,8 +31,8 @@ def test_config_reaches_nodes_and_routers(ns):
                     "step": meta["langgraph_step"],
                     "triggers": list(meta["langgraph_triggers"]),
                     "path": list(meta["langgraph_path"]),
-                    # No tags: None in LangGraph, [] in lgdist (DIFFERENCES.md).
-                    "tags": config.get("tags") or [],
+                    "has_tags": "tags" in config,
+                    "tags": config.get("tags"),
                     "custom_metadata": meta.get("origin"),
                 }
             ]

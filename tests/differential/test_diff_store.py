@@ -240,3 +240,36 @@ def test_store_reaches_nodes_every_way(ns):
         "stored": items(store.search(("memories",))),
         "no_store": capture(lambda: g.compile().invoke({"user": "bob", "said": ["x"]})),
     }
+
+
+@differential
+def test_store_in_async_nodes_and_subgraphs(ns):
+    class S(TypedDict):
+        user: str
+        seen: Annotated[list, operator.add]
+
+    async def remember(state: S, *, store: ns.BaseStore):
+        await store.aput(("mem", state["user"]), "k", {"text": "green tea"})
+        return {}
+
+    async def recall(state: S, *, store: ns.BaseStore):
+        found = await store.asearch(("mem", state["user"]), query="tea")
+        return {"seen": [[i.value["text"] for i in found]]}
+
+    def child_node(state: S):
+        got = ns.get_store().get(("mem", state["user"]), "k")
+        return {"seen": [f"child:{got.value['text'] if got else None}"]}
+
+    c = ns.StateGraph(S)
+    c.add_node("child_node", child_node)
+    c.add_edge(ns.START, "child_node")
+    g = ns.StateGraph(S)
+    g.add_node("remember", remember)
+    g.add_node("recall", recall)
+    g.add_node("child", c.compile())
+    g.add_edge(ns.START, "remember")
+    g.add_edge("remember", "recall")
+    g.add_edge("recall", "child")
+    store = _semantic_store(ns)
+    graph = g.compile(store=store, checkpointer=ns.InMemorySaver())
+    return asyncio.run(graph.ainvoke({"user": "ada", "seen": []}, thread("s")))

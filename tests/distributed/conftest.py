@@ -55,6 +55,12 @@ GRAPHS = {
     "memories": "workers.memories:graph",
     "nested": "workers.nested:graph",
     "greeter": "workers.greeter:graph",
+    # Graphs of the differential scenarios, for the remote parity suite.
+    **{
+        f"parity-{name.replace('_', '-')}": f"workers.parity:{name}"
+        for name in ("join", "map_reduce", "command_goto", "dataclass_state", "pydantic_state",
+                     "messages", "subgraph_interrupt", "two_interrupts", "breakpoint_after")
+    },  # fmt: skip
 }
 # Seconds the fan-out's "work" node and the slow graph's slow step sleep.
 WORK_SECONDS = 0.3

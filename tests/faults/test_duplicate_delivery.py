@@ -65,9 +65,12 @@ def test_run_node_delivered_again_while_it_runs_stores_one_outcome(faults, celer
 @pytest.mark.fault("finish-step-twice")
 def test_finish_step_executed_three_times_at_once_stores_and_schedules_one_step(faults, celery_app):
     """When the slow node's writes land, two extra finish_step messages for
-    that step race the chord's own: one stores the next checkpoint, the
-    others find it stored, and the step marker lets only one of them send
-    the following step (no node after it runs twice)."""
+    that step race its finish: one stores the next checkpoint, the others
+    find it stored, and the step marker lets only one of them send the
+    following step (no node after it runs twice). The slow step has one
+    task, so its run_node finishes it (writes and checkpoint land in one
+    transaction) and may run the remaining steps inline: the extra messages
+    then find the step stored, or the run already over."""
     faults.pid_file.unlink(missing_ok=True)
     thread_id = faults.thread_id("finish-twice")
     run_id = faults.client.submit("slow", SLOW_INPUT, thread_id)
@@ -94,7 +97,7 @@ def test_finish_step_executed_three_times_at_once_stores_and_schedules_one_step(
     ran = Counter(task_id for (task_id, status) in events if status == "ok")
     assert set(ran.values()) == {1}, f"a node ran more than once: {ran}"
     assert sum(events.values()) == len(ran), f"a step was scheduled twice: {events}"
-    assert f"'outcome': 'stored before', 'checkpoint_id': '{checkpoint_id}'" in faults.all_logs()
+    assert all(r["outcome"] in ("stored before", "ignored: run is success") for r in results), results
     assert not faults.swept(run_id)
     record("finish-step-twice", runs=1, lost=lost, duplicated=duplicated, recover=None,
            by="checkpoint insert-once + step marker")  # fmt: skip

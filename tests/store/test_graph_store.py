@@ -41,6 +41,7 @@ def test_shared_store_defaults_to_the_checkpoint_database(tmp_path: Any) -> None
     assert store.engine is saver.engine  # one database, one connection pool
     assert store.embeddings is memories.STORE_INDEX["embed"]
     assert store.ttl_config == {"default_ttl": 5}
+    assert store._sweeper is None  # no sweeping unless asked
     store.put(("a",), "k", {"text": "x"})
     assert store.get(("a",), "k").value == {"text": "x"}
     saver.engine.dispose()
@@ -58,3 +59,17 @@ def test_shared_store_may_live_elsewhere(tmp_path: Any) -> None:
 def test_bad_index_settings_are_reported(target: str) -> None:
     with pytest.raises((ValueError, AttributeError, TypeError)):
         load_index_config(target)
+
+
+def test_shared_store_sweeps_when_asked(tmp_path: Any) -> None:
+    import time
+
+    settings = Settings(home=tmp_path, database_url=None, store_url=None, store_index=None, store_sweep_minutes=0.001)
+    store = open_shared_store(settings, SQLStore(settings.resolved_database_url()).engine)
+    assert store.ttl_config == {"sweep_interval_minutes": 0.001}
+    store.put(("a",), "k", {"v": 1}, ttl=0.001)
+    deadline = time.monotonic() + 30
+    while store.get(("a",), "k", refresh_ttl=False) is not None:
+        assert time.monotonic() < deadline, "the worker's sweeper never deleted the expired item"
+        time.sleep(0.05)
+    assert store.stop_ttl_sweeper(timeout=10)

@@ -1,0 +1,138 @@
+"""Postgres round trips per superstep, counted (a count, not a time).
+
+The Celery driver runs in-process: the coordinator starts a run, and every
+step message it would send is handed to ``nodes.run_node`` directly (the
+function a worker's task calls), each under SQLAlchemy event counters.
+Used by ``make bench`` (the row) and by ``tests/distributed/
+test_round_trips.py`` (the budget, enforced).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get("LGDIST_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("LGDIST_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+GRAPHS = "chain=workers.bench_graphs:chain_20,fanout=workers.bench_graphs:fanout_32"
+STATEMENTS_GOAL, TRANSACTIONS_GOAL = 6, 2
+
+
+class Counter:
+    """Statements (BEGIN/COMMIT not included), transactions and pool
+    checkouts on an engine while the block runs."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+        self.transactions = 0
+        self.checkouts = 0
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement.split()[0].upper())
+
+    def _begin(self, conn: Any) -> None:
+        self.transactions += 1
+
+    def _checkout(self, *args: Any) -> None:
+        self.checkouts += 1
+
+    def __enter__(self) -> "Counter":
+        sa.event.listen(self.engine, "before_cursor_execute", self._statement)
+        sa.event.listen(self.engine, "begin", self._begin)
+        sa.event.listen(self.engine.pool, "checkout", self._checkout)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._statement)
+        sa.event.remove(self.engine, "begin", self._begin)
+        sa.event.remove(self.engine.pool, "checkout", self._checkout)
+
+
+@contextmanager
+def in_process_backend(postgres_url: str = POSTGRES_URL, redis_url: str = REDIS_URL) -> Iterator[Any]:
+    """A worker's backend on a schema of its own (dropped afterwards), with
+    inline steps off so that every step is one message."""
+    from lgdist.distributed.app import create_app
+    from lgdist.distributed.backend import Backend
+    from lgdist.settings import Settings
+
+    schema = f"lgdist_rt_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    settings = Settings(
+        broker_url=redis_url, database_url=url, graphs=GRAPHS,
+        default_queue=f"lgdist-rt-{schema}", node_queues="", inline_steps=0,
+    )  # fmt: skip
+    backend = Backend(settings, create_app(settings), pre_ping=False)
+    backend.runs.setup()
+    try:
+        yield backend
+    finally:
+        backend.saver.engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[str, list[Counter]]:
+    """Run a thread to its end, one step message at a time; the counters of
+    each step message. ``cold``: each step in a process that has decoded
+    none of the thread's values (another worker ran the steps before)."""
+    from lgdist.checkpoint.blob_cache import CACHE
+    from lgdist.distributed import coordinator, nodes
+    from lgdist.distributed.messages import RunNodeMessage
+
+    sent: list[tuple[str, dict]] = []
+
+    def capture(backend: Any, run: Any, checkpoint_id: str, task: Any, *, resumed: bool, suffix: str) -> None:
+        message = RunNodeMessage(
+            run_id=run.run_id, thread_id=run.thread_id, graph=run.graph, checkpoint_id=checkpoint_id,
+            task_id=task.id, node=task.name, finish=True, resumed=resumed,
+        )  # fmt: skip
+        sent.append((f"{checkpoint_id}.{task.id}{suffix}", message.model_dump()))
+
+    original = coordinator.send_single_step
+    coordinator.send_single_step = capture  # type: ignore[assignment]
+    try:
+        thread_id = f"rt-{uuid.uuid4().hex[:8]}"
+        run = backend.runs.create_run(thread_id=thread_id, graph=graph, kind="start", input=value, options={})
+        if not backend.runs.claim_thread(thread_id, graph, run.run_id, ("idle",)):
+            raise RuntimeError(f"thread {thread_id} could not be claimed")
+        coordinator.start_run(backend, run.run_id)
+        counters = []
+        while sent:
+            message_id, kwargs = sent.pop(0)
+            if cold:
+                CACHE.clear()
+            with Counter(backend.saver.engine) as counter:
+                result = nodes.run_node(backend, RunNodeMessage(**kwargs), worker="bench", message_id=message_id)
+            if result["status"] != "ok":
+                raise RuntimeError(f"step failed: {result}")
+            counters.append(counter)
+    finally:
+        coordinator.send_single_step = original  # type: ignore[assignment]
+    return run.run_id, counters
+
+
+def run(quick: bool) -> list[dict]:
+    rows = []
+    with in_process_backend() as backend:
+        for cold in (False, True):
+            _, counters = drive(backend, "chain", {"n": 0}, cold=cold)
+            steps = counters[3:-1]
+            statements = max(len(c.statements) for c in steps)
+            transactions = max(c.transactions for c in steps)
+            where = "a worker new to the thread" if cold else "warm worker"
+            rows.append({
+                "workload": f"Postgres statements per chain superstep ({where}; {transactions} transactions, "
+                            f"goal <= {TRANSACTIONS_GOAL}; reference = goal)",
+                "lgdist": float(statements), "reference": float(STATEMENTS_GOAL), "unit": "statements", "target": 1.0,
+            })  # fmt: skip
+    return rows

@@ -1,0 +1,187 @@
+"""A step with one task needs no chord: the task finishes the step.
+
+    run_node(finish) ──► node ──► store checkpoint ──► send next step
+                                     (step:<parent>)    (or run it here)
+
+What ``finish_step`` does for a chord, the one task does right after its
+node: apply its writes, store the next checkpoint under ``step:<parent>``
+(one transaction that also touches the thread's lease and checks the run
+is still running, see :func:`lease_precondition`), stream the step's
+events, then plan the next step. When that step again has one task on the
+same queue, this worker runs it too, with the state in memory and one
+checkpoint per step, for a bounded slice (``inline_steps`` /
+``inline_ms``) before it sends the next step to the queue, so other threads
+get their turn.
+
+Exactly once, as with chords: a redelivered message (its first delivery
+died) finds the step stored (``StepAlreadyFinished``) and sends the step
+after the thread's latest checkpoint, guarded by the step marker; a first
+delivery that finds its step stored is a duplicate and does nothing more.
+Interrupts, errors, cancel and the recursion limit end the run as
+``finish_step`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from lgdist.checkpoint.base import PreconditionFailed
+from lgdist.distributed.backend import Backend
+from lgdist.distributed.coordinator import (
+    end_run,
+    end_run_for_status,
+    latest_loop,
+    publish_events,
+    schedule_step,
+    settle_cancelled,
+    step_key,
+)
+from lgdist.distributed.crashpoints import crash_point
+from lgdist.distributed.leases import lease_precondition
+from lgdist.distributed.messages import RunNodeMessage
+from lgdist.distributed.runs import Run
+from lgdist.engine import should_interrupt
+from lgdist.engine.tasks import Task
+from lgdist.loop import StepAlreadyFinished, ThreadLoop
+from lgdist.loop import events as ev
+from lgdist.loop.outbox import _as_set
+
+log = logging.getLogger("lgdist.single_step")
+
+
+class InlineSlice:
+    """How many more one-task steps this worker may run before it yields."""
+
+    def __init__(self, backend: Backend, queue: str) -> None:
+        self.queue = queue
+        self.steps_left = backend.settings.inline_steps
+        self.deadline = time.monotonic() + backend.settings.inline_ms / 1000
+        self.settings = backend.settings
+
+    def allows(self, loop: ThreadLoop, task: Task) -> bool:
+        # Breakpoints after a step are decided by whoever stored it: a step
+        # run here must not need that decision from a redelivery.
+        if self.steps_left <= 0 or time.monotonic() > self.deadline or loop.interrupt_after:
+            return False
+        if self.settings.task_time_limit:
+            return False  # the time limit is per node: each node gets a task of its own
+        return self.settings.queue_for(task.name) == self.queue
+
+    def take(self) -> None:
+        self.steps_left -= 1
+
+
+def finish_single_step(
+    backend: Backend,
+    run: Run,
+    loop: ThreadLoop,
+    task: Task,
+    msg: RunNodeMessage,
+    result: dict,
+    *,
+    redelivered: bool,
+    worker: str,
+) -> dict:
+    """The node of the step's only task ran (``result``): finish the step,
+    then run or send the next ones."""
+    from lgdist.distributed.nodes import execute_task, is_node_event, node_events
+
+    inline = InlineSlice(backend, backend.settings.queue_for(task.name))
+    checkpoint_id = msg.checkpoint_id
+    while True:
+        events = node_events(loop, task, worker, result)
+        kept = [e for e in loop.outbox if not is_node_event(e)]
+        loop.outbox.clear()
+        loop.outbox.extend(kept)
+        if result["status"] == "stale":
+            return {**result, "outcome": "ignored: the step moved on", "checkpoint_id": checkpoint_id}
+        if result["status"] == "error":
+            publish_events(backend, run.run_id, events)
+            end_run(backend, run, "error", result.pop("run_error", None) or result.get("error"))
+            return {**result, "outcome": "run failed", "checkpoint_id": checkpoint_id}
+        outcome = _store_step(backend, run, loop, checkpoint_id, events, first=not redelivered)
+        redelivered = False  # steps run inline below are this delivery's own
+        if outcome["outcome"] != "stored" or loop.status != "pending":
+            return {**result, **outcome, "checkpoint_id": checkpoint_id}
+        nxt = schedule_step(backend, run, loop, resumed=False, inline=inline)
+        if nxt is None:
+            return {**result, **outcome, "checkpoint_id": checkpoint_id}
+        # The next step has one task on this queue: run it here.
+        inline.take()
+        task, checkpoint_id = nxt, loop.checkpoint["id"]
+        result = {**result, "node": task.name, **execute_task(backend, run, loop, task, save=False)}
+
+
+def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, events: list, *, first: bool) -> dict:
+    """Apply the step's writes and store its checkpoint once; stream the
+    node's and the step's events (one publish). ``first``: this is the
+    first delivery of the message, not a redelivery."""
+    key = step_key(run, parent_id)
+    if loop.interrupted_tasks or loop.interrupts:
+        loop.finish()
+        publish_events(backend, run.run_id, events)
+        end_run_for_status(backend, run, loop)
+        return {"outcome": "interrupted"}
+    seen: list = []
+    try:
+        loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
+    except PreconditionFailed:
+        # The run ended while its node ran (cancelled): store nothing, and
+        # do what finish_step does for a cancelled run.
+        current = backend.runs.get_run(run.run_id)
+        if current is not None and current.status == "cancelled":
+            settle_cancelled(backend, current)
+            return {"outcome": "cancelled"}
+        return {"outcome": f"ignored: run is {seen[0] if seen else 'gone'}"}
+    except StepAlreadyFinished:
+        # Stored while the node ran: by a duplicate of this message (then
+        # this one stops here) or, for a redelivery, by its first delivery,
+        # which may have died right after (then this one goes on for it).
+        publish_events(backend, run.run_id, events, once=key)
+        loop.outbox.clear()
+        if not first:
+            _continue_after_redelivery(backend, run, loop, parent_id)
+        return {"outcome": "stored before"}
+    crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
+    publish_events(backend, run.run_id, events + list(loop.outbox), once=key)
+    loop.outbox.clear()
+    if loop.status != "pending":
+        end_run_for_status(backend, run, loop)
+    return {"outcome": "stored"}
+
+
+def stored_before(
+    backend: Backend, run: Run, loop: ThreadLoop, result: dict, *, checkpoint_id: str, redelivered: bool
+) -> dict:
+    """The step was stored already: the node does not run again. A first
+    delivery is a duplicate of a live message and stops here; a
+    redelivery goes on for its first delivery, which may have died."""
+    if redelivered:
+        _continue_after_redelivery(backend, run, loop, checkpoint_id)
+    return {**result, "status": "done-before", "outcome": "stored before", "checkpoint_id": checkpoint_id}
+
+
+def _continue_after_redelivery(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str) -> None:
+    """A redelivered one-task step found its checkpoint stored: its first
+    delivery died after storing it (and maybe after storing more steps run
+    inline). Stream the latest step's values (the one step whose events
+    the dead delivery may not have published; once per step), then send
+    the step after the thread's latest checkpoint unless it was sent (the
+    step claim decides) or the run ended."""
+    current = backend.runs.get_run(run.run_id)
+    if current is None or current.status != "running":
+        return
+    latest = latest_loop(backend, current)
+    if latest is None or latest.metadata.get("source") != "loop":
+        return
+    parent = (latest.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    updated = set(latest.checkpoint.get("updated_channels") or ())
+    if parent is not None and "values" in latest.modes and updated & _as_set(latest.output_keys):
+        values = ev.read_values(latest.channels, latest.output_keys)
+        publish_events(backend, run.run_id, [("values", values)], once=f"step:{parent}")
+    if parent == parent_id:
+        ran = [t for t in loop.tasks.values() if t.node is not None]
+        if latest.interrupt_after and should_interrupt(latest.checkpoint, latest.interrupt_after, ran):
+            end_run(backend, current, "interrupted", loop=latest)
+            return
+    schedule_step(backend, current, latest, resumed=False)

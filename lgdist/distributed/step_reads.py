@@ -1,0 +1,98 @@
+"""What a step task reads before it runs its node: one statement.
+
+The run's fields (never its input blob, which only ``lgdist.start`` needs)
+and the step's checkpoint row come back from one ``SELECT`` (the run row
+outer-joined with the checkpoint row); the checkpoint's values then cost at
+most one more statement, for the channels this process has not decoded yet
+(:mod:`lgdist.checkpoint.blob_cache`), and its pending writes one more only
+when the step may have some (see :func:`read_step`). All on one pooled
+connection, without a pre-ping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional
+
+import sqlalchemy as sa
+
+from lgdist import serde
+from lgdist.checkpoint.base import CheckpointTuple
+from lgdist.checkpoint.sql import checkpoints_table
+from lgdist.distributed.runs import Run, runs_table
+
+_RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
+_RUN_COLUMNS = [c for c in runs_table.c if c.name != "input" and c.name in _RUN_FIELDS]
+
+
+class StepRead(NamedTuple):
+    run: Optional[Run]
+    saved: Optional[CheckpointTuple]
+    # The checkpoint stored for this step already (under ``step:<id>``), if any.
+    stored_child: Optional[str] = None
+
+
+def _statement(saver: Any) -> Any:
+    cached = getattr(saver, "_lgdist_step_read", None)
+    if cached is not None:
+        return cached
+    cp = checkpoints_table
+    child = checkpoints_table.alias("child")
+    joined = runs_table.outerjoin(
+        cp,
+        sa.and_(
+            cp.c.thread_id == runs_table.c.thread_id,
+            cp.c.checkpoint_ns == "",
+            cp.c.checkpoint_id == sa.bindparam("checkpoint_id"),
+        ),
+    ).outerjoin(
+        child,
+        sa.and_(
+            child.c.thread_id == runs_table.c.thread_id,
+            child.c.checkpoint_ns == "",
+            child.c.idempotency_key == sa.bindparam("step_key"),
+        ),
+    )
+    statement = (
+        sa.select(
+            *[c.label(f"run_{c.name}") for c in _RUN_COLUMNS],
+            *saver.checkpoint_columns,
+            child.c.checkpoint_id.label("stored_child"),
+        )
+        .select_from(joined)
+        .where(runs_table.c.run_id == sa.bindparam("run_id"))
+    )
+    saver._lgdist_step_read = statement
+    return statement
+
+
+def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: bool = True) -> StepRead:
+    """The run (its ``input`` left unread: ``None``), the checkpoint
+    ``checkpoint_id`` of its thread and the id of the checkpoint stored
+    for that step already (if any), on one connection. ``with_writes=False``
+    skips the pending writes: a one-task step that is not a resumed run's
+    first step and not a redelivery has none (its task saves no writes; it
+    stores the next checkpoint)."""
+    saver = backend.saver
+    with saver.reading() as conn:
+        params = {"run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}"}
+        row = conn.execute(_statement(saver), params).first()
+        if row is None:
+            return StepRead(None, None)
+        fields = {c.name: getattr(row, f"run_{c.name}") for c in _RUN_COLUMNS}
+        fields["options"] = serde.loads(fields["options"]) if fields.get("options") else {}
+        run = Run(**{"input": None, **fields})
+        if row.checkpoint_id is None:
+            return StepRead(run, None)
+        stored_child = row.stored_child
+        key = run.step_key(checkpoint_id)
+        if key != params["step_key"]:
+            # A fork's first step: the branch already there does not count.
+            stored_child = conn.execute(
+                sa.select(checkpoints_table.c.checkpoint_id).where(
+                    checkpoints_table.c.thread_id == run.thread_id,
+                    checkpoints_table.c.checkpoint_ns == "",
+                    checkpoints_table.c.idempotency_key == key,
+                )
+            ).scalar()
+        return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)
