@@ -91,7 +91,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "flower":
         extra = [a for a in args.celery_args if a != "--"]
         auth = os.environ.get("LGDIST_FLOWER_AUTH")
-        if auth and not any(a.startswith("--basic-auth") for a in extra):
+        given = any(a.startswith(("--basic-auth", "--auth")) for a in extra) or os.environ.get("FLOWER_BASIC_AUTH")
+        if not auth and not given:
+            # Flower's UI can launch any task with any arguments: never open.
+            print(
+                "lgdist flower: refusing to serve Flower without authentication; "
+                "set LGDIST_FLOWER_AUTH=user:pass (or pass --basic-auth / --auth)",
+                file=sys.stderr,
+            )
+            return 2
+        if auth and not given:
             # Through the environment, not argv, so the password is not in `ps`.
             os.environ["FLOWER_BASIC_AUTH"] = auth
         return _exec_celery(["flower", *extra])

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     def safe_dict(self) -> dict:
         """Settings with passwords in URLs masked, for logs and `lgdist config`."""
         out = {}
-        for key, value in self.model_dump().items():
+        for key, value in self.model_dump(mode="json").items():
             out[key] = mask_url(str(value)) if isinstance(value, str) and "://" in value else value
         return out
 

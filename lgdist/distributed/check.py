@@ -129,7 +129,8 @@ def _stuck(backend: Any, thread: Optional[dict], run: Any) -> bool:
     if thread is None or time.time() - thread["updated_at"] < backend.settings.stall_seconds:
         return False
     try:
-        return not read_backlog(backend.app, backend.settings.queue_names()).holds(run.run_id)
+        backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=backend.settings.stall_seconds)
+        return not backlog.holds(run.run_id)
     except Exception:  # noqa: BLE001 - no broker to ask: say nothing
         return False
 

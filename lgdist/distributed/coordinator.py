@@ -40,7 +40,7 @@ from lgdist.distributed.runs import Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, should_interrupt
 from lgdist.engine.tasks import Task
-from lgdist.errors import GraphNotRegisteredError, LgdistError
+from lgdist.errors import GraphNotRegisteredError, LgdistError, NodeFailedError
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
 from lgdist.types import Command
 
@@ -598,6 +598,12 @@ def task_failed(backend: Backend, name: str, payload: Any, exc: BaseException) -
         log.warning("%s for step %s of run %s failed after the step moved on; ignored: %r", name, checkpoint_id, run.run_id, exc)
         return
     node = payload.get("node")
+    if isinstance(exc, NodeFailedError):
+        # The node's error is saved as its task's outcome. A chord whose
+        # member failed does not call its finish_step: end the run here, as
+        # finish_step would have, with the node's own error text.
+        end_run(backend, run, RunStatus.ERROR, run.error or str(exc))
+        return
     if isinstance(exc, TimeLimitExceeded):
         error = f"node {node!r} timed out: its process was killed at the hard time limit of {exc.args[0] if exc.args else '?'}s"
     else:

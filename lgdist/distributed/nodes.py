@@ -113,7 +113,7 @@ def run_node(
             "(its worker died each time); parked as a poison task"
         )
         loop.record(task, RuntimeError(error))
-        result.update(status="error", error=error, run_error=error)
+        result.update(status="error", error=error, run_error=error, node_failed=True)
     else:
         result.update(execute_task(backend, run, loop, task, save=not msg.finish))
     if msg.finish:
@@ -169,13 +169,17 @@ def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, sa
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
         loop.record(task, TimeoutError(text))
         del exc
-        return {"status": "error", "error": text, "run_error": text, **timing, "seconds": time.monotonic() - clock}
+        return {
+            "status": "error", "error": text, "run_error": text, "node_failed": True,
+            **timing, "seconds": time.monotonic() - clock,
+        }  # fmt: skip
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
         loop.record(task, exc)
         return {
             "status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": describe_node_failure(task.name, exc),
+            "node_failed": True,
             **timing, "seconds": time.monotonic() - clock,
         }  # fmt: skip
     seconds = time.monotonic() - clock

@@ -4,7 +4,8 @@ queued behind other work rather than stalled.
 A step whose tasks wait in a queue makes no progress and touches nothing,
 exactly like a step whose messages were lost; only the broker can tell them
 apart. On Redis the queues are lists of JSON messages, read here without
-consuming them. Other brokers only say how many messages wait, so there any
+consuming them, and a message a worker has taken sits in the ``unacked``
+hash with its delivery time. Other brokers only say how many messages wait, so there any
 backlog counts as "maybe queued".
 """
 
@@ -20,6 +21,8 @@ log = logging.getLogger("lgdist.queues")
 # kombu's Redis transport keeps a list per queue and priority step.
 _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITY_STEPS = (3, 6, 9)
+_UNACKED = "unacked"
+_UNACKED_INDEX = "unacked_index"
 
 
 class Backlog:
@@ -37,15 +40,20 @@ class Backlog:
         return run_id in self.run_ids
 
 
-def read_backlog(app: Any, queues: Iterable[str]) -> Backlog:
+def read_backlog(app: Any, queues: Iterable[str], fresh_seconds: float = 0.0) -> Backlog:
+    """What waits in ``queues``; on Redis also the messages a worker took
+    less than ``fresh_seconds`` ago and has not acknowledged (it runs them:
+    a node shorter than a heartbeat period leaves no other trace)."""
     url = app.conf.broker_url or ""
     names = sorted(set(queues))
     if url.startswith(("redis://", "rediss://")):
-        return Backlog(_redis_run_ids(url, names), False)
+        return Backlog(_redis_run_ids(url, names, fresh_seconds), False)
     return Backlog(None, _any_waiting(app, names))
 
 
-def _redis_run_ids(url: str, queues: list[str]) -> set[str]:
+def _redis_run_ids(url: str, queues: list[str], fresh_seconds: float) -> set[str]:
+    import time
+
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=10)
@@ -56,19 +64,33 @@ def _redis_run_ids(url: str, queues: list[str]) -> set[str]:
                 for step in _REDIS_PRIORITY_STEPS:
                     pipe.lrange(f"{queue}{_REDIS_PRIORITY_SEP}{step}", 0, -1)
             lists = pipe.execute()
+        taken: list = []
+        if fresh_seconds > 0:
+            # kombu's Redis transport: unacked_index scores each message
+            # held by a worker with the time it was delivered.
+            tags = client.zrangebyscore(_UNACKED_INDEX, time.time() - fresh_seconds, "+inf")
+            if tags:
+                taken = [_unwrap_unacked(raw) for raw in client.hmget(_UNACKED, tags) if raw]
     finally:
         client.close()
     run_ids: set[str] = set()
-    for raw in (m for messages in lists for m in messages):
+    for raw in [*(m for messages in lists for m in messages), *taken]:
         run_id = _run_id_of(raw)
         if run_id:
             run_ids.add(run_id)
     return run_ids
 
 
-def _run_id_of(raw: bytes) -> Optional[str]:
+def _unwrap_unacked(raw: bytes) -> Any:
     try:
-        message = json.loads(raw)
+        return json.loads(raw)[0]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _run_id_of(raw: Any) -> Optional[str]:
+    try:
+        message = raw if isinstance(raw, dict) else json.loads(raw)
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)

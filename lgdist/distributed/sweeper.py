@@ -5,9 +5,10 @@ A step stalls when its messages are lost - a worker SIGKILLed with its pool
 (Redis redelivers its unacknowledged message only after the visibility
 timeout, an hour), a broker restarted without persistence. Running nodes
 keep their thread's lease fresh (a heartbeat), and a step waiting in a queue
-behind other work is not stalled: the broker still holds its messages. So a
-run is repaired only when its thread's lease is older than ``stall_seconds``
-and no message of the run waits in lgdist's queues; taking the repair moves
+behind other work is not stalled: the broker still holds its messages (and a
+node that a worker took less than a stall period ago runs). So a run is
+repaired only when its thread's lease is older than ``stall_seconds`` and no
+message of the run waits in lgdist's queues or was taken that recently; taking the repair moves
 the lease forward in the same statement, so two sweeps never repair the same
 step and a step is re-sent at most once per stall period.
 """
@@ -50,7 +51,7 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
                 touched.append(thread_id)
             continue
         if backlog is None:
-            backlog = read_backlog(backend.app, backend.settings.queue_names())
+            backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=older_than)
         if backlog.holds(run.run_id):
             continue  # queued behind other work, not stalled
         if not lifecycle.claim_stall(backend.runs, thread_id, run.run_id, older_than):

@@ -27,7 +27,7 @@ from lgdist.distributed.backend import Backend, get_backend
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import PROTOCOL_VERSION, FinishStepMessage, ResumeMessage, RunNodeMessage, StartMessage
 from lgdist.distributed.transient import RETRY_OPTIONS
-from lgdist.errors import GraphNotRegisteredError
+from lgdist.errors import GraphNotRegisteredError, NodeFailedError
 from lgdist.types import Command
 
 log = logging.getLogger("lgdist.tasks")
@@ -195,10 +195,16 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.run_node", backend, RunNodeMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        return nodes.run_node(
+        result = nodes.run_node(
             backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
             redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip
+        if result.pop("node_failed", False):
+            # The error is saved as the task's outcome; raising it too makes
+            # the task a failure in Flower (and in any result reader).
+            # (The node that failed may be a later one-task step run inline.)
+            raise NodeFailedError(f"node {result.get('node', msg.node)!r} failed: {result.get('error')}")
+        return result
 
     @app.task(name="lgdist.finish_step", bind=True, base=LgdistTask)
     def finish_step(self: Any, *args: Any, **payload: Any) -> dict:
