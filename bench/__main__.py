@@ -71,13 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    from bench import conversation, distributed, growing_state, local, round_trips
+    from bench import conversation, distributed, growing_state, local, round_trips, server
 
     rows = local.run(args.quick)
     rows += round_trips.run(args.quick)
     rows += distributed.run(args.quick)
     rows += growing_state.run(args.quick)
     rows += conversation.run(args.quick)
+    rows += server.run(args.quick)
     text = f"# lgdist benchmarks{' (quick)' if args.quick else ''}\n\n{header()}\n\n{table(rows)}\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,12 @@ costs SQLAlchemy's compiled-cache lookups, not statement construction.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import threading
 import uuid
 from collections import OrderedDict, defaultdict
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
@@ -67,6 +69,10 @@ checkpoints_table = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     # JSON {channel: delta.Link} for the list-valued channels: how their rows chain.
     sa.Column("value_chains", sa.Text, nullable=True),
+    # JSON {channel: [version, value]}: small primitive values (numbers,
+    # booleans, None, short strings) kept in the row itself, every one the
+    # checkpoint has (changed or not), so reading them costs no blob row.
+    sa.Column("inline_values", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("thread_id", "checkpoint_ns", "idempotency_key", name="lgdist_checkpoints_idempotency"),
 )
@@ -108,7 +114,7 @@ _LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
-def create_checkpoint_engine(url: str, *, pre_ping: bool = True) -> Engine:
+def create_checkpoint_engine(url: str, *, pre_ping: bool = False) -> Engine:
     """An engine tuned for checkpoints: shared in-memory SQLite, WAL for file
     SQLite, psycopg 3 with pre-ping (recovers after a server restart) for Postgres."""
     if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
@@ -126,9 +132,10 @@ def create_checkpoint_engine(url: str, *, pre_ping: bool = True) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _tune_sqlite_file)
         return engine
-    # pre_ping=False: callers that retry on connection errors anyway (the
-    # workers' tasks) save a round trip per checkout; a dead pooled
-    # connection then fails once and the pool is invalidated.
+    # No pre-ping by default: it costs a round trip per checkout. A pooled
+    # connection that died (a server restart) fails its first statement;
+    # the pool is then invalidated and the store's operations retry once
+    # (see _retry_on_disconnect), the workers' tasks on any connection error.
     return sa.create_engine(url, pool_pre_ping=pre_ping)
 
 
@@ -138,6 +145,23 @@ def _tune_sqlite_file(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA journal_mode=WAL")
     dbapi_connection.execute("PRAGMA busy_timeout=30000")
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _retry_on_disconnect(method: Callable) -> Callable:
+    """Run a store operation again, once, when its connection turned out to
+    be dead (SQLAlchemy then invalidates the pool, so the retry connects
+    afresh). Every operation is one transaction and idempotent."""
+
+    @functools.wraps(method)
+    def retrying(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return method(self, *args, **kwargs)
+
+    return retrying
 
 
 class _Statements:
@@ -155,6 +179,7 @@ class _Statements:
                 "checkpoint": ins.excluded.checkpoint,
                 "metadata": ins.excluded.metadata,
                 "value_chains": ins.excluded.value_chains,
+                "inline_values": ins.excluded.inline_values,
             },
         )
         # No conflict target: the row is skipped when EITHER the id or the
@@ -170,7 +195,7 @@ class _Statements:
         )
         self.checkpoint_columns = [
             cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id,
-            cp.c.parent_checkpoint_id, cp.c.checkpoint, cp.c.metadata, cp.c.value_chains,
+            cp.c.parent_checkpoint_id, cp.c.checkpoint, cp.c.metadata, cp.c.value_chains, cp.c.inline_values,
         ]  # fmt: skip
         in_thread = sa.and_(cp.c.thread_id == p("thread_id"), cp.c.checkpoint_ns == p("ns"))
         self.select_checkpoint = sa.select(*self.checkpoint_columns).where(
@@ -262,6 +287,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             yield conn
 
     # -------------------------------------------------------------- reads
+    @_retry_on_disconnect
     def get_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
         params = {"thread_id": get_thread_id(config), "ns": get_checkpoint_ns(config)}
         checkpoint_id = get_checkpoint_id(config)
@@ -355,9 +381,14 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         cached: list[dict[str, Any]] = []
         for row, checkpoint in zip(rows, checkpoints):
             hits: dict[str, Any] = {}
+            inline = json.loads(row.inline_values) if getattr(row, "inline_values", None) else {}
+            versions = checkpoint.get("channel_versions") or {}
+            for channel, entry in inline.items():
+                if str(versions.get(channel)) == entry[0]:
+                    hits[channel] = entry[1] if len(entry) > 1 else ABSENT
             if cache is not None:
-                for channel, version in (checkpoint.get("channel_versions") or {}).items():
-                    if cacheable_version(version):
+                for channel, version in versions.items():
+                    if channel not in hits and cacheable_version(version):
                         value = cache.get((row.thread_id, row.checkpoint_ns, channel, version, scope))
                         if value is not MISSING:
                             hits[channel] = value
@@ -409,6 +440,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         return result
 
     # ------------------------------------------------------------- writes
+    @_retry_on_disconnect
     def put(
         self,
         config: RunnableConfig,
@@ -433,6 +465,9 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             previous_values = previous.get("channel_values") or {}
             if any(type(v) is list for v in previous_values.values()):
                 parent_links = self._parent_links(thread_id, ns, parent_id)
+        inline = _inline_values(checkpoint)
+        if inline:
+            new_versions = {c: v for c, v in new_versions.items() if c not in inline}
         blobs, links = delta.plan_blobs(checkpoint, new_versions, parent_links, previous_values)
         blob_rows = [
             {"thread_id": thread_id, "checkpoint_ns": ns, "channel": b.channel, "version": b.version,
@@ -448,6 +483,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             "checkpoint": serde.dumps_checkpoint(checkpoint).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
+            "inline_values": json.dumps(inline) if inline else None,
         }
         statements = self._statements
         with self._transaction() as conn:
@@ -508,6 +544,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             while len(self._links) > _LINKS_CACHED:
                 self._links.popitem(last=False)
 
+    @_retry_on_disconnect
     def put_writes(
         self,
         config: RunnableConfig,
@@ -544,6 +581,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         if special:
             conn.execute(self._statements.upsert_writes, special)
 
+    @_retry_on_disconnect
     def delete_thread(self, thread_id: str) -> None:
         with self._transaction() as conn:
             for stmt in self._statements.delete_thread:
@@ -553,6 +591,27 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
                 del self._links[key]
         if self._blob_cache is not None:
             self._blob_cache.drop_thread(str(thread_id))
+
+
+_INLINE_TYPES = (int, float, bool, type(None))
+_INLINE_STR = 256  # longest string kept in the checkpoint row
+
+
+def _inline_values(checkpoint: Checkpoint) -> dict[str, list]:
+    """The checkpoint's small primitive values, ``{channel: [version, value]}``,
+    and its channels that have a version but no value, ``{channel: [version]}``
+    (a trigger consumed last step): neither needs a blob row."""
+    values = checkpoint.get("channel_values") or {}
+    inline = {}
+    for channel, version in (checkpoint.get("channel_versions") or {}).items():
+        if channel not in values:
+            inline[channel] = [str(version)]
+            continue
+        value = values[channel]
+        kind = type(value)
+        if kind in _INLINE_TYPES or (kind is str and len(value) <= _INLINE_STR):
+            inline[channel] = [str(version), value]
+    return inline
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -23,7 +23,7 @@ from lgdist.engine.spec import GraphSpec
 from lgdist.engine.task_context import maybe_task_context
 from lgdist.errors import GraphInterrupt
 from lgdist.graph.drawing import draw_graph
-from lgdist.graph.json_schema import context_jsonschema, state_jsonschema
+from lgdist.graph.json_schema import context_jsonschema, output_model, state_jsonschema
 from lgdist.graph.nesting import nested_saver_and_config
 from lgdist.graph.snapshot import build_snapshot, empty_snapshot
 from lgdist.local import stream_async, stream_sync
@@ -111,6 +111,26 @@ class CompiledStateGraph(Runnable):
         return state_jsonschema(
             self.builder.output_schema, self.get_name("Output"), root_type=getattr(self.builder, "root_type", None)
         )
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - Runnable's name
+        """What the graph takes: its input schema (Runnable builds
+        ``get_input_schema()`` from it)."""
+        return self.builder.input_schema or getattr(self.builder, "root_type", None) or Any
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 - Runnable's name
+        """The root value's type for a one-value graph (MessageGraph); None
+        for a graph of keys (its output schema is a model of them)."""
+        if isinstance(self.spec.output_keys, str):
+            return getattr(self.builder, "root_type", None) or Any
+        return None
+
+    def get_output_schema(self, config: Optional[RunnableConfig] = None) -> Any:
+        """A pydantic model of the output keys (each optional)."""
+        if isinstance(self.spec.output_keys, str):
+            return super().get_output_schema(config)
+        return output_model(self.get_name("Output"), self.builder.channels, self.spec.output_keys)
 
     def _run_context(self, context: Any) -> tuple[Any, Any]:
         """The context and store this run's nodes see: a graph run inside a

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional, get_args, get_origin
 
 from lgdist.graph.schema import _is_pydantic, is_typed_dict, schema_hints
 
-__all__ = ["context_jsonschema", "state_jsonschema"]
+__all__ = ["context_jsonschema", "output_model", "state_jsonschema"]
 
 
 def context_jsonschema(schema: Any) -> Optional[dict]:
@@ -66,3 +66,13 @@ def _default(schema: Any, key: str, hint: Any) -> Any:
     if get_origin(base) in (typing.Union, types.UnionType) and type(None) in get_args(base):
         return None
     return ...
+
+
+def output_model(name: str, channels: dict, keys: Any) -> Any:
+    """The pydantic model ``get_output_schema()`` returns: every output key
+    with its channel's value type, each optional (default None), as
+    LangGraph builds it."""
+    from pydantic import create_model
+
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return create_model(name, **{k: (getattr(channels[k], "typ", Any), None) for k in keys if k in channels})

@@ -119,7 +119,9 @@ def _stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: An
                 try:
                     run_task(task, config, ctx, read_fresh)
                     after_task(loop, task, handler, config)
-                    loop.record(task)
+                    # Its writes are stored with the step's checkpoint, in
+                    # one transaction (finish() follows at once).
+                    loop.record(task, save=False)
                 except GraphInterrupt:
                     loop.record(task)
                 except ParentCommand as exc:  # for the graph above: not this task's error

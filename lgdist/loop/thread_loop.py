@@ -399,7 +399,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
             return
         if self.saver and save:
             self._save_writes(task.id, task.writes)
-        elif self.saver and not any(c == INTERRUPT for c, _ in task.writes):
+        elif self.saver and self._thread_id() is not None and not any(c == INTERRUPT for c, _ in task.writes):
             self.unsaved.append(task)
         elif self.saver:
             self._save_writes(task.id, task.writes)

@@ -169,6 +169,26 @@ async def join_stream(
     return _sse(service, run, _translator(run, stream_mode), cancel_on_disconnect=cancel_on_disconnect, skip=skip)
 
 
+@router.get("/threads/{thread_id}/stream")
+async def thread_stream(
+    thread_id: str, request: Request, stream_mode: Optional[list[str]] = Query(None),
+    last_event_id: Optional[str] = Header(None),
+) -> Response:  # fmt: skip
+    """The events of the thread's active run (else its latest run)."""
+    service = _service(request)
+    rec = await run_in_threadpool(service.thread_record, thread_id)
+    run = None
+    if rec["active_run_id"]:
+        run = await run_in_threadpool(service.runs.get_run, rec["active_run_id"])
+    if run is None:
+        latest = await run_in_threadpool(service.runs.list_runs, thread_id, 1)
+        run = latest[0] if latest else None
+    if run is None:
+        return Response(status_code=204)
+    skip = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return _sse(service, run, _translator(run, stream_mode), cancel_on_disconnect=False, skip=skip)
+
+
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel(
     thread_id: str, run_id: str, request: Request, wait: bool = False,

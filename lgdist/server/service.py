@@ -54,6 +54,14 @@ class ApiService:
         self.store = ApiStore(self.backend.saver.engine)
         self.store.setup()
 
+    def async_redis(self) -> Any:
+        """An asyncio Redis client on the broker (stream readers share it)."""
+        if getattr(self, "_async_redis", None) is None:
+            import redis.asyncio
+
+            self._async_redis = redis.asyncio.Redis.from_url(self.settings.resolved_broker_url())
+        return self._async_redis
+
     # -- assistants ----------------------------------------------------------------
     def graph_names(self) -> list[str]:
         return self.backend.registry.names()

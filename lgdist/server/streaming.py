@@ -10,16 +10,19 @@ event when the run failed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from typing import Any, AsyncIterator, Iterator, Optional
 
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from lgdist.constants import INTERRUPT
 from lgdist.distributed.coordinator import WORKER_MODE
-from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
+from lgdist import serde
+from lgdist.distributed.events import END_GRACE_SECONDS, END_MODE, SUBGRAPH_MODE, RedisEventBus
+from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.server.serialize import jsonable
 
 STREAM_TIMEOUT_SECONDS = 24 * 3600.0
@@ -120,12 +123,58 @@ def worker_events(service: Any, run_id: str) -> Iterator[tuple[str, Any]]:
     )
 
 
+async def redis_events(service: Any, run_id: str) -> AsyncIterator[tuple[str, Any]]:
+    """The run's events from its Redis stream, read with asyncio (no thread
+    held per reader), ending like ``EventBus.read``: at the end event, or
+    from the run record when the stream went silent after the run ended."""
+    import redis
+
+    bus = service.backend.bus
+    client = service.async_redis()
+    key = bus._key(run_id)
+    last = "0-0"
+    final_seen_at: Optional[float] = None
+    while True:
+        try:
+            reply = await client.xread({key: last}, block=1000, count=500)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            await asyncio.sleep(0.5)
+            reply = None
+        if reply:
+            final_seen_at = None
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    mode, chunk = serde.loads(fields[b"e"])
+                    yield mode, chunk
+                    if mode == END_MODE:
+                        return
+            continue
+        try:
+            final = await run_in_threadpool(service.final_status, run_id)
+        except TRANSIENT_ERRORS:
+            continue
+        if final is None:
+            final_seen_at = None
+        elif final_seen_at is None:
+            final_seen_at = time.monotonic()
+        elif time.monotonic() - final_seen_at >= END_GRACE_SECONDS:
+            yield END_MODE, {"status": final[0], "error": final[1]}
+            return
+
+
+def _events(service: Any, run_id: str) -> AsyncIterator[tuple[str, Any]]:
+    if isinstance(service.backend.bus, RedisEventBus):
+        return redis_events(service, run_id)
+    return iterate_in_threadpool(worker_events(service, run_id))
+
+
 async def api_events(
     service: Any, run_id: str, translator: EventTranslator, *, skip: int = 0
 ) -> AsyncIterator[tuple[int, str, Any]]:
     """``(sequence number, event, data)`` for the run, after ``skip``."""
     seq = 0
-    async for mode, chunk in iterate_in_threadpool(worker_events(service, run_id)):
+    async for mode, chunk in _events(service, run_id):
         for event, data in translator.feed(mode, chunk):
             seq += 1
             if seq > skip:

@@ -34,7 +34,7 @@ from sqlalchemy.pool import StaticPool
 from lgdist import serde
 from lgdist.checkpoint.sql import create_checkpoint_engine
 from lgdist.checkpoint.sql_schema import SortedText, create_tables, dialect_insert
-from lgdist.store.base import GetOp, IndexConfig, Item, ListNamespacesOp, Op, Result, SearchOp, TTLConfig
+from lgdist.store.base import GetOp, IndexConfig, Item, ListNamespacesOp, Op, PutOp, Result, SearchOp, TTLConfig
 from lgdist.store.indexed import Embedded, IndexedStore, last_puts
 from lgdist.store.matching import matches_filter, page, rank, select_namespaces
 
@@ -142,6 +142,13 @@ class SQLStore(IndexedStore):
         self.close()
 
     @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if not self._is_setup:
+            self.setup()
+        with self._lock, self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         if not self._is_setup:
             self.setup()
@@ -152,10 +159,19 @@ class SQLStore(IndexedStore):
     def _execute(self, ops: list[Op], embedded: Embedded) -> list[Result]:
         now = self._now()
         puts = last_puts(ops)
-        with self._transaction() as conn:
-            results = [self._read(conn, op, embedded, now) for op in ops]
-            for (namespace, key), op in puts.items():
-                self._write(conn, namespace, key, op.value, op.ttl, embedded.fields.get((namespace, key)), now)
+        touched: list = []  # rows read whose expiry a read pushes back
+        # Reads first, in a read-only transaction; then every write in one
+        # transaction. (A SQLite transaction that reads before it writes
+        # cannot always upgrade to a write lock under concurrent writers.)
+        results: list[Result] = [None] * len(ops)
+        if any(not isinstance(op, PutOp) for op in ops):
+            with self._connection() as conn:
+                results = [self._read(conn, op, embedded, now, touched) for op in ops]
+        if touched or puts:
+            with self._transaction() as conn:
+                self._touch(conn, touched, now)
+                for (namespace, key), op in puts.items():
+                    self._write(conn, namespace, key, op.value, op.ttl, embedded.fields.get((namespace, key)), now)
         return results
 
     def _live(self) -> Any:
@@ -163,24 +179,24 @@ class SQLStore(IndexedStore):
             return sa.true()
         return sa.or_(items_table.c.expires_at.is_(None), items_table.c.expires_at > sa.bindparam("now"))
 
-    def _read(self, conn: Connection, op: Op, embedded: Embedded, now: float) -> Result:
+    def _read(self, conn: Connection, op: Op, embedded: Embedded, now: float, touched: list) -> Result:
         it = items_table
         if isinstance(op, GetOp):
             stmt = sa.select(it).where(it.c.prefix == _prefix_text(op.namespace), it.c.key == op.key, self._live())
             row = conn.execute(stmt, {"now": now}).first()
             if row is None:
                 return None
-            if op.refresh_ttl:
-                self._touch(conn, [row], now)
+            if op.refresh_ttl and row.ttl_minutes is not None:
+                touched.append(row)
             return self._item(row)
         if isinstance(op, SearchOp):
-            return self._search(conn, op, embedded, now)
+            return self._search(conn, op, embedded, now, touched)
         if isinstance(op, ListNamespacesOp):
             rows = conn.execute(sa.select(it.c.prefix).distinct().where(self._live()), {"now": now})
             return select_namespaces([_namespace(r.prefix) for r in rows], op)
         return None  # a put: applied after the reads
 
-    def _search(self, conn: Connection, op: SearchOp, embedded: Embedded, now: float) -> list:
+    def _search(self, conn: Connection, op: SearchOp, embedded: Embedded, now: float, touched: list) -> list:
         it = items_table
         query_vector = embedded.queries.get(op.query) if op.query else None
         stmt = (
@@ -202,7 +218,7 @@ class SQLStore(IndexedStore):
             found = rank([(i, vectors.get((i.namespace, i.key), [])) for i in items], query_vector, op.limit, op.offset)
         if op.refresh_ttl:
             returned = {(f.namespace, f.key) for f in found}
-            self._touch(conn, [r for r in rows if (_namespace(r.prefix), r.key) in returned], now)
+            touched.extend(r for r in rows if r.ttl_minutes is not None and (_namespace(r.prefix), r.key) in returned)
         return found
 
     def _vectors(self, conn: Connection, namespace: tuple[str, ...]) -> dict[tuple[tuple[str, ...], str], list]:

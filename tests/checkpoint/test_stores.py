@@ -148,17 +148,38 @@ def test_list_loads_values_and_pending_writes(saver, thread_id, config, new_chec
 # ----------------------------------------------------------------- blobs
 def test_only_channels_in_new_versions_write_blobs(saver, thread_id, config, new_checkpoint, count_blobs):
     v1 = saver.get_next_version(None)
-    cp1 = new_checkpoint({"a": "big", "b": 1}, {"a": v1, "b": v1})
+    cp1 = new_checkpoint({"a": {"big": 1}, "b": [1]}, {"a": v1, "b": v1})
     c1 = saver.put(config(thread_id), cp1, {}, {"a": v1, "b": v1})
     assert count_blobs(thread_id) == 2
 
     v2 = saver.get_next_version(v1)
-    cp2 = new_checkpoint({"a": "big", "b": 2}, {"a": v1, "b": v2})
+    cp2 = new_checkpoint({"a": {"big": 1}, "b": [2]}, {"a": v1, "b": v2})
     c2 = saver.put(c1, cp2, {}, {"b": v2})
 
     assert count_blobs(thread_id) == 3  # "a" was not rewritten
-    assert saver.get_tuple(c2).checkpoint["channel_values"] == {"a": "big", "b": 2}
-    assert saver.get_tuple(c1).checkpoint["channel_values"] == {"a": "big", "b": 1}
+    assert saver.get_tuple(c2).checkpoint["channel_values"] == {"a": {"big": 1}, "b": [2]}
+    assert saver.get_tuple(c1).checkpoint["channel_values"] == {"a": {"big": 1}, "b": [1]}
+
+
+@pytest.mark.parametrize(
+    "saver", ["sqlite_memory", "sqlite_file", pytest.param("postgres", marks=pytest.mark.integration)], indirect=True
+)
+def test_small_primitive_values_live_in_the_checkpoint_row(saver, thread_id, config, new_checkpoint, count_blobs):
+    from lgdist.checkpoint.blob_cache import CACHE
+
+    v1 = saver.get_next_version(None)
+    values = {"n": 1, "x": 1.5, "flag": True, "none": None, "name": "short", "long": "y" * 300}
+    cp1 = new_checkpoint(values, {c: v1 for c in values})
+    c1 = saver.put(config(thread_id), cp1, {}, {c: v1 for c in values})
+    assert count_blobs(thread_id) == 1  # only the long string
+    v2 = saver.get_next_version(v1)
+    cp2 = new_checkpoint({**values, "n": 2}, {**{c: v1 for c in values}, "n": v2})
+    c2 = saver.put(c1, cp2, {}, {"n": v2})
+    assert count_blobs(thread_id) == 1
+    CACHE.clear()  # read from the store, not from this process's cache
+    for stored, expected in ((c1, values), (c2, {**values, "n": 2})):
+        got = saver.get_tuple(stored).checkpoint["channel_values"]
+        assert got == expected and {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}
 
 
 def test_channel_with_a_version_but_no_value_is_absent_from_channel_values(saver, thread_id, config, new_checkpoint):
@@ -422,6 +443,12 @@ def test_postgres_urls_use_psycopg3(scheme, postgres_url):
     url = postgres_url.replace("postgresql://", scheme)
     with PostgresSaver.from_conn_string(url) as saver:
         assert saver.engine.url.drivername == "postgresql+psycopg"
-        assert saver.engine.pool._pre_ping
+        assert not saver.engine.pool._pre_ping  # no round trip per checkout
         saver.setup()
+        assert saver.get_tuple({"configurable": {"thread_id": "no-such-thread-ever"}}) is None
+        # A pooled connection that died (a server restart) costs one retry, not an error.
+        with saver.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with sa.create_engine(saver.engine.url).connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
         assert saver.get_tuple({"configurable": {"thread_id": "no-such-thread-ever"}}) is None

@@ -160,6 +160,18 @@ def build_subgraph_parent(ns):
     return g
 
 
+def build_deferred(ns):
+    g = ns.StateGraph(S)
+    g.add_node("a", noop)
+    g.add_node("b", noop)
+    g.add_node("agg", noop, defer=True)
+    g.add_edge(ns.START, "a")
+    g.add_edge(ns.START, "b")
+    g.add_edge("a", "agg")
+    g.add_edge("b", "agg")
+    return g
+
+
 SHAPES = {
     "static": build_static,
     "no_end_edge": build_no_end_edge,
@@ -168,6 +180,7 @@ SHAPES = {
     "unhinted_router": build_unhinted_router,
     "join_and_fan_out": build_join_and_fan_out,
     "commands": build_commands,
+    "deferred": build_deferred,
 }
 
 
@@ -268,4 +281,6 @@ def test_get_graph_and_json_schemas_of_the_seed_message_graph(ns):
         "drawing": drawing(graph, ascii=False),
         "input_schema": graph.get_input_jsonschema(),
         "output_schema": graph.get_output_jsonschema(),
+        "input_model": graph.get_input_schema().model_json_schema(),
+        "output_model": graph.get_output_schema().model_json_schema(),
     }

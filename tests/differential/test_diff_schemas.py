@@ -204,5 +204,10 @@ def test_json_schemas_of_each_kind_of_state(ns):
             out[f"{schema.__name__}-{name}"] = {
                 "input": graph.get_input_jsonschema(),
                 "output": graph.get_output_jsonschema(),
+                # The Runnable API's pydantic models of them.
+                "input_model": graph.get_input_schema().model_json_schema(),
+                "output_model": graph.get_output_schema().model_json_schema(),
+                "input_type": getattr(graph.InputType, "__name__", repr(graph.InputType)),
+                "output_type": graph.OutputType,
             }
     return out

@@ -251,3 +251,27 @@ def test_ttl_sweeper_thread_deletes_expired_items(make_store: Callable[..., Inde
 
 def test_memory_store_supports_ttl_flag() -> None:
     assert InMemoryStore.supports_ttl is True
+
+
+def test_sql_reads_without_ttl_write_nothing(tmp_path: Any) -> None:
+    """A get or search of items without a ttl opens no write transaction
+    (SQLite would serialize every read behind the writers)."""
+    from lgdist.store.sqlite import SqliteStore
+
+    store = SqliteStore.from_conn_string(str(tmp_path / "reads.db"))
+    store.put(("r",), "k", {"v": 1})
+    store.put(("r",), "t", {"v": 2}, ttl=60)
+    opened: list[str] = []
+    real = store._transaction
+
+    def spy() -> Any:
+        opened.append("write")
+        return real()
+
+    store._transaction = spy  # type: ignore[method-assign]
+    assert store.get(("r",), "k").value == {"v": 1}
+    assert len(store.search(("r",), filter={"v": 1})) == 1
+    assert opened == []
+    assert store.get(("r",), "t").value == {"v": 2}  # a ttl item's expiry is pushed back: one write
+    assert opened == ["write"]
+    store.close()
