@@ -227,3 +227,8 @@ class ToolInvocationError(LgdistError, ToolException):
         self.source = source
         self.filtered_errors = filtered_errors
         super().__init__(self.message)
+
+
+class GraphLoadError(LgdistError, ImportError):
+    """A graph named in ``LGDIST_GRAPHS`` cannot be imported or is not a
+    compiled graph."""

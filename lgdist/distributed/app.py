@@ -47,10 +47,14 @@ def celery_config(settings: Settings) -> dict:
         folder = settings.broker_folder()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(exist_ok=True)
+        (folder / "control").mkdir(exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            # kombu writes its exchange tables to ./control unless told:
+            # every embedded-broker file stays under LGDIST_HOME.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.05,
         }

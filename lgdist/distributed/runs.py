@@ -60,7 +60,12 @@ deliveries_table = sa.Table(
     metadata,
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
+    # Last counted; rows untouched for DELIVERY_TTL_SECONDS are deleted.
+    sa.Column("updated_at", sa.Float, index=True),
 )
+# A delivery count or step claim matters while its message can still be
+# redelivered (Redis: the visibility timeout, an hour) - a week is plenty.
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 events_table = sa.Table(
     "lgdist_events",
@@ -202,13 +207,25 @@ class RunStore:
     def count_delivery(self, key: str) -> int:
         """Count one more delivery of a task message; returns the new count
         (one upsert statement: this runs on every node task)."""
-        stmt = self._insert(deliveries_table).values(key=key, count=1)
+        now = time.time()
+        stmt = self._insert(deliveries_table).values(key=key, count=1, updated_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[deliveries_table.c.key],
-            set_={"count": deliveries_table.c.count + 1},
+            set_={"count": deliveries_table.c.count + 1, "updated_at": now},
         ).returning(deliveries_table.c.count)
         with self._tx() as conn:
             return conn.execute(stmt).scalar_one()
+
+    def expire_deliveries(self, older_than: float = DELIVERY_TTL_SECONDS) -> int:
+        """Delete counters and claims untouched for ``older_than`` seconds
+        (kept: ``metrics:`` counters). Returns how many went."""
+        with self._tx() as conn:
+            return conn.execute(
+                sa.delete(deliveries_table).where(
+                    deliveries_table.c.updated_at < time.time() - older_than,
+                    ~deliveries_table.c.key.startswith("metrics:"),
+                )
+            ).rowcount
 
     # -- events (embedded stream bus) -------------------------------------------------
     def append_events(self, run_id: str, payloads: list[bytes]) -> None:

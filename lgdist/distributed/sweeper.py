@@ -40,6 +40,7 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     started; free a thread still held by a run that has ended. Returns the
     threads it touched."""
     older_than = backend.settings.stall_seconds if older_than is None else older_than
+    backend.runs.expire_deliveries()
     touched = []
     backlog: Optional[Backlog] = None
     for thread in backend.runs.stalled_threads(older_than):

@@ -181,13 +181,16 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.start", backend, StartMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
+        backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
         return coordinator.start_run(backend, msg.run_id)
 
     @app.task(name="lgdist.resume", bind=True, base=LgdistTask)
     def resume(self: Any, *args: Any, **payload: Any) -> dict:
         if len(args) == 1 and isinstance(args[0], dict) and not payload:
             args, payload = (), args[0]  # a payload sent as one dict argument
-        return handle_resume(get_backend(self.app), payload, args)
+        backend = get_backend(self.app)
+        backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
+        return handle_resume(backend, payload, args)
 
     @app.task(name="lgdist.run_node", bind=True, base=LgdistTask, **node_limits)
     def run_node(self: Any, *args: Any, **payload: Any) -> dict:

@@ -32,3 +32,19 @@ def test_config_prints_one_json_document_with_secrets_masked(capsys, tmp_path):
 def test_flower_without_credentials_refuses_to_start(capsys):
     assert main(["flower", "--port=1"]) == 2
     assert "refusing to serve Flower without authentication" in capsys.readouterr().err
+
+
+def test_worker_with_a_graph_that_cannot_be_imported_fails_at_start(monkeypatch, capsys):
+    monkeypatch.setenv("LGDIST_GRAPHS", "agent=workers.no_such_module:graph")
+    get_settings.cache_clear()
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert "LGDIST_GRAPHS entry agent=workers.no_such_module:graph cannot be loaded" in err
+    assert "ModuleNotFoundError" in err
+
+
+def test_worker_with_a_malformed_graph_list_fails_at_start(monkeypatch, capsys):
+    monkeypatch.setenv("LGDIST_GRAPHS", "agent-without-target")
+    get_settings.cache_clear()
+    assert main(["worker"]) == 2
+    assert "expected name=module:attribute" in capsys.readouterr().err

@@ -69,3 +69,22 @@ def test_concurrent_sweeps_repair_a_stalled_run_once(cluster, client):
     assert cluster.wait_run(run.run_id)["status"] == "success"
     assert client.get_state("counter", thread_id).values["n"] == 5
     cluster.assert_thread_sound(thread_id)
+
+
+def test_old_delivery_counters_expire_and_metrics_stay(tmp_path):
+    from lgdist.distributed.runs import RunStore, deliveries_table
+
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.count_delivery("old.task")
+    store.count_delivery("fresh.task")
+    store.count_delivery("metrics:sweeper:reschedules")
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(deliveries_table)
+            .where(deliveries_table.c.key != "fresh.task")
+            .values(updated_at=time.time() - 8 * 24 * 3600)
+        )
+    assert store.expire_deliveries() == 1
+    with store.engine.connect() as conn:
+        keys = sorted(conn.execute(sa.select(deliveries_table.c.key)).scalars())
+    assert keys == ["fresh.task", "metrics:sweeper:reschedules"]
