@@ -328,7 +328,9 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
         record_start(backend, run, loop)
     publish(backend, run, loop, once=f"input:{run.run_id}")
     crash_point("start.loaded", run.thread_id, loop.metadata.get("step", -2))
-    schedule_step(backend, run, loop, resumed=_resumes(run))
+    from lgdist.distributed.single_step import start_steps
+
+    start_steps(backend, run, loop, resumed=_resumes(run))
 
 
 def _restart_started_run(backend: Backend, run: Run) -> dict:

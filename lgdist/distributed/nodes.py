@@ -119,7 +119,9 @@ def run_node(
     if msg.finish:
         from lgdist.distributed.single_step import finish_single_step
 
-        return finish_single_step(backend, run, loop, task, msg, result, redelivered=redelivered, worker=worker)
+        return finish_single_step(
+            backend, run, loop, task, result, checkpoint_id=msg.checkpoint_id, redelivered=redelivered, worker=worker
+        )
     if result.get("run_error"):
         lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=result.pop("run_error"))
     publish_events(backend, run.run_id, node_events(loop, task, worker, result))

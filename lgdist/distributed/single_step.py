@@ -24,6 +24,7 @@ Interrupts, errors, cancel and the recursion limit end the run as
 from __future__ import annotations
 
 import logging
+import os
 import time
 from lgdist.checkpoint.base import PreconditionFailed
 from lgdist.distributed.backend import Backend
@@ -38,7 +39,6 @@ from lgdist.distributed.coordinator import (
 )
 from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed.leases import lease_precondition
-from lgdist.distributed.messages import RunNodeMessage
 from lgdist.distributed.runs import Run
 from lgdist.engine import should_interrupt
 from lgdist.engine.tasks import Task
@@ -71,23 +71,44 @@ class InlineSlice:
         self.steps_left -= 1
 
 
+def start_steps(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool) -> None:
+    """``lgdist.start`` loaded the run's input: schedule the first step, or,
+    when it has one task on the default queue, run it (and the one-task
+    steps after it, for a slice) in this same task — a short run then
+    costs one message. A redelivered start continues from the thread's
+    latest checkpoint, which no one claimed, as after a one-task step."""
+    from lgdist.distributed.nodes import execute_task
+
+    inline = InlineSlice(backend, backend.settings.default_queue)
+    parent_id = loop.checkpoint["id"]
+    task = schedule_step(backend, run, loop, resumed=resumed, inline=inline)
+    if task is None:
+        return
+    inline.take()
+    worker = f"{backend.hostname} (pid {os.getpid()})"
+    result = {"node": task.name, "worker": worker, "status": "ok", **execute_task(backend, run, loop, task, save=False)}
+    finish_single_step(
+        backend, run, loop, task, result, checkpoint_id=parent_id, redelivered=False, worker=worker, inline=inline
+    )
+
+
 def finish_single_step(
     backend: Backend,
     run: Run,
     loop: ThreadLoop,
     task: Task,
-    msg: RunNodeMessage,
     result: dict,
     *,
+    checkpoint_id: str,
     redelivered: bool,
     worker: str,
+    inline: "InlineSlice | None" = None,
 ) -> dict:
     """The node of the step's only task ran (``result``): finish the step,
     then run or send the next ones."""
     from lgdist.distributed.nodes import execute_task, is_node_event, node_events
 
-    inline = InlineSlice(backend, backend.settings.queue_for(task.name))
-    checkpoint_id = msg.checkpoint_id
+    inline = inline or InlineSlice(backend, backend.settings.queue_for(task.name))
     while True:
         events = node_events(loop, task, worker, result)
         kept = [e for e in loop.outbox if not is_node_event(e)]

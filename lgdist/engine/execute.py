@@ -21,14 +21,12 @@ from lgdist.types import Command
 FreshReader = Callable[[Sequence[Write]], Mapping[str, BaseChannel]]
 
 def _start_attempt(ctx: TaskContext, attempt: int) -> None:
-    """Reset what an attempt counts, and tell the node (through
-    ``runtime.execution_info``) which attempt this is."""
+    """Reset what an attempt counts, and tell a retried node (through
+    ``runtime.execution_info``) which attempt this is. (The first attempt's
+    info is the task's own: no copy on the common path.)"""
     ctx.counter = 0
-    info = getattr(ctx.runtime, "execution_info", None)
-    if info is not None:
-        ctx.runtime = ctx.runtime.patch_execution_info(
-            node_attempt=attempt, node_first_attempt_time=info.node_first_attempt_time or time.time()
-        )
+    if attempt > 1 and getattr(ctx.runtime, "execution_info", None) is not None:
+        ctx.runtime = ctx.runtime.patch_execution_info(node_attempt=attempt)
 
 
 def _retry_delay_after(task: Task, ctx: TaskContext, exc: Exception, failures: int) -> Optional[float]:

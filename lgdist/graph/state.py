@@ -239,11 +239,13 @@ class StateGraph:
             if target != END and target not in self.nodes:
                 raise ValueError(f"Found edge ending at unknown node `{target}`")
         for source, branches in self.branches.items():
-            for branch in branches.values():
+            for branch_name, branch in branches.items():
                 if branch.ends is not None:
                     for end in branch.ends.values():
                         if end != END and end not in self.nodes:
-                            raise ValueError(f"At '{source}' node, 'condition' branch found unknown target '{end}'")
+                            raise ValueError(
+                                f"At '{source}' node, '{branch_name}' branch found unknown target '{end}'"
+                            )
         if interrupt and interrupt != "*":
             for node in interrupt:
                 if node not in self.nodes:

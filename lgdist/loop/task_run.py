@@ -4,6 +4,7 @@ a task runs with (the ``messages`` stream forwarder), its config and
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 from lgdist.engine.execute import task_config
@@ -66,6 +67,7 @@ def prepare_task(loop: ThreadLoop, task: Task, callbacks: Any, context: Any, sto
         task_id=task.id,
         thread_id=loop._thread_id() if loop.saver is not None else None,
         run_id=str(run_id) if run_id is not None else None,
+        node_first_attempt_time=time.time(),
     )
     runtime = Runtime(context=context, store=store, stream_writer=write, execution_info=info)
     ctx = loop.task_context(task, config, stream_writer=write, runtime=runtime)

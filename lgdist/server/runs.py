@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from lgdist.distributed.lifecycle import ACTIVE
 from lgdist.distributed.runs import Run
 from lgdist.server.errors import ApiError
-from lgdist.server.schemas import RunCreate
+from lgdist.server.schemas import CancelMany, RunCreate
 from lgdist.server.streaming import EventTranslator, api_events, metadata_event
 
 router = APIRouter(tags=["runs"])
@@ -202,18 +202,15 @@ async def cancel(
     return Response(status_code=202 if not wait else 204)
 
 
-@router.post("/runs/cancel")
-async def cancel_many(request: Request, action: str = Query("interrupt", pattern="^(interrupt|rollback)$")) -> Response:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise ApiError(422, "Invalid JSON in request body") from exc
-    if not isinstance(body, dict):
-        raise ApiError(422, "expected an object with thread_id, run_ids or status")
+@router.post("/runs/cancel", status_code=204)
+async def cancel_many(
+    body: CancelMany, request: Request, action: str = Query("interrupt", pattern="^(interrupt|rollback)$")
+) -> Response:
     service = _service(request)
-    run_ids = body.get("run_ids") or []
-    if body.get("thread_id") and not run_ids:
-        run_ids = [r.run_id for r in service.runs.list_runs(body["thread_id"]) if r.status in ACTIVE]
+    run_ids = list(body.run_ids or [])
+    if body.thread_id and not run_ids:
+        runs = await run_in_threadpool(service.runs.list_runs, body.thread_id)
+        run_ids = [r.run_id for r in runs if r.status in ACTIVE and (body.status in (None, "all", r.status))]
     for run_id in run_ids:
-        await run_in_threadpool(service.cancel, str(run_id), action)
+        await run_in_threadpool(service.cancel, run_id, action)
     return Response(status_code=204)

@@ -117,3 +117,9 @@ class AssistantSearch(_Body):
 class AssistantCount(_Body):
     metadata: Optional[dict] = None
     graph_id: Optional[str] = None
+
+
+class CancelMany(_Body):
+    thread_id: Optional[str] = None
+    run_ids: Optional[list[str]] = None
+    status: Optional[Literal["pending", "running", "all"]] = None

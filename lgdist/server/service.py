@@ -394,13 +394,26 @@ def _worker_modes(requested: list[str]) -> list[str]:
     return modes
 
 
+def _send(packet: Any) -> Any:
+    """A ``goto`` entry: a node name, or ``{"node": ..., "input": ...}`` (a Send)."""
+    if isinstance(packet, str):
+        return packet
+    if isinstance(packet, dict) and isinstance(packet.get("node"), str):
+        return Send(packet["node"], packet.get("input", packet.get("arg")))
+    raise ApiError(422, f"command.goto entries are node names or {{'node': ..., 'input': ...}}, not {packet!r}")
+
+
 def _command(body: CommandBody) -> Command:
     goto: Any = body.goto or ()
-    if isinstance(goto, dict):
-        goto = Send(goto["node"], goto.get("input", goto.get("arg")))
-    elif isinstance(goto, list):
-        goto = [Send(g["node"], g.get("input", g.get("arg"))) if isinstance(g, dict) else g for g in goto]
+    if isinstance(goto, list):
+        goto = [_send(g) for g in goto]
+    elif goto:
+        goto = _send(goto)
     update = body.update
     if isinstance(update, list):
-        update = [tuple(u) if isinstance(u, list) else u for u in update]
+        if not all(isinstance(u, (list, tuple)) and len(u) == 2 and isinstance(u[0], str) for u in update):
+            raise ApiError(422, "command.update is an object or a list of [key, value] pairs")
+        update = [tuple(u) for u in update]
+    elif update is not None and not isinstance(update, dict):
+        raise ApiError(422, "command.update is an object or a list of [key, value] pairs")
     return Command(resume=body.resume, update=update, goto=goto)

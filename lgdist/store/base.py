@@ -17,6 +17,9 @@ from typing import Any, Iterable, Literal, Mapping, NamedTuple, Optional, TypedD
 from langchain_core.embeddings import Embeddings
 
 from lgdist.errors import InvalidNamespaceError
+from lgdist.store.embed import as_embeddings as ensure_embeddings
+from lgdist.store.embed import split_path as tokenize_path
+from lgdist.store.embed import texts_at_path as get_text_at_path
 
 __all__ = [
     "BaseStore",
@@ -35,6 +38,10 @@ __all__ = [
     "InvalidNamespaceError",
     "NOT_PROVIDED",
     "Embeddings",
+    "ensure_embeddings",
+    "get_text_at_path",
+    "tokenize_path",
+    "validate_op_namespace",
 ]
 
 
@@ -234,6 +241,9 @@ def validate_op(op: Op) -> None:
             validate_labels(condition.path)
     else:
         raise TypeError(f"unknown store operation {type(op).__name__}; expected GetOp, PutOp, SearchOp or ListNamespacesOp")
+
+
+validate_op_namespace = validate_op  # LangGraph's name
 
 
 class BaseStore(ABC):

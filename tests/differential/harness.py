@@ -55,7 +55,10 @@ _EXPORTS = {
     "prebuilt": ["ToolNode", "tools_condition"],
     "config": ["get_stream_writer", "get_config", "get_store"],
     "store.memory": ["InMemoryStore"],
-    "store.base": ["BaseStore", "Item", "SearchItem", "GetOp", "PutOp", "SearchOp", "ListNamespacesOp", "MatchCondition"],
+    "store.base": [
+        "BaseStore", "Item", "SearchItem", "GetOp", "PutOp", "SearchOp", "ListNamespacesOp", "MatchCondition",
+        "get_text_at_path", "tokenize_path", "ensure_embeddings", "validate_op_namespace",
+    ],  # fmt: skip
     "runtime": ["Runtime", "get_runtime"],
 }
 

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 
 from lgdist.testing import fake_search
 
-from .harness import differential
+from .harness import capture, differential
 
 
 class S(TypedDict):
@@ -284,3 +284,20 @@ def test_get_graph_and_json_schemas_of_the_seed_message_graph(ns):
         "input_model": graph.get_input_schema().model_json_schema(),
         "output_model": graph.get_output_schema().model_json_schema(),
     }
+
+
+def route_to_missing(state: S) -> Literal["missing", "a"]:
+    return "a"
+
+
+@differential
+def test_a_literal_hint_naming_an_unknown_node_fails_compile(ns):
+    g = ns.StateGraph(S)
+    g.add_node("a", noop)
+    g.add_edge(ns.START, "a")
+    g.add_conditional_edges("a", route_to_missing)
+    named = ns.StateGraph(S)
+    named.add_node("a", noop)
+    named.add_edge(ns.START, "a")
+    named.add_conditional_edges("a", route_unhinted, {"x": "missing"})
+    return {"literal": capture(g.compile), "path_map": capture(named.compile)}

@@ -155,3 +155,45 @@ def test_retried_node_streams_once(ns):
     node = Script(Flaky("1"))
     graph = build_retry_graph(ns, node, [ns.RetryPolicy(retry_on=Flaky, **FAST)])
     return {"stream": stream(graph, {"log": []}, thread(), stream_mode=["updates", "values", "tasks"])}
+
+
+class Calls(TypedDict):
+    log: Annotated[list, operator.add]
+
+
+INNER_CALLS = {"first": 0, "second": 0}
+
+
+def inner_first(state: Calls):
+    INNER_CALLS["first"] += 1
+    return {"log": ["first"]}
+
+
+def inner_second(state: Calls):
+    INNER_CALLS["second"] += 1
+    if INNER_CALLS["second"] < 2:
+        raise Flaky("once")
+    return {"log": ["second"]}
+
+
+def build_retried_subgraph(ns):
+    inner = ns.StateGraph(Calls)
+    inner.add_node("inner_first", inner_first)
+    inner.add_node("inner_second", inner_second)
+    inner.add_edge(ns.START, "inner_first")
+    inner.add_edge("inner_first", "inner_second")
+    outer = ns.StateGraph(Calls)
+    outer.add_node("sub", inner.compile(), retry_policy=ns.RetryPolicy(retry_on=Flaky, **FAST))
+    outer.add_edge(ns.START, "sub")
+    return outer.compile(checkpointer=ns.InMemorySaver())
+
+
+@differential
+def test_a_retried_subgraph_node_succeeds_with_the_same_state(ns):
+    INNER_CALLS.update(first=0, second=0)
+    graph = build_retried_subgraph(ns)
+    cfg = thread()
+    out = graph.invoke({"log": []}, cfg)
+    # How often inner_first ran differs (DIFFERENCES.md): LangGraph runs the
+    # retried subgraph again from its start, lgdist from its last checkpoint.
+    return {"out": out, "second_calls": INNER_CALLS["second"], "state": snapshot(graph, cfg)}

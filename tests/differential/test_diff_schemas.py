@@ -211,3 +211,41 @@ def test_json_schemas_of_each_kind_of_state(ns):
                 "output_type": graph.OutputType,
             }
     return out
+
+
+class QuestionOnly(TypedDict):
+    question: str
+
+
+class AnswerOnly(TypedDict):
+    answer: str
+
+
+class DraftState(TypedDict):
+    draft: str
+
+
+def first_unannotated(state):
+    return {"draft": f"keys {sorted(state)}"}
+
+
+def second_unannotated(state):
+    return {"answer": f"{state['draft']} / {sorted(state)}"}
+
+
+def build_unannotated_io(ns):
+    g = ns.StateGraph(DraftState, input_schema=QuestionOnly, output_schema=AnswerOnly)
+    g.add_node("first", first_unannotated)
+    g.add_node("second", second_unannotated)
+    g.add_edge(ns.START, "first")
+    g.add_edge("first", "second")
+    return g.compile()
+
+
+@differential
+def test_an_unannotated_node_reads_the_state_schema_keys_only(ns):
+    graph = build_unannotated_io(ns)
+    return {
+        "invoke": graph.invoke({"question": "q"}),
+        "stream": stream(graph, {"question": "q"}, stream_mode="values"),
+    }

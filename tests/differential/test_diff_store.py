@@ -273,3 +273,18 @@ def test_store_in_async_nodes_and_subgraphs(ns):
     store = _semantic_store(ns)
     graph = g.compile(store=store, checkpointer=ns.InMemorySaver())
     return asyncio.run(graph.ainvoke({"user": "ada", "seen": []}, thread("s")))
+
+
+@differential
+def test_store_path_helpers(ns):
+    value = {"a": {"b": [{"c": "x"}, {"c": 2}]}, "n": None, "t": True, "l": [1, [2]], "s": "text"}
+    paths = ["$", "a.b[*].c", "a.b[-1].c", "a.b[5].c", "n", "t", "l", "l[*]", "*", "{a,t}", "{s,a.b}", "missing", "a.b"]
+    words = WordHashEmbeddings(8)
+    embeddings = ns.ensure_embeddings(words.embed_documents)
+    return {
+        "texts": {p: ns.get_text_at_path(value, p) for p in paths},
+        "tokens": [ns.tokenize_path(p) for p in ["a.b[*].c", "a[0]", "{x,y.z}", "x"]],
+        "embed_function": embeddings.embed_documents(["green tea"]) == words.embed_documents(["green tea"]),
+        "same_instance": ns.ensure_embeddings(words) is words,
+        "validate": _kind(lambda: ns.validate_op_namespace(ns.GetOp(("a.b",), "k"))),
+    }

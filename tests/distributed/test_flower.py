@@ -71,12 +71,13 @@ def test_flower_lists_lgdist_tasks_and_its_api_requires_basic_auth(cluster, clie
     # again until it has seen one whole run.
     # Only the wide step (the two "work" tasks) is a chord with a
     # finish_step; a one-task step's run_node finishes the step itself, and
-    # may run the next one-task step ("split") inline in the same task.
-    expected = sorted(["lgdist.finish_step"] + [f"lgdist.run_node[{n}]" for n in ("__start__", "work", "work", "join")])
-    inline = "lgdist.run_node[split]"
+    # the one-task steps at the start ("__start__", "split") may run inline
+    # in lgdist.start (whose kwargs name only the run) or in one run_node.
+    expected = sorted(["lgdist.finish_step"] + [f"lgdist.run_node[{n}]" for n in ("work", "work", "join")])
+    inline = {"lgdist.run_node[__start__]", "lgdist.run_node[split]"}
 
     def names_of(tasks: list) -> list:
-        return sorted(t.get("name") for t in tasks if t.get("name") != inline)
+        return sorted(t.get("name") for t in tasks if t.get("name") not in inline)
     deadline = time.monotonic() + 30
     ours: list = []
     while time.monotonic() < deadline:
@@ -95,7 +96,7 @@ def test_flower_lists_lgdist_tasks_and_its_api_requires_basic_auth(cluster, clie
 
     # Readable in Flower: the node in the task name, the thread id in the kwargs.
     assert names_of(ours) == expected
-    assert len(ours) in (len(expected), len(expected) + 1)
+    assert len(ours) <= len(expected) + len(inline)
     assert all(t.get("state") == "SUCCESS" for t in ours), [(t["name"], t.get("state")) for t in ours]
     assert {t.get("worker") for t in ours} <= {w.nodename for w in cluster.workers}
     # State stays out of task arguments (Flower shows them, and can replay them).

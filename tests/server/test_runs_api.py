@@ -71,6 +71,24 @@ def test_messages_tuple_stream(sdk):
     assert message["type"] in ("ai", "AIMessageChunk") and meta["langgraph_node"] == "agent"
 
 
+def test_command_goto_and_update_equal_local(sdk):
+    from lgdist.checkpoint.memory import InMemorySaver
+    from lgdist.types import Command
+    from workers import examples
+
+    local = examples.build_counter().compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "local"}}
+    local.invoke({"n": 0}, cfg)
+    want = local.invoke(Command(goto="step", update={"n": 3}), cfg)
+
+    tid = sdk.threads.create()["thread_id"]
+    sdk.runs.wait(tid, "counter", input={"n": 0})
+    got = sdk.runs.wait(tid, "counter", command={"goto": "step", "update": {"n": 3}})
+    assert got == want == {"n": 5, "trail": [0, 1, 2, 3, 4, 3, 4]}
+    got = sdk.runs.wait(tid, "counter", command={"goto": ["step"], "update": [["n", 4]]})
+    assert got == local.invoke(Command(goto=["step"], update=[("n", 4)]), cfg)
+
+
 def test_stateless_runs(sdk):
     assert sdk.runs.wait(None, "counter", input={"n": 1}) == {"n": 5, "trail": [1, 2, 3, 4]}
     parts = list(sdk.runs.stream(None, "counter", input={"n": 4}, stream_mode="values"))
@@ -101,6 +119,13 @@ def test_cancel_a_running_run(sdk):
     assert sdk.threads.get(tid)["status"] == "interrupted"
     assert sdk.threads.get_state(tid)["values"]["n"] in (2, 3)
     assert sdk.threads.get_history(tid, limit=1)[0]["metadata"]["step"] == 2
+
+
+def test_cancel_many_by_thread(sdk):
+    tid = sdk.threads.create()["thread_id"]
+    run = _busy_at_slow_step(sdk, tid)
+    sdk.runs.cancel_many(thread_id=tid)
+    _wait_for(lambda: sdk.runs.get(tid, run["run_id"])["status"] == "interrupted", what="the run to be cancelled")
 
 
 def test_reject_on_a_busy_thread(sdk):
