@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Optional
 
 from lgdist.distributed.backend import Backend
 from lgdist.distributed import lifecycle
@@ -113,7 +115,8 @@ def run_node(
             "(its worker died each time); parked as a poison task"
         )
         loop.record(task, RuntimeError(error))
-        result.update(status="error", error=error, run_error=error, node_failed=True)
+        result.update(status="error", error=error, run_error=error)
+        _note_failure(task.name, error)
     else:
         result.update(execute_task(backend, run, loop, task, save=not msg.finish))
     if msg.finish:
@@ -171,17 +174,15 @@ def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, sa
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
         loop.record(task, TimeoutError(text))
         del exc
-        return {
-            "status": "error", "error": text, "run_error": text, "node_failed": True,
-            **timing, "seconds": time.monotonic() - clock,
-        }  # fmt: skip
+        _note_failure(task.name, text)
+        return {"status": "error", "error": text, "run_error": text, **timing, "seconds": time.monotonic() - clock}
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
         loop.record(task, exc)
+        _note_failure(task.name, f"{type(exc).__name__}: {exc}")
         return {
             "status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": describe_node_failure(task.name, exc),
-            "node_failed": True,
             **timing, "seconds": time.monotonic() - clock,
         }  # fmt: skip
     seconds = time.monotonic() - clock
@@ -189,6 +190,28 @@ def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, sa
     after_task(loop, task, handler, config)
     loop.record(task, save=save)
     return {"status": "ok", **timing, "seconds": seconds}
+
+
+_FAILURES: ContextVar[Optional[list]] = ContextVar("lgdist_node_failures", default=None)
+
+
+@contextmanager
+def node_failures() -> Iterator[list]:
+    """Collect ``(node, error)`` for every node that fails while the block
+    runs (a task may run several one-task steps inline): the task raises
+    afterwards, so that Flower lists it as failed."""
+    failures: list = []
+    token = _FAILURES.set(failures)
+    try:
+        yield failures
+    finally:
+        _FAILURES.reset(token)
+
+
+def _note_failure(node: str, error: str) -> None:
+    failures = _FAILURES.get()
+    if failures is not None:
+        failures.append((node, error))
 
 
 def is_node_event(item: tuple) -> bool:

@@ -143,6 +143,15 @@ def handle_resume(backend: Any, payload: Any, args: tuple = ()) -> dict:
     return {"status": "started", "run_id": run.run_id}
 
 
+def raise_node_failures(failures: list) -> None:
+    """A node that failed in this task: its error is saved as the task's
+    outcome and ends the run; raising it too makes the task a failure in
+    Flower (and in any result reader)."""
+    if failures:
+        node, error = failures[-1]
+        raise NodeFailedError(f"node {node!r} failed: {error}")
+
+
 class LgdistTask(Task):
     """Base of lgdist's tasks: retried through outages (they are idempotent),
     and a run whose task fails for good ends as an error run."""
@@ -182,7 +191,10 @@ def register_tasks(app: Celery) -> None:
         if msg is None:
             return rejection  # type: ignore[return-value]
         backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
-        return coordinator.start_run(backend, msg.run_id)
+        with nodes.node_failures() as failures:  # its first one-task steps may run right here
+            result = coordinator.start_run(backend, msg.run_id)
+        raise_node_failures(failures)
+        return result
 
     @app.task(name="lgdist.resume", bind=True, base=LgdistTask)
     def resume(self: Any, *args: Any, **payload: Any) -> dict:
@@ -190,7 +202,10 @@ def register_tasks(app: Celery) -> None:
             args, payload = (), args[0]  # a payload sent as one dict argument
         backend = get_backend(self.app)
         backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
-        return handle_resume(backend, payload, args)
+        with nodes.node_failures() as failures:
+            result = handle_resume(backend, payload, args)
+        raise_node_failures(failures)
+        return result
 
     @app.task(name="lgdist.run_node", bind=True, base=LgdistTask, **node_limits)
     def run_node(self: Any, *args: Any, **payload: Any) -> dict:
@@ -198,15 +213,12 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.run_node", backend, RunNodeMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        result = nodes.run_node(
-            backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
-            redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
-        )  # fmt: skip
-        if result.pop("node_failed", False):
-            # The error is saved as the task's outcome; raising it too makes
-            # the task a failure in Flower (and in any result reader).
-            # (The node that failed may be a later one-task step run inline.)
-            raise NodeFailedError(f"node {result.get('node', msg.node)!r} failed: {result.get('error')}")
+        with nodes.node_failures() as failures:
+            result = nodes.run_node(
+                backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
+                redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
+            )  # fmt: skip
+        raise_node_failures(failures)
         return result
 
     @app.task(name="lgdist.finish_step", bind=True, base=LgdistTask)
