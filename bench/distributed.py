@@ -299,8 +299,8 @@ def run(quick: bool) -> list[dict]:
     queue = f"lgdist-bench-{session}"
     ref_queue = f"{queue}-reference"
     chain = "bench-chain-20" if quick else "bench-chain-200"
-    chain_reps, fan_reps = (3, 3) if quick else (3, 7)
-    scale_counts, scale_nodes = ([1, 2], 16) if quick else ([1, 2, 4, 8], 64)
+    chain_reps, fan_reps = (2, 2) if quick else (3, 7)
+    scale_counts, scale_nodes = ([1, 2], 8) if quick else ([1, 2, 4, 8], 64)
     concurrent = 40 if quick else 200
     log_dir = Path(tempfile.mkdtemp(prefix="lgdist-bench-workers-"))
 

@@ -85,11 +85,20 @@ def start_steps(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool) 
     if task is None:
         return
     inline.take()
-    worker = f"{backend.hostname} (pid {os.getpid()})"
+    worker = f"{_worker_name(backend)} (pid {os.getpid()})"
     result = {"node": task.name, "worker": worker, "status": "ok", **execute_task(backend, run, loop, task, save=False)}
     finish_single_step(
         backend, run, loop, task, result, checkpoint_id=parent_id, redelivered=False, worker=worker, inline=inline
     )
+
+
+def _worker_name(backend: Backend) -> str:
+    """The Celery worker running this task (its node name, as run_node
+    reports it), else the host."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    return getattr(request, "hostname", None) or backend.hostname
 
 
 def finish_single_step(

@@ -11,8 +11,9 @@ PAGE = r"""<!doctype html>
   * { box-sizing: border-box; }
   body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
   header { padding:10px 18px; background:#1d2330; color:#fff; display:flex; gap:16px; align-items:center; }
-  header h1 { font-size:16px; margin:0; font-weight:600; }
+  header h1 { font-size:16px; margin:0; font-weight:600; white-space:nowrap; }
   header span { color:#aab3c5; font-size:12px; }
+  #info { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; min-width:0; flex:1; }
   main { display:grid; grid-template-columns: 330px 1fr; gap:14px; padding:14px; }
   section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px; }
   h2 { font-size:13px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin:0 0 8px; }
@@ -36,7 +37,7 @@ PAGE = r"""<!doctype html>
 </head>
 <body>
 <header><h1>lgdist · thread inspector</h1><span id="info"></span>
-  <span style="flex:1"></span><button class="ghost" id="refresh" style="background:transparent;color:#fff;border-color:#aab3c5">Refresh</button></header>
+  <button class="ghost" id="refresh" style="background:transparent;color:#fff;border-color:#aab3c5">Refresh</button></header>
 <main>
   <section>
     <h2>Threads</h2>

@@ -24,9 +24,15 @@ class SqliteStore(SQLStore):
 
     def __init__(self, conn: Union[sqlite3.Connection, str, sa.Engine], *, index: Optional[IndexConfig] = None,
                  ttl: Optional[TTLConfig] = None) -> None:  # fmt: skip
+        target: Union[str, sa.Engine]
         if isinstance(conn, sqlite3.Connection):
-            conn = sa.create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
-        super().__init__(conn, index=index, ttl=ttl)
+            opened = conn
+            # StaticPool hands out this one connection (the store never closes
+            # it); the base class sees the StaticPool and serializes access.
+            target = sa.create_engine("sqlite://", creator=lambda: opened, poolclass=StaticPool)
+        else:
+            target = conn
+        super().__init__(target, index=index, ttl=ttl)
         if self.engine.dialect.name != "sqlite":
             raise ValueError(f"SqliteStore needs a SQLite database, got {self.engine.url!r}")
 

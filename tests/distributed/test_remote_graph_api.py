@@ -149,3 +149,21 @@ def test_remote_stream_with_subgraphs_carries_the_subgraphs_chunks(cluster, clie
     # Without subgraphs=True the same run shows only the root's chunks.
     plain = list(remote.stream({"topic": "t"}, thread(), stream_mode=stream_mode))
     assert plain == list(local.stream({"topic": "t"}, thread(), stream_mode=stream_mode))
+
+
+def test_async_twins_match_the_sync_api(cluster, client):
+    remote = RemoteGraph("approval", client=client)
+    config = thread("async")
+
+    async def run() -> dict:
+        chunks = [c async for c in remote.astream({"request": "refund"}, config, stream_mode="updates")]
+        paused = await remote.aget_state(config)
+        await remote.aupdate_state(config, {"request": "refund twice"})
+        done = await remote.ainvoke(Command(resume="no"), config)
+        return {"chunks": chunks, "paused": paused, "done": done, "final": await remote.aget_state(config)}
+
+    got = asyncio.run(run())
+    assert [list(c) for c in got["chunks"]] == [["__interrupt__"]]
+    assert got["paused"].next == ("ask",) and got["paused"].values["request"] == "refund"
+    assert got["done"]["log"] == ["asked", "acted:no"] and got["done"]["request"] == "refund twice"
+    assert got["final"].values == remote.get_state(config).values and got["final"].next == ()

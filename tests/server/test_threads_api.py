@@ -4,6 +4,7 @@ a fork, history with ``limit``/``before``/``metadata``."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
@@ -78,6 +79,11 @@ def test_update_state_as_node_and_fork(sdk):
     sdk.runs.wait(tid, "approval", input={"request": "deploy"})
     paused = sdk.threads.get_state(tid)
     assert sdk.runs.wait(tid, "approval", command={"resume": "yes"})["decision"] == "yes"
+
+    # Answering the same interrupt again from its (older) checkpoint is refused.
+    with pytest.raises(httpx.HTTPStatusError) as info:
+        sdk.runs.wait(tid, "approval", command={"resume": "no"}, checkpoint_id=paused["checkpoint_id"])
+    assert info.value.response.status_code == 422
 
     # Fork: a new input from the thread's first checkpoint.
     first = sdk.threads.get_history(tid, metadata={"step": -1})[0]

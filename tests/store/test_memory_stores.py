@@ -275,3 +275,32 @@ def test_sql_reads_without_ttl_write_nothing(tmp_path: Any) -> None:
     assert store.get(("r",), "t").value == {"v": 2}  # a ttl item's expiry is pushed back: one write
     assert opened == ["write"]
     store.close()
+
+
+def test_asweep_ttl(make_store: Callable[..., IndexedStore], root: str, clock: Any) -> None:
+    store = make_store()
+    store._now = clock  # type: ignore[method-assign]
+    store.put((root,), "k", {"v": 1}, ttl=1)
+    assert asyncio.run(store.asweep_ttl()) == 0
+    clock.advance(2)
+    assert asyncio.run(store.asweep_ttl()) >= 1
+    assert store.get((root,), "k") is None
+
+
+def test_sqlite_store_wraps_an_open_connection_and_checks_dialects(tmp_path: Any) -> None:
+    import sqlite3
+
+    from lgdist.store.postgres import PostgresStore
+    from lgdist.store.sqlite import SqliteStore
+
+    conn = sqlite3.connect(str(tmp_path / "own.db"), check_same_thread=False)
+    store = SqliteStore(conn)
+    store.put(("a",), "k", {"v": 1})
+    store.close()  # the caller's connection stays open
+    assert conn.execute("SELECT count(*) FROM lgdist_store").fetchone() == (1,)
+    conn.close()
+    with pytest.raises(ValueError, match="needs a Postgres database"):
+        PostgresStore("sqlite://")
+    with SqliteStore.from_conn_string(":memory:") as memory:
+        memory.put(("a",), "k", {"v": 2})
+        assert memory.get(("a",), "k").value == {"v": 2}
