@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,12 +74,11 @@ def main() -> None:
     args = parser.parse_args()
     from bench import conversation, distributed, growing_state, local, round_trips, server
 
-    rows = local.run(args.quick)
-    rows += round_trips.run(args.quick)
-    rows += distributed.run(args.quick)
-    rows += growing_state.run(args.quick)
-    rows += conversation.run(args.quick)
-    rows += server.run(args.quick)
+    rows: list[dict] = []
+    for module in (local, round_trips, distributed, growing_state, conversation, server):
+        t0 = time.perf_counter()
+        rows += module.run(args.quick)
+        print(f"[bench] {module.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     text = f"# lgdist benchmarks{' (quick)' if args.quick else ''}\n\n{header()}\n\n{table(rows)}\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,8 @@ def throughput(client: Any, threads: Threads, count: int) -> dict[str, float]:
     """Submit ``count`` five-step threads at once; wait for all of them."""
     import sqlalchemy as sa
 
-    from lgdist.distributed.runs import FINAL, runs_table
+    from lgdist.distributed.lifecycle import FINAL
+    from lgdist.distributed.runs import runs_table
 
     graph = "bench-five-steps"
     time_remote(client, graph, {"n": 0}, threads)  # warm up
@@ -298,8 +299,8 @@ def run(quick: bool) -> list[dict]:
     queue = f"lgdist-bench-{session}"
     ref_queue = f"{queue}-reference"
     chain = "bench-chain-20" if quick else "bench-chain-200"
-    chain_reps, fan_reps = (3, 3) if quick else (3, 7)
-    scale_counts, scale_nodes = ([1, 2], 16) if quick else ([1, 2, 4, 8], 64)
+    chain_reps, fan_reps = (2, 2) if quick else (3, 7)
+    scale_counts, scale_nodes = ([1, 2], 8) if quick else ([1, 2, 4, 8], 64)
     concurrent = 40 if quick else 200
     log_dir = Path(tempfile.mkdtemp(prefix="lgdist-bench-workers-"))
 

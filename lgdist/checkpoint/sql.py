@@ -486,6 +486,11 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
             "inline_values": json.dumps(inline) if inline else None,
         }
         statements = self._statements
+        if idempotency_key is None and precondition is None and self.engine.dialect.name == "postgresql":
+            self._put_in_one_statement(row, blob_rows, *write_rows)
+            self._remember_links(thread_id, ns, checkpoint["id"], links)
+            self._cache_written(thread_id, ns, checkpoint, blobs)
+            return _config(thread_id, ns, checkpoint["id"])
         with self._transaction() as conn:
             if precondition is not None and not precondition(conn):
                 conn.rollback()
@@ -505,6 +510,25 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         self._remember_links(thread_id, ns, checkpoint["id"], links)
         self._cache_written(thread_id, ns, checkpoint, blobs)
         return _config(thread_id, ns, checkpoint["id"])
+
+    def _put_in_one_statement(self, row: dict, blob_rows: list, regular: list, special: list) -> None:
+        """Postgres: the checkpoint row, its blobs and the parent's writes as
+        one statement of data-modifying CTEs, in autocommit — one round trip
+        per step, atomic as any single statement (the local runtime's put)."""
+        statements = self._statements
+        ctes = [statements.upsert_checkpoint.values(row).returning(checkpoints_table.c.checkpoint_id).cte("c")]
+        if blob_rows:
+            ctes.append(statements.insert_blobs.values(blob_rows).returning(blobs_table.c.version).cte("b"))
+        if regular:
+            ctes.append(statements.insert_writes.values(regular).returning(writes_table.c.idx).cte("w"))
+        if special:
+            ctes.append(statements.upsert_writes.values(special).returning(writes_table.c.idx).cte("s"))
+        statement = sa.select(sa.literal(1)).add_cte(*ctes)
+        if not self._is_setup:
+            self.setup()
+        with self._lock, self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(statement)
 
     def _cache_written(self, thread_id: str, ns: str, checkpoint: Checkpoint, blobs: Sequence[delta.Blob]) -> None:
         """Values just stored are known decoded: the next restore of this

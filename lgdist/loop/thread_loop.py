@@ -467,8 +467,11 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.unstored_metadata = checkpoint_metadata(self.config, metadata)
             stored = False
         if stored:
-            # Only channels whose version changed since the last stored
-            # checkpoint need a new blob.
+            # The round-trip budget of a step: this put is its one write
+            # transaction (one statement on local Postgres) — the checkpoint,
+            # blobs of changed channels only, and the writes of tasks
+            # recorded with save=False. Only channels whose version changed
+            # since the last stored checkpoint need a new blob.
             new_versions = {
                 c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
             }

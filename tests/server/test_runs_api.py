@@ -115,8 +115,12 @@ def test_cancel_a_running_run(sdk):
     run = _busy_at_slow_step(sdk, tid)
     sdk.runs.cancel(tid, run["run_id"], wait=True)
     assert sdk.runs.get(tid, run["run_id"])["status"] == "interrupted"
-    _wait_for(lambda: sdk.threads.get(tid)["status"] == "idle", what="the thread to be released")
-    # The step in flight (if its node had started) completes; nothing after it runs.
+    _wait_for(lambda: sdk.threads.get(tid)["status"] != "busy", what="the thread to be released")
+    # The step in flight (if its node had started) completes; nothing after
+    # it runs. A next step is still pending, so the thread rests resumable
+    # ("interrupted", as LangGraph Server reports a thread whose state has a
+    # next step).
+    assert sdk.threads.get(tid)["status"] == "interrupted"
     assert sdk.threads.get_state(tid)["values"]["n"] in (2, 3)
     assert sdk.threads.get_history(tid, limit=1)[0]["metadata"]["step"] == 2
 
