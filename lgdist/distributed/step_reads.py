@@ -84,4 +84,15 @@ def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: boo
         run = Run(**{"input": None, **fields})
         if row.checkpoint_id is None:
             return StepRead(run, None)
-        return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), row.stored_child)
+        stored_child = row.stored_child
+        key = run.step_key(checkpoint_id)
+        if key != params["step_key"]:
+            # A fork's first step: the branch already there does not count.
+            stored_child = conn.execute(
+                sa.select(checkpoints_table.c.checkpoint_id).where(
+                    checkpoints_table.c.thread_id == run.thread_id,
+                    checkpoints_table.c.checkpoint_ns == "",
+                    checkpoints_table.c.idempotency_key == key,
+                )
+            ).scalar()
+        return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)

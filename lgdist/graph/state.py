@@ -32,14 +32,9 @@ from lgdist.graph.branch import (
 from lgdist.graph.nesting import find_subgraph
 from lgdist.graph.message import add_messages
 from lgdist.graph.node import NodeRunnable, as_node, is_async_only
-from lgdist.graph.schema import (
-    channels_for_schema,
-    coerce_to_schema,
-    node_input_schema,
-    schema_hints,
-    state_to_dict,
-)
+from lgdist.graph.schema import channels_for_schema, node_input_schema, schema_hints
 from lgdist.retry import as_policies
+from lgdist.state_objects import coerce_to_schema, state_to_dict
 from lgdist.types import Command, RetryPolicy, Send
 
 __all__ = ["StateGraph"]
