@@ -233,7 +233,8 @@ def throughput(client: Any, threads: Threads, count: int) -> dict[str, float]:
     """Submit ``count`` five-step threads at once; wait for all of them."""
     import sqlalchemy as sa
 
-    from lgdist.distributed.runs import FINAL, runs_table
+    from lgdist.distributed.lifecycle import FINAL
+    from lgdist.distributed.runs import runs_table
 
     graph = "bench-five-steps"
     time_remote(client, graph, {"n": 0}, threads)  # warm up

@@ -86,7 +86,7 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
     each step message. ``cold``: each step in a process that has decoded
     none of the thread's values (another worker ran the steps before)."""
     from lgdist.checkpoint.blob_cache import CACHE
-    from lgdist.distributed import coordinator, nodes
+    from lgdist.distributed import coordinator, lifecycle, nodes
     from lgdist.distributed.messages import RunNodeMessage
 
     sent: list[tuple[str, dict]] = []
@@ -102,8 +102,8 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
     coordinator.send_single_step = capture  # type: ignore[assignment]
     try:
         thread_id = f"rt-{uuid.uuid4().hex[:8]}"
-        run = backend.runs.create_run(thread_id=thread_id, graph=graph, kind="start", input=value, options={})
-        if not backend.runs.claim_thread(thread_id, graph, run.run_id, ("idle",)):
+        run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options={})
+        if not claimed:
             raise RuntimeError(f"thread {thread_id} could not be claimed")
         coordinator.start_run(backend, run.run_id)
         counters = []

@@ -9,6 +9,8 @@ from typing import Any, Optional, Sequence
 from langchain_core.tools import ToolException
 from pydantic import ValidationError
 
+from lgdist.types import Interrupt
+
 __all__ = [
     "LgdistError",
     "ErrorCode",
@@ -89,8 +91,6 @@ class NodeInterrupt(GraphInterrupt):
     """Deprecated in LangGraph; kept so old code still imports."""
 
     def __init__(self, value: Any, id: str | None = None) -> None:
-        from lgdist.types import Interrupt
-
         super().__init__([Interrupt(value=value, id=id or "placeholder-id")])
 
 
@@ -160,6 +160,25 @@ class RunNotFoundError(LgdistError, LookupError):
     """No run with that id exists."""
 
 
+class ThreadNotFoundError(LgdistError, LookupError):
+    """No thread with that id exists (nothing ever ran on it)."""
+
+
+class InvalidThreadIdError(LgdistError, ValueError):
+    """A thread id that cannot be stored: empty, longer than 255 characters,
+    or containing a NUL character."""
+
+
+class RunFailedError(LgdistError, RuntimeError):
+    """A remote run ended with an error; the message holds the node's error."""
+
+
+class NodeFailedError(LgdistError, RuntimeError):
+    """A node raised: raised again by its ``lgdist.run_node`` task (after the
+    error is saved as the task's outcome) so that Flower lists the task as
+    failed."""
+
+
 class InvalidNamespaceError(LgdistError, ValueError):
     """A store namespace is empty, starts with the reserved label
     ``"langgraph"``, or has a label that is empty, not a string, or holds a
@@ -208,3 +227,8 @@ class ToolInvocationError(LgdistError, ToolException):
         self.source = source
         self.filtered_errors = filtered_errors
         super().__init__(self.message)
+
+
+class GraphLoadError(LgdistError, ImportError):
+    """A graph named in ``LGDIST_GRAPHS`` cannot be imported or is not a
+    compiled graph."""

@@ -13,6 +13,8 @@ from typing import Literal, Optional
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where Celery sends a task when nothing routes it.
+CELERY_DEFAULT_QUEUE = "celery"
 DEFAULT_HOME = Path(os.environ.get("LGDIST_HOME", ".lgdist"))
 
 
@@ -90,17 +92,32 @@ class Settings(BaseSettings):
     def broker_folder(self) -> Path:
         return (self.home / "broker").resolve()
 
-    def queue_for(self, node: str) -> str:
+    def node_routes(self) -> dict[str, str]:
+        """``node_queues`` parsed: node name → queue."""
+        routes = {}
         for item in filter(None, (p.strip() for p in self.node_queues.split(","))):
             name, _, queue = item.partition("=")
-            if name.strip() == node and queue.strip():
-                return queue.strip()
-        return self.default_queue
+            if name.strip() and queue.strip():
+                routes[name.strip()] = queue.strip()
+        return routes
+
+    def queue_for(self, node: str) -> str:
+        return self.node_routes().get(node, self.default_queue)
+
+    def queue_names(self) -> list[str]:
+        """lgdist's own queues: the default one and every node queue."""
+        return sorted({self.default_queue, *self.node_routes().values()})
+
+    def worker_queues(self) -> list[str]:
+        """What a worker consumes: lgdist's queues plus Celery's default
+        ``celery`` queue, where a bare ``send_task("lgdist.resume", ...)``
+        from any Celery program (or Flower's API) lands."""
+        return sorted({*self.queue_names(), CELERY_DEFAULT_QUEUE})
 
     def safe_dict(self) -> dict:
         """Settings with passwords in URLs masked, for logs and `lgdist config`."""
         out = {}
-        for key, value in self.model_dump().items():
+        for key, value in self.model_dump(mode="json").items():
             out[key] = mask_url(str(value)) if isinstance(value, str) and "://" in value else value
         return out
 

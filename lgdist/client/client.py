@@ -6,16 +6,36 @@ import time
 import uuid
 from typing import Any, Iterator, Optional, Sequence, Union
 
+from lgdist.distributed import lifecycle
 from lgdist.distributed.app import create_app
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import WORKER_MODE, claim_thread, publish_end, start_next_enqueued
+from lgdist.distributed.coordinator import WORKER_MODE, fail_pending_run, publish_end, resting_status, start_next_enqueued
 from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
 from lgdist.distributed.failure import run_failed_error, trusted_packages
-from lgdist.distributed.runs import FINAL
+from lgdist.distributed.lifecycle import FINAL, RunStatus, ThreadStatus
 from lgdist.distributed.transient import TRANSIENT_ERRORS
-from lgdist.errors import RunFailedError, RunNotFoundError, ThreadBusyError
+from lgdist.errors import (
+    InvalidThreadIdError,
+    RunFailedError,
+    RunNotFoundError,
+    ThreadBusyError,
+    ThreadNotFoundError,
+)
 from lgdist.settings import Settings, get_settings
 from lgdist.types import Command, StateSnapshot
+
+__all__ = ["Client", "RunFailedError", "check_thread_id"]
+
+
+def check_thread_id(thread_id: Any) -> str:
+    """The thread id, if it can be stored; else ``InvalidThreadIdError``."""
+    if not isinstance(thread_id, str) or not thread_id:
+        raise InvalidThreadIdError(f"a thread id must be a non-empty string, not {thread_id!r}")
+    if len(thread_id) > 255:
+        raise InvalidThreadIdError(f"a thread id has at most 255 characters (got {len(thread_id)})")
+    if "\x00" in thread_id:
+        raise InvalidThreadIdError("a thread id cannot contain a NUL character")
+    return thread_id
 
 
 class Client:
@@ -47,7 +67,7 @@ class Client:
         """Start a run of ``graph`` on ``thread_id`` (new thread if None);
         returns the run id. A busy thread raises ``ThreadBusyError`` under the
         ``reject`` strategy or queues the run under ``enqueue``."""
-        thread_id = thread_id or uuid.uuid4().hex
+        thread_id = uuid.uuid4().hex if thread_id is None else check_thread_id(thread_id)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         config = config or {}
         options = {
@@ -72,23 +92,39 @@ class Client:
             options["context"] = context
         strategy = multitask_strategy or self.settings.multitask_strategy
         options["multitask_strategy"] = strategy
-        runs = self.backend.runs
         # Answering an interrupt (or continuing after a breakpoint) resumes the thread.
         kind = "resume" if input is None or (isinstance(input, Command) and input.resume is not None) else "start"
-        run = runs.create_run(thread_id=thread_id, graph=graph, kind=kind, input=input, options=options)
-        if claim_thread(self.backend, thread_id, graph, run.run_id, ("idle", "interrupted", "error")):
-            self._send("lgdist.start", {"v": 1, "run_id": run.run_id})
+        busy = f"thread {thread_id!r} already has an active run" if strategy == "reject" else None
+        run, claimed = lifecycle.submit(
+            self.backend.runs, thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, busy_error=busy
+        )
+        if claimed:
+            self._send_start(run)
         elif strategy == "reject":
-            active = (runs.get_thread(thread_id) or {}).get("active_run_id")
-            runs.set_run(run.run_id, status="error", error=f"thread {thread_id!r} is busy with run {active}")
             raise ThreadBusyError(
-                f"thread {thread_id!r} already has an active run ({active}); wait for it, cancel it, "
-                "or submit with multitask_strategy='enqueue'"
+                f"{run.error}; wait for it, cancel it, or submit with multitask_strategy='enqueue'"
             )
         else:
             # The active run may have ended while we queued: start us if so.
             start_next_enqueued(self.backend, thread_id)
         return run.run_id
+
+    def _send_start(self, run: Any) -> None:
+        """Send the run's start message. If that fails, the run must not
+        start later (the caller is told it failed): it ends as an error
+        unless something started it meanwhile, in which case it runs."""
+        try:
+            self._send("lgdist.start", {"v": 1, "run_id": run.run_id})
+        except BaseException as exc:
+            error = f"run could not be submitted: the broker refused the start message ({type(exc).__name__}: {exc})"
+            try:
+                ended = fail_pending_run(self.backend, run, error)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                ended = True
+            current = self.backend.runs.get_run(run.run_id) if not ended else None
+            if current is not None and current.status not in (RunStatus.PENDING, RunStatus.ERROR):
+                return  # started by the sweeper meanwhile: it is running
+            raise
 
     def resume(
         self,
@@ -101,7 +137,10 @@ class Client:
         stream_mode: Union[str, Sequence[str]] = "values",
     ) -> str:
         """Publish a ``lgdist.resume`` message (what any program can do with
-        ``send_task``); returns the id the resumed run will have."""
+        ``send_task``); returns the id the resumed run will have. A thread
+        that does not exist raises ``ThreadNotFoundError``."""
+        if self.backend.runs.get_thread(check_thread_id(thread_id)) is None:
+            raise ThreadNotFoundError(f"thread {thread_id!r} does not exist: nothing ran on it, so nothing can resume")
         run_id = uuid.uuid4().hex
         payload = {
             "v": 1,
@@ -220,15 +259,18 @@ class Client:
 
     def cancel(self, run_id: str) -> bool:
         """Stop a run after its current step (or before it starts)."""
-        runs = self.backend.runs
-        run = runs.get_run(run_id)
+        run = self.backend.runs.get_run(run_id)
         if run is None:
             raise RunNotFoundError(f"no run {run_id!r}")
-        if runs.set_run(run_id, expect=("pending",), status="cancelled"):
-            runs.release_thread(run.thread_id, run_id, "idle")
-            publish_end(self.backend, run_id, "cancelled")
-            return True
-        return runs.set_run(run_id, expect=("running",), status="cancelled")
+        # A run that never started leaves its thread as its checkpoint says
+        # (still resumable at an interrupt); a running one stops after its
+        # step, and the step's end releases the thread the same way.
+        rest = resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+        was = lifecycle.cancel(self.backend.runs, run_id, rest)
+        if was == RunStatus.PENDING:
+            publish_end(self.backend, run_id, RunStatus.CANCELLED)
+            start_next_enqueued(self.backend, run.thread_id)
+        return was is not None
 
     def runs(self, thread_id: Optional[str] = None, limit: int = 100) -> list[dict]:
         return [r.as_dict() for r in self.backend.runs.list_runs(thread_id, limit)]
@@ -253,4 +295,22 @@ class Client:
         return list(self._graph(graph).get_state_history(self._thread_config(thread_id), **kwargs))
 
     def update_state(self, graph: str, thread_id: str, values: Any, as_node: Optional[str] = None, checkpoint_id: Optional[str] = None) -> dict:
-        return self._graph(graph).update_state(self._thread_config(thread_id, checkpoint_id), values, as_node)
+        """Store a state update as a new checkpoint. Refused with
+        ``ThreadBusyError`` while a run holds the thread: its next step
+        would store a sibling of the update and the update would be lost.
+        The thread is held for the update's duration."""
+        runs = self.backend.runs
+        check_thread_id(thread_id)
+        holder = f"update-{uuid.uuid4().hex}"
+        before = (runs.get_thread(thread_id) or {}).get("status") or ThreadStatus.IDLE
+        before = ThreadStatus.IDLE if before == ThreadStatus.BUSY else before
+        if not lifecycle.claim(runs, thread_id, graph, holder):
+            active = (runs.get_thread(thread_id) or {}).get("active_run_id")
+            raise ThreadBusyError(
+                f"thread {thread_id!r} is busy with run {active}; update its state after the run ends (or cancel it)"
+            )
+        try:
+            return self._graph(graph).update_state(self._thread_config(thread_id, checkpoint_id), values, as_node)
+        finally:
+            rest = resting_status(self.backend, thread_id, graph, ThreadStatus(before))
+            lifecycle.release_ended(runs, thread_id, holder, rest)

@@ -47,10 +47,14 @@ def celery_config(settings: Settings) -> dict:
         folder = settings.broker_folder()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(exist_ok=True)
+        (folder / "control").mkdir(exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            # kombu writes its exchange tables to ./control unless told:
+            # every embedded-broker file stays under LGDIST_HOME.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.05,
         }
@@ -82,12 +86,9 @@ def create_app(settings: Optional[Settings] = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("lgdist", amqp=_ShadowNamedAMQP)
     app.conf.update(celery_config(settings))
-    queues = {settings.default_queue}
-    for item in filter(None, (p.strip() for p in settings.node_queues.split(","))):
-        queues.add(item.partition("=")[2].strip())
     # Each queue gets its own routing key: without one Celery binds every
     # queue with the default key, so a message routed by exchange + key to
     # the default queue would also be copied into every node queue.
-    app.conf.task_queues = [Queue(q, routing_key=q) for q in sorted(q for q in queues if q)]
+    app.conf.task_queues = [Queue(q, routing_key=q) for q in settings.worker_queues()]
     app.conf.lgdist_settings = settings
     return app

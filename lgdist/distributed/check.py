@@ -2,24 +2,30 @@
 
 What must hold for a thread whatever failed along the way: its history is
 one parent chain per branch with contiguous steps; no step was stored twice
-(two ``loop`` children of one checkpoint); every task of a step that moved on
-has exactly one saved outcome; the run status agrees with the last
-checkpoint; no pending writes point at a checkpoint that does not exist;
-and every run ended in a state a user can act on - a busy thread is held by
-a live run, no run is left "running" without holding its thread, and an
-error run says what went wrong.
+(two ``loop`` children of one checkpoint, unless a run asked for a fork
+there); every task of a step that moved on has exactly one saved outcome;
+no pending writes point at a checkpoint that does not exist; the thread's
+status agrees with its latest checkpoint (pending work or an unanswered
+interrupt is never left ``idle``, an interrupt never ``error``, a node's
+error run has a failed task - not one a later copy completed); and every
+run ended in a state a user can act on - a busy thread is held by a live
+run, no run is left "running" without holding its thread or with no
+progress and nothing queued, and an error run says what went wrong.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from typing import Any, Optional
 
 import sqlalchemy as sa
 
 from lgdist.checkpoint.sql import checkpoints_table, writes_table
 from lgdist.engine import channels_from_checkpoint, plan_next_step
-from lgdist.engine.outcomes import completed_tasks
+from lgdist.distributed.coordinator import forked_from
+from lgdist.distributed.queues import read_backlog
+from lgdist.engine.outcomes import PENDING, Outcome, completed_tasks, task_outcomes
 
 
 def check_thread(backend: Any, thread_id: str) -> list[str]:
@@ -52,10 +58,15 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
 
     thread = backend.runs.get_thread(thread_id)
     spec = backend.registry.get(thread["graph"]).get_graph_spec() if thread else None
+    runs = backend.runs.list_runs(thread_id, limit=10_000)
+    forks = Counter(forked_from(r) for r in runs if r.start_step is not None)
     for parent_id, kids in children.items():
         loops = [k for k in kids if k.metadata.get("source") == "loop"]
-        if len(loops) > 1:
-            problems.append(f"step after {parent_id} was stored {len(loops)} times")
+        if len(loops) > 1 + forks.get(parent_id, 0):
+            problems.append(
+                f"step after {parent_id} was stored {len(loops)} times "
+                f"(sibling checkpoints; {forks.get(parent_id, 0)} fork(s) asked for there)"
+            )
         if loops and spec is not None:
             parent = by_id[parent_id]
             channels = channels_from_checkpoint(spec.channels, parent.checkpoint)
@@ -80,14 +91,48 @@ def check_thread(backend: Any, thread_id: str) -> list[str]:
     problems.extend(_run_problems(backend, thread_id, thread))
 
     if thread is not None and spec is not None and thread["status"] != "busy":
-        latest = tuples[0]
-        channels = channels_from_checkpoint(spec.channels, latest.checkpoint)
-        nxt = plan_next_step(spec, latest.checkpoint, channels, latest.metadata["step"] + 1, read_inputs=False)
-        if thread["status"] == "idle" and nxt:
-            problems.append(f"thread is idle but its latest checkpoint still has tasks {[t.name for t in nxt.values()]}")
-        if thread["status"] == "interrupted" and not nxt:
-            problems.append("thread is interrupted but its latest checkpoint has no pending tasks")
+        problems.extend(_resting_problems(spec, thread, tuples[0], runs))
     return problems
+
+
+def _resting_problems(spec: Any, thread: dict, latest: Any, runs: list) -> list[str]:
+    """A thread no run holds must rest in a status its latest checkpoint
+    agrees with: pending work is resumable (``interrupted``), an unanswered
+    interrupt is never ``idle`` or ``error``, and a run that ended in a
+    node's error has that task failed (not completed by a later copy)."""
+    problems: list[str] = []
+    channels = channels_from_checkpoint(spec.channels, latest.checkpoint)
+    nxt = plan_next_step(spec, latest.checkpoint, channels, latest.metadata["step"] + 1, read_inputs=False)
+    outcomes = task_outcomes(latest.pending_writes or [])
+    waiting = [t.name for t in nxt.values() if outcomes.get(t.id, PENDING).kind is Outcome.INTERRUPTED]
+    status = thread["status"]
+    if status in ("idle", "error") and waiting:
+        problems.append(f"thread is {status} but its latest checkpoint has unanswered interrupts in {waiting}")
+    elif status == "idle" and nxt:
+        problems.append(f"thread is idle but its latest checkpoint still has tasks {[t.name for t in nxt.values()]}")
+    if status == "interrupted" and not nxt:
+        problems.append("thread is interrupted but its latest checkpoint has no pending tasks")
+    last = runs[0] if runs else None
+    if status == "error" and last is not None and last.status == "error" and (last.error or "").startswith("node "):
+        failed = [t.name for t in nxt.values() if outcomes.get(t.id, PENDING).kind is Outcome.FAILED]
+        if not failed:
+            problems.append(
+                f"run {last.run_id} ended in a node's error, but no task of the thread's current step "
+                "failed (the failed task has completed writes, or the step had moved on)"
+            )
+    return problems
+
+
+def _stuck(backend: Any, thread: Optional[dict], run: Any) -> bool:
+    """No progress for a stall period and no message waiting: nothing will
+    move the run unless the sweeper repairs it."""
+    if thread is None or time.time() - thread["updated_at"] < backend.settings.stall_seconds:
+        return False
+    try:
+        backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=backend.settings.stall_seconds)
+        return not backlog.holds(run.run_id)
+    except Exception:  # noqa: BLE001 - no broker to ask: say nothing
+        return False
 
 
 def _run_problems(backend: Any, thread_id: str, thread: Optional[dict]) -> list[str]:
@@ -104,6 +149,11 @@ def _run_problems(backend: Any, thread_id: str, thread: Optional[dict]) -> list[
     for run in runs:
         if run.status == "running" and run.run_id != active:
             problems.append(f"run {run.run_id} is running but does not hold the thread")
+        if run.status == "running" and run.run_id == active and _stuck(backend, thread, run):
+            problems.append(
+                f"run {run.run_id} is running with no progress for over {backend.settings.stall_seconds:g}s "
+                "and nothing of it waits in a queue"
+            )
         if run.status == "error" and not run.error:
             problems.append(f"run {run.run_id} ended in error without saying why")
     return problems

@@ -32,20 +32,22 @@ from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.crashpoints import crash_point
+from lgdist.distributed import lifecycle
 from lgdist.distributed.events import wire_events
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
-from lgdist.distributed.runs import FINAL, Run
+from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
+from lgdist.distributed.runs import Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, should_interrupt
 from lgdist.engine.tasks import Task
-from lgdist.errors import GraphNotRegisteredError, LgdistError
+from lgdist.errors import GraphNotRegisteredError, LgdistError, NodeFailedError
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
 from lgdist.types import Command
 
 log = logging.getLogger("lgdist.coordinator")
 
 # The thread status a run leaves behind when it ends.
-THREAD_STATUS = {"success": "idle", "interrupted": "interrupted", "error": "error", "cancelled": "idle"}
+THREAD_STATUS = lifecycle.THREAD_AFTER
 
 # Stream modes that only the process running a node can produce.
 NODE_MODES = ("custom", "messages")
@@ -87,9 +89,33 @@ def latest_loop(backend: Backend, run: Run) -> Optional[ThreadLoop]:
     loop.config["configurable"].pop("checkpoint_id", None)
     if loop.restore() is None:
         return None
-    if run.start_step is not None:
-        loop.stop = run.start_step + loop.recursion_limit + 1
+    apply_stop(run, loop)
     return loop
+
+
+def step_key(run: Run, parent_id: str) -> str:
+    """See :meth:`Run.step_key`."""
+    return run.step_key(parent_id)
+
+
+def forked_from(run: Run) -> Optional[str]:
+    return run.forked_from
+
+
+def record_start(backend: Backend, run: Run, loop: ThreadLoop) -> None:
+    """Remember the step the run starts at and the step past which it hits
+    its recursion limit, as the loop computed it when it loaded the input
+    (the local runtime's budget, whether or not the input stored a step)."""
+    lifecycle.note(backend.runs, run.run_id, start_step=loop.step, stop_step=loop.stop)
+    run.start_step, run.stop_step = loop.step, loop.stop
+
+
+def apply_stop(run: Run, loop: ThreadLoop) -> None:
+    """Give a loop restored mid-run the run's recursion budget."""
+    if run.stop_step is not None:
+        loop.stop = run.stop_step
+    elif run.start_step is not None:
+        loop.stop = run.start_step + loop.recursion_limit + 1
 
 
 def resumed_here(run: Run, loop: ThreadLoop) -> bool:
@@ -122,25 +148,24 @@ def publish_events(backend: Backend, run_id: str, events: list, once: Optional[s
 
 def publish_end(backend: Backend, run_id: str, status: str, error: Optional[str] = None) -> None:
     """The run's last stream event (best effort, like every event)."""
-    publish_events(backend, run_id, [("__end__", {"status": status, "error": error})])
+    publish_events(backend, run_id, [("__end__", {"status": str(status), "error": error})])
 
 
 def end_run(
     backend: Backend, run: Run, status: str, error: Optional[str] = None, loop: Optional[ThreadLoop] = None
 ) -> bool:
-    """Move a running run to its final status, release its thread, tell the
-    stream readers, and start the thread's next enqueued run. Only the first
-    caller for a run does anything; it also publishes ``loop``'s last events
-    (an interrupt's chunks), which must reach the stream before its end
-    event: readers stop there."""
-    values: dict = {"status": status}
-    if error is not None:
-        values["error"] = error
-    if not backend.runs.set_run(run.run_id, expect=("running",), **values):
+    """Move a running run to its final status and release its thread (one
+    transaction), tell the stream readers, and start the thread's next
+    enqueued run. Only the first caller for a run does anything; it also
+    publishes ``loop``'s last events (an interrupt's chunks), which must
+    reach the stream before its end event: readers stop there. A run
+    cancelled meanwhile is settled instead: its step has stopped."""
+    status = RunStatus(status)
+    if not lifecycle.end(backend.runs, run.run_id, status, error=error):
+        current = backend.runs.get_run(run.run_id)
+        if current is not None and current.status == RunStatus.CANCELLED:
+            settle_cancelled(backend, current)
         return False
-    # The thread first: a crash after this point leaves a finished run and a
-    # free thread, with at worst a stream that ends from the run record.
-    backend.runs.release_thread(run.thread_id, run.run_id, THREAD_STATUS[status])
     if loop is not None:
         publish(backend, run, loop)
     current = backend.runs.get_run(run.run_id)
@@ -149,20 +174,48 @@ def end_run(
     return True
 
 
+def resting_status(backend: Backend, thread_id: str, graph: str, otherwise: ThreadStatus) -> ThreadStatus:
+    """The status a thread rests in when its run stops without finishing its
+    step (cancelled, failed before it started): ``interrupted`` - resumable -
+    while its latest checkpoint still has tasks to run or interrupts to
+    answer, else ``otherwise``."""
+    from lgdist.engine import channels_from_checkpoint, plan_next_step
+
+    try:
+        spec = backend.registry.get(graph).get_graph_spec()
+    except Exception:  # noqa: BLE001 - an unloadable graph has nothing to resume
+        return otherwise
+    saved = backend.saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    if saved is None:
+        return otherwise
+    channels = channels_from_checkpoint(spec.channels, saved.checkpoint)
+    step = saved.metadata.get("step", -2) + 1
+    if plan_next_step(spec, saved.checkpoint, channels, step, read_inputs=False):
+        return ThreadStatus.INTERRUPTED
+    return otherwise
+
+
+def settle_cancelled(backend: Backend, run: Run) -> bool:
+    """A cancelled run's step has stopped: free its thread (resumable if the
+    step left work behind) and end its stream. Idempotent."""
+    rest = resting_status(backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+    if not lifecycle.release_ended(backend.runs, run.thread_id, run.run_id, rest):
+        return False
+    publish_end(backend, run.run_id, RunStatus.CANCELLED)
+    start_next_enqueued(backend, run.thread_id)
+    return True
+
+
 def start_next_enqueued(backend: Backend, thread_id: str) -> None:
-    # A pending run submitted with "reject" is a submission in flight (its
-    # row exists, its own claim comes next): it is not queued, and claiming
-    # the thread for it here would make that claim fail.
+    # Submitted runs (a resume through RemoteGraph too) carry a strategy. A
+    # reject-strategy run is never pending without holding its thread.
     queued = [
-        r for r in backend.runs.pending_runs(thread_id)
-        # Submitted runs (a resume through RemoteGraph too) carry a strategy.
-        if (r.kind == "start" or "multitask_strategy" in r.options)
-        and r.options.get("multitask_strategy") != "reject"
+        r for r in backend.runs.pending_runs(thread_id) if r.kind == "start" or "multitask_strategy" in r.options
     ]  # fmt: skip
     if not queued:
         return
     nxt = queued[0]
-    if backend.runs.claim_thread(thread_id, nxt.graph, nxt.run_id, ("idle", "interrupted", "error")):
+    if lifecycle.claim(backend.runs, thread_id, nxt.graph, nxt.run_id):
         send_start(backend, nxt.run_id)
 
 
@@ -170,28 +223,15 @@ def send_start(backend: Backend, run_id: str) -> None:
     backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue)
 
 
-def fail_pending_run(backend: Backend, run: Run, error: str) -> None:
-    """A run that never started (bad graph name, bad input) ends as error."""
-    backend.runs.set_run(run.run_id, status="error", error=error)
-    backend.runs.release_thread(run.thread_id, run.run_id, "error" if backend.runs.get_thread(run.thread_id) else "idle")
-    publish_end(backend, run.run_id, "error", error)
-
-
-def claim_thread(backend: Backend, thread_id: str, graph: str, run_id: str, allowed: tuple, wait: float = 1.0) -> bool:
-    """``RunStore.claim_thread``, riding out the moment between a run
-    ending and its thread being released (two statements): a resume sent
-    as soon as the run shows "interrupted" must not find the thread busy."""
-    import time
-
-    deadline = time.monotonic() + wait
-    while True:
-        if backend.runs.claim_thread(thread_id, graph, run_id, allowed):
-            return True
-        thread = backend.runs.get_thread(thread_id)
-        holder = backend.runs.get_run(thread["active_run_id"]) if thread and thread["active_run_id"] else None
-        if holder is None or holder.status not in FINAL or time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+def fail_pending_run(backend: Backend, run: Run, error: str) -> bool:
+    """A run that never started (bad graph name, bad input) ends as error;
+    its thread keeps whatever it could still resume."""
+    rest = resting_status(backend, run.thread_id, run.graph, ThreadStatus.ERROR)
+    if not lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=(RunStatus.PENDING,), thread_status=rest):
+        return False
+    publish_end(backend, run.run_id, RunStatus.ERROR, error)
+    start_next_enqueued(backend, run.thread_id)
+    return True
 
 
 def claim_step(backend: Backend, run: Run, checkpoint_id: str) -> bool:
@@ -216,13 +256,13 @@ def start_run(backend: Backend, run_id: str) -> dict:
     if run is None:
         return rejected(f"lgdist.start: there is no run {run_id!r}")
     thread = backend.runs.get_thread(run.thread_id)
-    if run.status in ("pending", "running") and (thread is None or thread["active_run_id"] != run_id):
+    if run.status in lifecycle.ACTIVE and (thread is None or thread["active_run_id"] != run_id):
         # A queued run: start_next_enqueued starts it when the thread is free.
         return rejected(f"lgdist.start: run {run_id} does not hold thread {run.thread_id!r} (it is queued)")
-    if run.status == "running":
+    if run.status == RunStatus.RUNNING:
         # A redelivery: the worker that started the run died. Finish its job.
         return _restart_started_run(backend, run)
-    if run.status != "pending":
+    if run.status != RunStatus.PENDING:
         return {"status": "duplicate", "run_id": run_id}
     try:
         backend.registry.get(run.graph)
@@ -233,9 +273,9 @@ def start_run(backend: Backend, run_id: str) -> dict:
         error = f"graph {run.graph!r} could not be loaded: {type(exc).__name__}: {exc}"
         fail_pending_run(backend, run, error)
         return {"status": "error", "run_id": run_id, "error": error}
-    if not backend.runs.set_run(run_id, expect=("pending",), status="running", worker=backend.hostname):
+    if not lifecycle.begin(backend.runs, run_id, backend.hostname):
         return {"status": "duplicate", "run_id": run_id}
-    run.status = "running"
+    run.status = RunStatus.RUNNING
     _load_and_schedule(backend, run)
     return {"status": "started", "run_id": run_id}
 
@@ -282,11 +322,10 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - bad input ends the run, not the worker
-        end_run(backend, run, "error", f"{type(exc).__name__}: {exc}")
+        end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return
     if run.start_step is None:
-        backend.runs.set_run(run.run_id, start_step=loop.step)
-        run.start_step = loop.step
+        record_start(backend, run, loop)
     publish(backend, run, loop, once=f"input:{run.run_id}")
     crash_point("start.loaded", run.thread_id, loop.metadata.get("step", -2))
     from lgdist.distributed.single_step import start_steps
@@ -308,11 +347,10 @@ def _continue_run(backend: Backend, run: Run) -> None:
     has (the step marker decides)."""
     loop = latest_loop(backend, run)
     if loop is None:
-        end_run(backend, run, "error", f"thread {run.thread_id!r} has no checkpoint to continue from")
+        end_run(backend, run, RunStatus.ERROR, f"thread {run.thread_id!r} has no checkpoint to continue from")
         return
     if run.start_step is None:
-        backend.runs.set_run(run.run_id, start_step=loop.step)
-        run.start_step = loop.step
+        record_start(backend, run, loop)
     schedule_step(backend, run, loop, resumed=resumed_here(run, loop))
 
 
@@ -358,7 +396,7 @@ def schedule_step(
     try:
         # A Command's update with nothing to run makes plan() store a
         # checkpoint: the loop child of this one, like any step's.
-        tasks = loop.plan(idempotency_key=f"step:{parent_id}")
+        tasks = loop.plan(idempotency_key=step_key(run, parent_id))
     except StepAlreadyFinished:
         _continue_run(backend, backend.runs.get_run(run.run_id) or run)
         return None
@@ -366,10 +404,10 @@ def schedule_step(
         raise
     except LgdistError as exc:
         publish(backend, run, loop)
-        end_run(backend, run, "error", f"{type(exc).__name__}: {exc}")
+        end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return None
     except Exception as exc:  # noqa: BLE001
-        end_run(backend, run, "error", "".join(traceback.format_exception(exc)))
+        end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
         return None
     _drop_plan_time_updates(loop)
     if loop.status != "pending":
@@ -449,9 +487,9 @@ def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task,
 
 def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
     if loop.status == "done":
-        return end_run(backend, run, "success", loop=loop)
+        return end_run(backend, run, RunStatus.SUCCESS, loop=loop)
     if loop.status in ("interrupted", "interrupt_before", "interrupt_after"):
-        return end_run(backend, run, "interrupted", loop=loop)
+        return end_run(backend, run, RunStatus.INTERRUPTED, loop=loop)
     raise ValueError(f"unexpected loop status {loop.status!r}")
 
 
@@ -466,27 +504,27 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
         return rejected(f"lgdist.finish_step: there is no run {msg.run_id!r}")
     if run.thread_id != msg.thread_id:
         return rejected(f"lgdist.finish_step: run {run.run_id} belongs to thread {run.thread_id!r}, not {msg.thread_id!r}")
-    if run.status == "cancelled":
-        backend.runs.release_thread(run.thread_id, run.run_id, "idle")
-        publish_end(backend, run.run_id, "cancelled")
+    if run.status == RunStatus.CANCELLED:
+        settle_cancelled(backend, run)
         return {"status": "ok", "outcome": "cancelled"}
-    if run.status != "running":
+    if run.status != RunStatus.RUNNING:
         return {"status": "ok", "outcome": f"ignored: run is {run.status}"}
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
     if loop.restore() is None:
         # Nothing sends this for a checkpoint that is not stored: a forged or
         # garbled message. It must not end a healthy run.
         return rejected(f"lgdist.finish_step: thread {run.thread_id!r} has no checkpoint {msg.checkpoint_id!r}")
-    if run.start_step is not None:
-        loop.stop = run.start_step + loop.recursion_limit + 1
+    apply_stop(run, loop)
     if msg.resumed:
         mark_resumed(loop.checkpoint)
     missing, failed = loop.collect()
     if failed:
+        if not is_current_step(backend, run, msg.checkpoint_id):
+            return {"status": "ok", "outcome": f"ignored: {msg.checkpoint_id} is not the current step"}
         run = backend.runs.get_run(run.run_id) or run
         task, text = failed[0]
         error = run.error or f"node {task.name!r} failed: {text}"
-        end_run(backend, run, "error", error)
+        end_run(backend, run, RunStatus.ERROR, error)
         return {"status": "ok", "outcome": "run failed"}
     if missing:
         latest = latest_loop(backend, run)
@@ -499,19 +537,19 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
             mark_resumed(latest.checkpoint)
         schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
         return {"status": "ok", "outcome": "rescheduled"}
-    step_key = f"step:{msg.checkpoint_id}"
+    key = step_key(run, msg.checkpoint_id)
     try:
-        loop.finish(idempotency_key=step_key)
+        loop.finish(idempotency_key=key)
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
-        publish(backend, run, loop, once=step_key)
+        publish(backend, run, loop, once=key)
         _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return {"status": "ok", "outcome": "stored"}
-    publish(backend, run, loop, once=f"step:{msg.checkpoint_id}")
+    publish(backend, run, loop, once=key)
     schedule_step(backend, run, loop, resumed=False)
     return {"status": "ok", "outcome": "stored"}
 
@@ -528,7 +566,7 @@ def _continue_after_stored_step(backend: Backend, run: Run, loop: ThreadLoop, pa
         return
     ran = [t for t in loop.tasks.values() if t.node is not None]
     if latest.interrupt_after and should_interrupt(latest.checkpoint, latest.interrupt_after, ran):
-        end_run(backend, run, "interrupted", loop=loop)
+        end_run(backend, run, RunStatus.INTERRUPTED, loop=loop)
         return
     schedule_step(backend, run, latest, resumed=False)
 
@@ -540,31 +578,57 @@ def task_failed(backend: Backend, name: str, payload: Any, exc: BaseException) -
     """An lgdist task failed for good (a bug, a hard time limit, retries
     used up): its chord will not go on, so end the run with the reason
     rather than leave it running. Outages are left to the sweeper: the
-    database may still be down, and the run can still finish."""
+    database may still be down, and the run can still finish. An outcome
+    for a step that is no longer the thread's current one, or for a task
+    that has saved writes (a copy re-run by the sweeper finished it),
+    changes nothing."""
     from celery.exceptions import TimeLimitExceeded
 
     if isinstance(exc, TRANSIENT_ERRORS) or not isinstance(payload, dict):
         return
     run_id = payload.get("run_id")
     run = backend.runs.get_run(run_id) if isinstance(run_id, str) else None
-    if run is not None and run.status == "pending" and name == "lgdist.start":
+    if run is not None and run.status == RunStatus.PENDING and name == "lgdist.start":
         thread = backend.runs.get_thread(run.thread_id)
         if thread is not None and thread["active_run_id"] == run.run_id:
             fail_pending_run(backend, run, f"lgdist.start failed inside lgdist: {type(exc).__name__}: {exc}")
         return
-    if run is None or run.status != "running":
+    if run is None or run.status != RunStatus.RUNNING:
+        return
+    checkpoint_id, task_id = payload.get("checkpoint_id"), payload.get("task_id")
+    if isinstance(checkpoint_id, str) and not is_current_step(backend, run, checkpoint_id, task_id if isinstance(task_id, str) else None):
+        log.warning("%s for step %s of run %s failed after the step moved on; ignored: %r", name, checkpoint_id, run.run_id, exc)
         return
     node = payload.get("node")
+    if isinstance(exc, NodeFailedError):
+        # The node's error is saved as its task's outcome. A chord whose
+        # member failed does not call its finish_step: end the run here, as
+        # finish_step would have, with the node's own error text.
+        end_run(backend, run, RunStatus.ERROR, run.error or str(exc))
+        return
     if isinstance(exc, TimeLimitExceeded):
         error = f"node {node!r} timed out: its process was killed at the hard time limit of {exc.args[0] if exc.args else '?'}s"
     else:
         what = f"node {node!r}" if name == "lgdist.run_node" else name
         error = f"{what} failed inside lgdist: {type(exc).__name__}: {exc}"
-    checkpoint_id, task_id = payload.get("checkpoint_id"), payload.get("task_id")
     if name == "lgdist.run_node" and isinstance(checkpoint_id, str) and isinstance(task_id, str):
         config = {"configurable": {"thread_id": run.thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
         backend.saver.put_writes(config, [(ERROR, error)], task_id)
-    end_run(backend, run, "error", error)
+    end_run(backend, run, RunStatus.ERROR, error)
+
+
+def is_current_step(backend: Backend, run: Run, checkpoint_id: str, task_id: Optional[str] = None) -> bool:
+    """Whether ``checkpoint_id`` is still the thread's latest checkpoint (its
+    step not stored yet) and, given ``task_id``, that task has no saved
+    writes: only then may an outcome for it change the run."""
+    from lgdist.engine.outcomes import completed_tasks
+
+    latest = backend.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}})
+    if latest is None or latest.config["configurable"]["checkpoint_id"] != checkpoint_id:
+        return False
+    if task_id is None:
+        return True
+    return task_id not in completed_tasks(latest.pending_writes or [])
 
 
 # -- the sweeper -----------------------------------------------------------------------------

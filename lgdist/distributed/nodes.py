@@ -25,13 +25,26 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Optional
 
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, make_loop, publish_end, publish_events, rejected
+from lgdist.distributed import lifecycle
+from lgdist.distributed.coordinator import (
+    NODE_MODES,
+    WORKER_MODE,
+    apply_stop,
+    is_current_step,
+    make_loop,
+    publish_events,
+    rejected,
+    settle_cancelled,
+)
 from lgdist.distributed.deliveries import RedisDeliveries
 from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.leases import HEARTBEATS
+from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
 from lgdist.distributed.step_reads import read_step
 from lgdist.engine import mark_resumed
@@ -66,11 +79,10 @@ def run_node(
     if not isinstance(backend.deliveries, RedisDeliveries):
         redelivered = redelivered or deliveries > 1
     run, saved, stored_child = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
-    if run is None or run.status != "running":
-        if msg.finish and run is not None and run.status == "cancelled" and run.thread_id == msg.thread_id:
-            # No finish_step follows a one-task step: release the thread as it would.
-            backend.runs.release_thread(run.thread_id, run.run_id, "idle")
-            publish_end(backend, run.run_id, "cancelled")
+    if run is None or run.status != RunStatus.RUNNING:
+        if msg.finish and run is not None and run.status == RunStatus.CANCELLED and run.thread_id == msg.thread_id:
+            # No finish_step follows a one-task step: settle the run as it would.
+            settle_cancelled(backend, run)
         return {**result, "status": "skipped"}
     if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
         return {**result, **rejected(
@@ -80,8 +92,7 @@ def run_node(
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
     if saved is None or loop.restore(saved) is None or loop.checkpoint["id"] != msg.checkpoint_id:
         return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    if run.start_step is not None:
-        loop.stop = run.start_step + loop.recursion_limit + 1
+    apply_stop(run, loop)
     if msg.resumed:
         mark_resumed(loop.checkpoint)
     task = loop.plan_task(msg.task_id)
@@ -105,6 +116,7 @@ def run_node(
         )
         loop.record(task, RuntimeError(error))
         result.update(status="error", error=error, run_error=error)
+        _note_failure(task.name, error)
     else:
         result.update(execute_task(backend, run, loop, task, save=not msg.finish))
     if msg.finish:
@@ -114,7 +126,7 @@ def run_node(
             backend, run, loop, task, result, checkpoint_id=msg.checkpoint_id, redelivered=redelivered, worker=worker
         )
     if result.get("run_error"):
-        backend.runs.set_run(run.run_id, expect=("running",), error=result.pop("run_error"))
+        lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=result.pop("run_error"))
     publish_events(backend, run.run_id, node_events(loop, task, worker, result))
     return result
 
@@ -152,15 +164,23 @@ def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, sa
         loop.record(task)
         return {"status": "interrupted", **timing, "seconds": time.monotonic() - clock}
     except SoftTimeLimitExceeded as exc:
+        if not is_current_step(backend, run, loop.checkpoint["id"], task.id):
+            # A copy of this task re-run elsewhere (the sweeper took this
+            # one for lost) finished it, or the thread moved on: this
+            # outcome changes nothing.
+            del exc
+            return {"status": "stale", **timing, "seconds": time.monotonic() - clock}
         limit = backend.settings.task_time_limit
         text = f"node {task.name!r} timed out: it ran past the task time limit of {limit}s (LGDIST_TASK_TIME_LIMIT)"
         loop.record(task, TimeoutError(text))
         del exc
+        _note_failure(task.name, text)
         return {"status": "error", "error": text, "run_error": text, **timing, "seconds": time.monotonic() - clock}
     except (SystemExit, KeyboardInterrupt):
         raise  # the worker is stopping this process (e.g. at the hard time limit), not a node failure
     except BaseException as exc:  # noqa: BLE001 - the node's failure is the task's outcome
         loop.record(task, exc)
+        _note_failure(task.name, f"{type(exc).__name__}: {exc}")
         return {
             "status": "error", "error": f"{type(exc).__name__}: {exc}", "run_error": describe_node_failure(task.name, exc),
             **timing, "seconds": time.monotonic() - clock,
@@ -170,6 +190,28 @@ def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, sa
     after_task(loop, task, handler, config)
     loop.record(task, save=save)
     return {"status": "ok", **timing, "seconds": seconds}
+
+
+_FAILURES: ContextVar[Optional[list]] = ContextVar("lgdist_node_failures", default=None)
+
+
+@contextmanager
+def node_failures() -> Iterator[list]:
+    """Collect ``(node, error)`` for every node that fails while the block
+    runs (a task may run several one-task steps inline): the task raises
+    afterwards, so that Flower lists it as failed."""
+    failures: list = []
+    token = _FAILURES.set(failures)
+    try:
+        yield failures
+    finally:
+        _FAILURES.reset(token)
+
+
+def _note_failure(node: str, error: str) -> None:
+    failures = _FAILURES.get()
+    if failures is not None:
+        failures.append((node, error))
 
 
 def is_node_event(item: tuple) -> bool:

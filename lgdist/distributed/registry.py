@@ -10,7 +10,7 @@ import importlib
 import threading
 from typing import Any
 
-from lgdist.errors import GraphNotRegisteredError
+from lgdist.errors import GraphLoadError, GraphNotRegisteredError
 
 
 def parse_graphs(spec: str) -> dict[str, str]:
@@ -36,6 +36,18 @@ class GraphRegistry:
 
     def names(self) -> list[str]:
         return sorted(self.entries)
+
+    def load_all(self) -> None:
+        """Import every registered graph now (a worker does this at start):
+        a typo in ``LGDIST_GRAPHS`` fails the worker with the entry's name,
+        not its first run, and no task pays the import."""
+        for name in self.names():
+            try:
+                self.get(name)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the entry named
+                raise GraphLoadError(
+                    f"LGDIST_GRAPHS entry {name}={self.entries[name]} cannot be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
 
     def get(self, name: str) -> Any:
         """The compiled graph registered as ``name``."""

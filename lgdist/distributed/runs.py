@@ -1,25 +1,26 @@
-"""Runs and threads: the state machines the coordinator moves through.
-
-A *thread* is claimed by at most one active run at a time (``busy``); the claim
-is one conditional UPDATE, so two racing resumes or submissions cannot both
-win. A *run* moves pending → running → interrupted | success | error |
-cancelled and keeps its error text and the worker that last touched it.
+"""The run store: tables and reads for runs, threads, delivery counters and
+(for the embedded default) stream events, in the same database as the
+checkpoints. Status changes are not made here but in
+:mod:`lgdist.distributed.lifecycle`, the state machine that owns them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lgdist import serde
 from lgdist.checkpoint.sql import create_checkpoint_engine
+from lgdist.checkpoint.sql_schema import create_tables
+
+if TYPE_CHECKING:
+    from lgdist.distributed.lifecycle import RunStatus
 
 metadata = sa.MetaData()
 
@@ -48,6 +49,8 @@ runs_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("worker", sa.String(255)),
     sa.Column("start_step", sa.Integer),
+    # The step past which the run raises GraphRecursionError (set with start_step).
+    sa.Column("stop_step", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
@@ -57,7 +60,12 @@ deliveries_table = sa.Table(
     metadata,
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
+    # Last counted; rows untouched for DELIVERY_TTL_SECONDS are deleted.
+    sa.Column("updated_at", sa.Float, index=True),
 )
+# A delivery count or step claim matters while its message can still be
+# redelivered (Redis: the visibility timeout, an hour) - a week is plenty.
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 events_table = sa.Table(
     "lgdist_events",
@@ -67,31 +75,43 @@ events_table = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
 )
 
-ACTIVE = ("pending", "running")
-FINAL = ("interrupted", "success", "error", "cancelled")
-
-
 @dataclass
 class Run:
     run_id: str
     thread_id: str
     graph: str
-    status: str
+    status: "RunStatus"
     kind: str
     input: Any
     options: dict
     error: Optional[str]
     worker: Optional[str]
     start_step: Optional[int]
+    stop_step: Optional[int]
     created_at: float
     updated_at: float
+
+    @property
+    def forked_from(self) -> Optional[str]:
+        """The checkpoint the run's config names (it goes on from there
+        rather than from the thread's latest), if any."""
+        return (self.options.get("configurable") or {}).get("checkpoint_id")
+
+    def step_key(self, parent_id: str) -> str:
+        """The idempotency key of the checkpoint stored after ``parent_id``:
+        one per parent, so a step finished twice is stored once. A run told
+        to go on from an older checkpoint (answering its interrupt again)
+        adds a branch under it on purpose: its first step's key names the run."""
+        if parent_id == self.forked_from:
+            return f"step:{parent_id}:{self.run_id}"
+        return f"step:{parent_id}"
 
     def as_dict(self) -> dict:
         return {
             "run_id": self.run_id,
             "thread_id": self.thread_id,
             "graph": self.graph,
-            "status": self.status,
+            "status": str(self.status),
             "kind": self.kind,
             "error": self.error,
             "worker": self.worker,
@@ -122,10 +142,8 @@ class RunStore:
             if self._ready:
                 return
             with self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    # Workers starting together must not race on CREATE TABLE.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7718001)"))
-                metadata.create_all(conn, checkfirst=True)
+                # Safe when workers start together; adds columns a newer lgdist defines.
+                create_tables(conn, metadata.sorted_tables, lock_key=7718001)
             self._ready = True
 
     @contextmanager
@@ -136,38 +154,6 @@ class RunStore:
             yield conn
 
     # -- runs ---------------------------------------------------------------------
-    def create_run(
-        self,
-        *,
-        thread_id: str,
-        graph: str,
-        kind: str,
-        input: Any,
-        options: dict,
-        run_id: Optional[str] = None,
-        status: str = "pending",
-        error: Optional[str] = None,
-    ) -> Run:
-        now = time.time()
-        run_id = run_id or uuid.uuid4().hex
-        row = {
-            "run_id": run_id,
-            "thread_id": thread_id,
-            "graph": graph,
-            "status": status,
-            "kind": kind,
-            "input": serde.dumps(input),
-            "options": serde.dumps(options).decode(),
-            "error": error,
-            "worker": None,
-            "start_step": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        with self._tx() as conn:
-            conn.execute(self._insert(runs_table).values(**row).on_conflict_do_nothing())
-        return self.get_run(run_id)  # type: ignore[return-value]
-
     def get_run(self, run_id: str) -> Optional[Run]:
         with self._tx() as conn:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).mappings().first()
@@ -179,16 +165,6 @@ class RunStore:
             query = query.where(runs_table.c.thread_id == thread_id)
         with self._tx() as conn:
             return [_run(r) for r in conn.execute(query).mappings()]
-
-    def set_run(self, run_id: str, *, expect: Optional[tuple] = None, **values: Any) -> bool:
-        """Update a run; with ``expect``, only if its status is one of them.
-        Returns whether the row changed (the compare-and-set result)."""
-        values["updated_at"] = time.time()
-        query = sa.update(runs_table).where(runs_table.c.run_id == run_id).values(**values)
-        if expect:
-            query = query.where(runs_table.c.status.in_(expect))
-        with self._tx() as conn:
-            return conn.execute(query).rowcount == 1
 
     def pending_runs(self, thread_id: str) -> list[Run]:
         """The thread's runs that have not started, oldest first."""
@@ -208,37 +184,8 @@ class RunStore:
             ).mappings().first()
         return dict(row) if row else None
 
-    def claim_thread(self, thread_id: str, graph: str, run_id: str, allowed: tuple[str, ...]) -> bool:
-        """Atomically make ``run_id`` the thread's active run if the thread's
-        status is in ``allowed`` (a new thread counts as idle)."""
-        now = time.time()
-        with self._tx() as conn:
-            conn.execute(
-                self._insert(threads_table)
-                .values(thread_id=thread_id, graph=graph, status="idle", active_run_id=None, updated_at=now)
-                .on_conflict_do_nothing()
-            )
-            changed = conn.execute(
-                sa.update(threads_table)
-                .where(threads_table.c.thread_id == thread_id, threads_table.c.status.in_(allowed))
-                .values(status="busy", active_run_id=run_id, graph=graph, updated_at=now)
-            ).rowcount
-        return changed == 1
-
-    def release_thread(self, thread_id: str, run_id: str, status: str) -> bool:
-        """The active run ended: the thread becomes ``status`` (idle,
-        interrupted or error). A stale run cannot release a newer claim."""
-        with self._tx() as conn:
-            return (
-                conn.execute(
-                    sa.update(threads_table)
-                    .where(threads_table.c.thread_id == thread_id, threads_table.c.active_run_id == run_id)
-                    .values(status=status, active_run_id=None, updated_at=time.time())
-                ).rowcount
-                == 1
-            )
-
     def touch_thread(self, thread_id: str) -> None:
+        """Move the thread's lease forward (progress; a node's heartbeat)."""
         with self._tx() as conn:
             conn.execute(
                 sa.update(threads_table)
@@ -260,13 +207,25 @@ class RunStore:
     def count_delivery(self, key: str) -> int:
         """Count one more delivery of a task message; returns the new count
         (one upsert statement: this runs on every node task)."""
-        stmt = self._insert(deliveries_table).values(key=key, count=1)
+        now = time.time()
+        stmt = self._insert(deliveries_table).values(key=key, count=1, updated_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[deliveries_table.c.key],
-            set_={"count": deliveries_table.c.count + 1},
+            set_={"count": deliveries_table.c.count + 1, "updated_at": now},
         ).returning(deliveries_table.c.count)
         with self._tx() as conn:
             return conn.execute(stmt).scalar_one()
+
+    def expire_deliveries(self, older_than: float = DELIVERY_TTL_SECONDS) -> int:
+        """Delete counters and claims untouched for ``older_than`` seconds
+        (kept: ``metrics:`` counters). Returns how many went."""
+        with self._tx() as conn:
+            return conn.execute(
+                sa.delete(deliveries_table).where(
+                    deliveries_table.c.updated_at < time.time() - older_than,
+                    ~deliveries_table.c.key.startswith("metrics:"),
+                )
+            ).rowcount
 
     # -- events (embedded stream bus) -------------------------------------------------
     def append_events(self, run_id: str, payloads: list[bytes]) -> None:
@@ -286,17 +245,20 @@ class RunStore:
 
 
 def _run(row: Any) -> Run:
+    from lgdist.distributed.lifecycle import RunStatus
+
     return Run(
         run_id=row["run_id"],
         thread_id=row["thread_id"],
         graph=row["graph"],
-        status=row["status"],
+        status=RunStatus(row["status"]),
         kind=row["kind"],
         input=serde.loads(row["input"]) if row["input"] is not None else None,
         options=serde.loads(row["options"]),
         error=row["error"],
         worker=row["worker"],
         start_step=row["start_step"],
+        stop_step=row["stop_step"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -32,9 +32,10 @@ from lgdist.distributed.coordinator import (
     end_run,
     end_run_for_status,
     latest_loop,
-    publish_end,
     publish_events,
     schedule_step,
+    settle_cancelled,
+    step_key,
 )
 from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed.leases import lease_precondition
@@ -122,6 +123,8 @@ def finish_single_step(
         kept = [e for e in loop.outbox if not is_node_event(e)]
         loop.outbox.clear()
         loop.outbox.extend(kept)
+        if result["status"] == "stale":
+            return {**result, "outcome": "ignored: the step moved on", "checkpoint_id": checkpoint_id}
         if result["status"] == "error":
             publish_events(backend, run.run_id, events)
             end_run(backend, run, "error", result.pop("run_error", None) or result.get("error"))
@@ -143,7 +146,7 @@ def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, ev
     """Apply the step's writes and store its checkpoint once; stream the
     node's and the step's events (one publish). ``first``: this is the
     first delivery of the message, not a redelivery."""
-    step_key = f"step:{parent_id}"
+    key = step_key(run, parent_id)
     if loop.interrupted_tasks or loop.interrupts:
         loop.finish()
         publish_events(backend, run.run_id, events)
@@ -151,27 +154,26 @@ def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, ev
         return {"outcome": "interrupted"}
     seen: list = []
     try:
-        loop.finish(idempotency_key=step_key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
+        loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
     except PreconditionFailed:
         # The run ended while its node ran (cancelled): store nothing, and
         # do what finish_step does for a cancelled run.
         current = backend.runs.get_run(run.run_id)
         if current is not None and current.status == "cancelled":
-            backend.runs.release_thread(run.thread_id, run.run_id, "idle")
-            publish_end(backend, run.run_id, "cancelled")
+            settle_cancelled(backend, current)
             return {"outcome": "cancelled"}
         return {"outcome": f"ignored: run is {seen[0] if seen else 'gone'}"}
     except StepAlreadyFinished:
         # Stored while the node ran: by a duplicate of this message (then
         # this one stops here) or, for a redelivery, by its first delivery,
         # which may have died right after (then this one goes on for it).
-        publish_events(backend, run.run_id, events, once=step_key)
+        publish_events(backend, run.run_id, events, once=key)
         loop.outbox.clear()
         if not first:
             _continue_after_redelivery(backend, run, loop, parent_id)
         return {"outcome": "stored before"}
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
-    publish_events(backend, run.run_id, events + list(loop.outbox), once=step_key)
+    publish_events(backend, run.run_id, events + list(loop.outbox), once=key)
     loop.outbox.clear()
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)

@@ -95,7 +95,7 @@ def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: boo
     with saver.reading() as conn:
         params = {"run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}", "now": time.time()}
         row = conn.execute(_statement(saver), params).first()
-        read = _read_row(saver, conn, row, with_writes)
+        read = _read_row(saver, conn, row, with_writes, checkpoint_id, params["step_key"])
         if postgres:
             conn.commit()  # the lease touch: one transaction for every read
     if not postgres and read.run is not None and read.run.status == "running":
@@ -103,7 +103,7 @@ def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: boo
     return read
 
 
-def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool) -> StepRead:
+def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool, checkpoint_id: str, step_key: str) -> StepRead:
     if row is None:
         return StepRead(None, None)
     fields = {c.name: getattr(row, f"run_{c.name}") for c in _RUN_COLUMNS}
@@ -111,4 +111,15 @@ def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool) -> StepRead:
     run = Run(**{"input": None, **fields})
     if row.checkpoint_id is None:
         return StepRead(run, None)
-    return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), row.stored_child)
+    stored_child = row.stored_child
+    key = run.step_key(checkpoint_id)
+    if key != step_key:
+        # A fork's first step: the branch already there does not count.
+        stored_child = conn.execute(
+            sa.select(checkpoints_table.c.checkpoint_id).where(
+                checkpoints_table.c.thread_id == run.thread_id,
+                checkpoints_table.c.checkpoint_ns == "",
+                checkpoints_table.c.idempotency_key == key,
+            )
+        ).scalar()
+    return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)

@@ -4,8 +4,13 @@ whose run stopped making progress.
 A step stalls when its messages are lost - a worker SIGKILLed with its pool
 (Redis redelivers its unacknowledged message only after the visibility
 timeout, an hour), a broker restarted without persistence. Running nodes
-keep their thread's lease fresh (a heartbeat), so a thread untouched for
-``stall_seconds`` has nothing alive working on it.
+keep their thread's lease fresh (a heartbeat), and a step waiting in a queue
+behind other work is not stalled: the broker still holds its messages (and a
+node that a worker took less than a stall period ago runs). So a run is
+repaired only when its thread's lease is older than ``stall_seconds`` and no
+message of the run waits in lgdist's queues or was taken that recently; taking the repair moves
+the lease forward in the same statement, so two sweeps never repair the same
+step and a step is re-sent at most once per stall period.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import logging
 import time
 from typing import Optional
 
+from lgdist.distributed import lifecycle
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import THREAD_STATUS, latest_loop, resumed_here, schedule_step, send_start
-from lgdist.distributed.runs import FINAL
+from lgdist.distributed.coordinator import latest_loop, resumed_here, schedule_step, send_start, settle_cancelled
+from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
+from lgdist.distributed.queues import Backlog, read_backlog
+from lgdist.distributed.runs import Run
 
 log = logging.getLogger("lgdist.sweeper")
 
@@ -27,23 +35,30 @@ RESCHEDULES_KEY = "metrics:sweeper:reschedules"
 
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     """Repair threads whose run made no progress for ``older_than`` seconds:
-    reschedule a running step whose messages were lost (a worker killed with
-    its pool, a broker restart) - only tasks without saved writes run again;
-    send ``lgdist.start`` again for a run that never started; free a thread
-    still held by a run that has ended. Returns the threads it touched."""
+    reschedule a running step whose messages were lost - only tasks without
+    saved writes run again; send ``lgdist.start`` again for a run that never
+    started; free a thread still held by a run that has ended. Returns the
+    threads it touched."""
     older_than = backend.settings.stall_seconds if older_than is None else older_than
+    backend.runs.expire_deliveries()
     touched = []
+    backlog: Optional[Backlog] = None
     for thread in backend.runs.stalled_threads(older_than):
-        run = backend.runs.get_run(thread["active_run_id"] or "")
-        if run is None or run.status in FINAL:
-            status = THREAD_STATUS.get(run.status, "error") if run is not None else "error"
-            if backend.runs.release_thread(thread["thread_id"], thread["active_run_id"], status):
-                log.warning("sweep: freed thread %s held by ended run %s", thread["thread_id"], thread["active_run_id"])
-                touched.append(thread["thread_id"])
+        thread_id, run_id = thread["thread_id"], thread["active_run_id"] or ""
+        run = backend.runs.get_run(run_id)
+        if run is None or run.status in lifecycle.FINAL:
+            if _free(backend, thread_id, run_id, run):
+                log.warning("sweep: freed thread %s held by ended run %s", thread_id, run_id)
+                touched.append(thread_id)
             continue
-        backend.runs.touch_thread(run.thread_id)
-        if run.status == "pending" or run.start_step is None:
-            log.warning("sweep: run %s on thread %s never got going; starting it again", run.run_id, run.thread_id)
+        if backlog is None:
+            backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=older_than)
+        if backlog.holds(run.run_id):
+            continue  # queued behind other work, not stalled
+        if not lifecycle.claim_stall(backend.runs, thread_id, run.run_id, older_than):
+            continue  # another sweep took it, or it moved meanwhile
+        if run.status == RunStatus.PENDING or run.start_step is None:
+            log.warning("sweep: run %s on thread %s never got going; starting it again", run.run_id, thread_id)
             send_start(backend, run.run_id)
         else:
             loop = latest_loop(backend, run)
@@ -53,5 +68,12 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
             resumed = resumed_here(run, loop)
             schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)
             backend.runs.count_delivery(RESCHEDULES_KEY)
-        touched.append(run.thread_id)
+        touched.append(thread_id)
     return touched
+
+
+def _free(backend: Backend, thread_id: str, run_id: str, run: Optional[Run]) -> bool:
+    if run is not None and run.status == RunStatus.CANCELLED:
+        return settle_cancelled(backend, run)
+    status = lifecycle.THREAD_AFTER[run.status] if run is not None else ThreadStatus.ERROR
+    return lifecycle.release_ended(backend.runs, thread_id, run_id, status)

@@ -22,11 +22,12 @@ from typing import Any, Literal, Optional
 from celery import Celery, Task
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lgdist.distributed import coordinator, nodes
+from lgdist.distributed import coordinator, lifecycle, nodes
 from lgdist.distributed.backend import Backend, get_backend
+from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import PROTOCOL_VERSION, FinishStepMessage, ResumeMessage, RunNodeMessage, StartMessage
 from lgdist.distributed.transient import RETRY_OPTIONS
-from lgdist.errors import GraphNotRegisteredError
+from lgdist.errors import GraphNotRegisteredError, NodeFailedError
 from lgdist.types import Command
 
 log = logging.getLogger("lgdist.tasks")
@@ -83,10 +84,7 @@ def _error_run_for(backend: Any, thread_id: Any, error: str) -> Optional[str]:
     thread = backend.runs.get_thread(thread_id)
     if thread is None:
         return None
-    run = backend.runs.create_run(
-        thread_id=thread_id, graph=thread["graph"], kind="resume", input=None,
-        options={}, status="error", error=error,
-    )  # fmt: skip
+    run = lifecycle.record_refusal(backend.runs, thread_id=thread_id, graph=thread["graph"], kind="resume", error=error)
     coordinator.publish_end(backend, run.run_id, "error", error)
     return run.run_id
 
@@ -125,19 +123,33 @@ def handle_resume(backend: Any, payload: Any, args: tuple = ()) -> dict:
     options = {"stream_modes": msg.stream_mode}
     if msg.as_node is not None:
         options.update(as_node=msg.as_node, update=msg.update)
-    run = backend.runs.create_run(
-        thread_id=msg.thread_id, graph=graph, kind="resume", input=command, options=options, run_id=msg.run_id
-    )
-    if run.status != "pending" or run.thread_id != msg.thread_id:
+    # Creating the run and claiming the thread is one transaction, and both
+    # are idempotent per run id: a redelivered or duplicated resume finds
+    # its own run holding the thread and goes on starting it.
+    run, claimed = lifecycle.submit(
+        backend.runs, thread_id=msg.thread_id, graph=graph, kind="resume", input=command, options=options,
+        run_id=msg.run_id, claim_from=lifecycle.RESUMABLE,
+    )  # fmt: skip
+    if run.thread_id != msg.thread_id or run.status in lifecycle.FINAL:
         return {"status": "duplicate", "run_id": run.run_id}
-    if not coordinator.claim_thread(backend, msg.thread_id, graph, run.run_id, ("interrupted", "error")):
-        status = (backend.runs.get_thread(msg.thread_id) or {}).get("status", "unknown")
+    if not claimed and run.status == RunStatus.PENDING:
+        thread = backend.runs.get_thread(msg.thread_id) or {}
+        status = thread.get("status", "unknown")
         error = f"thread {msg.thread_id!r} is not interrupted (status: {status}); nothing to resume"
-        backend.runs.set_run(run.run_id, expect=("pending",), status="error", error=error)
-        coordinator.publish_end(backend, run.run_id, "error", error)
+        if lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=(RunStatus.PENDING,)):
+            coordinator.publish_end(backend, run.run_id, RunStatus.ERROR, error)
         return {"status": "error", "run_id": run.run_id, "error": error}
     coordinator.start_run(backend, run.run_id)
     return {"status": "started", "run_id": run.run_id}
+
+
+def raise_node_failures(failures: list) -> None:
+    """A node that failed in this task: its error is saved as the task's
+    outcome and ends the run; raising it too makes the task a failure in
+    Flower (and in any result reader)."""
+    if failures:
+        node, error = failures[-1]
+        raise NodeFailedError(f"node {node!r} failed: {error}")
 
 
 class LgdistTask(Task):
@@ -178,13 +190,22 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.start", backend, StartMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        return coordinator.start_run(backend, msg.run_id)
+        backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
+        with nodes.node_failures() as failures:  # its first one-task steps may run right here
+            result = coordinator.start_run(backend, msg.run_id)
+        raise_node_failures(failures)
+        return result
 
     @app.task(name="lgdist.resume", bind=True, base=LgdistTask)
     def resume(self: Any, *args: Any, **payload: Any) -> dict:
         if len(args) == 1 and isinstance(args[0], dict) and not payload:
             args, payload = (), args[0]  # a payload sent as one dict argument
-        return handle_resume(get_backend(self.app), payload, args)
+        backend = get_backend(self.app)
+        backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
+        with nodes.node_failures() as failures:
+            result = handle_resume(backend, payload, args)
+        raise_node_failures(failures)
+        return result
 
     @app.task(name="lgdist.run_node", bind=True, base=LgdistTask, **node_limits)
     def run_node(self: Any, *args: Any, **payload: Any) -> dict:
@@ -192,10 +213,13 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.run_node", backend, RunNodeMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        return nodes.run_node(
-            backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
-            redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
-        )  # fmt: skip
+        with nodes.node_failures() as failures:
+            result = nodes.run_node(
+                backend, msg, worker=self.request.hostname, retries=self.request.retries or 0, message_id=self.request.id,
+                redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
+            )  # fmt: skip
+        raise_node_failures(failures)
+        return result
 
     @app.task(name="lgdist.finish_step", bind=True, base=LgdistTask)
     def finish_step(self: Any, *args: Any, **payload: Any) -> dict:
@@ -213,6 +237,9 @@ def register_tasks(app: Celery) -> None:
             return rejection  # type: ignore[return-value]
         return {"rescheduled": coordinator.sweep(backend, msg.older_than)}
 
+    every = max(1.0, settings.stall_seconds / 2)
     app.conf.beat_schedule = {
-        "lgdist-sweep": {"task": "lgdist.sweep", "schedule": max(1.0, settings.stall_seconds / 2)}
+        # A sweep that waited in a queue longer than the period is dropped:
+        # the next one is on its way, and a pile of them helps nobody.
+        "lgdist-sweep": {"task": "lgdist.sweep", "schedule": every, "options": {"expires": every}}
     }

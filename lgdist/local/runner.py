@@ -43,6 +43,13 @@ def _task_done(
     return exc
 
 
+# How long tasks that finished wait for earlier tasks of their step that are
+# still running, so that tasks finishing together are recorded in task order
+# even when the machine is loaded; it bounds the delay a slow task ahead of
+# a quick one adds to the quick one's chunk.
+ORDER_GRACE_SECONDS = 0.05
+
+
 def in_task_order(done: set, position: dict) -> list:
     """The futures of ``done`` in the order their tasks were submitted (the
     step's task order; ``position`` maps each future to its index). Tasks
@@ -50,6 +57,15 @@ def in_task_order(done: set, position: dict) -> list:
     streamed, in that order, so a step of quick parallel tasks streams the
     same way every run."""
     return sorted(done, key=position.__getitem__)
+
+
+def running_ahead(done: set, pending: set, position: dict) -> set:
+    """Tasks still running that come before a finished one in task order:
+    the ones worth a short wait (see ``ORDER_GRACE_SECONDS``)."""
+    if not done or not pending:
+        return set()
+    last = max(position[f] for f in done)
+    return {f for f in pending if position[f] < last}
 
 
 def _drain(loop: ThreadLoop) -> Iterator[tuple[str, Any]]:
@@ -142,9 +158,16 @@ def _stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: An
                     done, pending = concurrent.futures.wait(
                         pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED
                     )
+                    ahead = running_ahead(done, pending, position)
+                    if ahead:
+                        caught_up, _ = concurrent.futures.wait(ahead, timeout=ORDER_GRACE_SECONDS)
+                        done, pending = done | caught_up, pending - caught_up
                     for fut in in_task_order(done, position):
                         task, config = futures[fut]
-                        error = error or _task_done(loop, task, config, handler, fut.exception())
+                        # Every finished task is recorded, also after a
+                        # sibling's failure in the same round.
+                        failure = _task_done(loop, task, config, handler, fut.exception())
+                        error = error or failure
                     yield from _drain(loop)
             if error is not None:
                 raise error
@@ -190,9 +213,14 @@ async def _stream_async(
         position = {fut: i for i, fut in enumerate(running)}
         while pending:
             done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+            ahead = running_ahead(done, pending, position)
+            if ahead:
+                caught_up, _ = await asyncio.wait(ahead, timeout=ORDER_GRACE_SECONDS)
+                done, pending = done | caught_up, pending - caught_up
             for fut in in_task_order(done, position):
                 task, config = running[fut]
-                error = error or _task_done(loop, task, config, handler, fut.exception())
+                failure = _task_done(loop, task, config, handler, fut.exception())
+                error = error or failure
             for item in _drain(loop):
                 yield item
         if error is not None:

@@ -82,11 +82,24 @@ class InputApplier:
                 )
                 self._emit_checkpoint(tasks.values(), interrupts)
         else:
-            # New input discards the previous step's unfinished work.
+            # New input discards the previous step's unfinished work, as in
+            # LangGraph: its tasks count as run without writes (their
+            # triggers seen, their Send packets consumed), so only the
+            # input's own tasks run next.
+            discarded: list[Task] = []
+            if saved is not None:
+                discarded = list(
+                    plan_next_step(
+                        self.spec, self.checkpoint, self.channels, self.step,
+                        checkpoint_ns=self.checkpoint_ns, read_inputs=False,
+                    ).values()
+                )  # fmt: skip
+                for task in discarded:
+                    task.writes = []
             self.pending_writes = []
             input_task = Task("", INPUT_TASK_NAME, (), None, (), None)  # type: ignore[arg-type]
             input_task.writes = [(self.spec.input_channel, input)]
-            updated = apply_writes(self.checkpoint, self.channels, [input_task], self.next_version)
+            updated = apply_writes(self.checkpoint, self.channels, [*discarded, input_task], self.next_version)
             self._put_checkpoint("input", updated, idempotency_key=idempotency_key)
             self.step += 1
 

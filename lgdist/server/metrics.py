@@ -30,7 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from lgdist import serde
 from lgdist.distributed.coordinator import WORKER_MODE
 from lgdist.distributed.events import RedisEventBus
-from lgdist.distributed.runs import FINAL, deliveries_table, runs_table, threads_table
+from lgdist.distributed.lifecycle import FINAL
+from lgdist.distributed.runs import deliveries_table, runs_table, threads_table
 from lgdist.distributed.sweeper import RESCHEDULES_KEY
 
 WINDOW_RUNS = 200
@@ -117,7 +118,7 @@ class ClusterCollector:
             ).scalar()
             recent = conn.execute(
                 sa.select(runs_table.c.run_id, runs_table.c.graph, runs_table.c.thread_id)
-                .where(runs_table.c.status.in_(FINAL))
+                .where(runs_table.c.status.in_([str(s) for s in FINAL]))
                 .order_by(runs_table.c.updated_at.desc())
                 .limit(WINDOW_RUNS)
             ).all()

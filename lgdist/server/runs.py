@@ -11,7 +11,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from lgdist.distributed.runs import ACTIVE, Run
+from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.runs import Run
 from lgdist.server.errors import ApiError
 from lgdist.server.schemas import CancelMany, RunCreate
 from lgdist.server.streaming import EventTranslator, api_events, metadata_event

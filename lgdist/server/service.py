@@ -14,8 +14,9 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from lgdist.client import Client
-from lgdist.distributed import coordinator
-from lgdist.distributed.runs import ACTIVE, Run
+from lgdist.distributed import coordinator, lifecycle
+from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.runs import Run
 from lgdist.errors import GraphNotRegisteredError
 from lgdist.server.errors import ApiError, not_found
 from lgdist.server.schemas import CommandBody, RunCreate
@@ -314,13 +315,15 @@ class ApiService:
                 ),
             },
         }
-        run = self.runs.create_run(thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options)
-        if coordinator.claim_thread(self.backend, thread_id, graph, run.run_id, ("idle", "interrupted", "error")):
+        busy = f"thread {thread_id!r} is busy with run" if strategy == "reject" else None
+        run, claimed = lifecycle.submit(
+            self.runs, thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options, busy_error=busy
+        )
+        if claimed:
             coordinator.send_start(self.backend, run.run_id)
             return run
         if strategy == "reject":
             active_id = (self.runs.get_thread(thread_id) or {}).get("active_run_id")
-            self.runs.set_run(run.run_id, status="error", error=f"thread {thread_id!r} is busy with run {active_id}")
             raise ApiError(
                 409,
                 f"Thread {thread_id} is already running a task (run {active_id}). Wait for it to finish "

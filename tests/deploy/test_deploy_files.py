@@ -248,6 +248,9 @@ def test_every_lgdist_command_is_a_real_subcommand(where: str, argv: list[str], 
     # Run the real argument handling up to the point where celery would start.
     calls: list[list[str]] = []
     monkeypatch.setattr(cli, "_exec_celery", lambda args: calls.append(args) or 0)
+    # Every deployment file gives Flower its credentials (lgdist flower
+    # refuses to start without them).
+    monkeypatch.setenv("LGDIST_FLOWER_AUTH", "user:secret")
     get_settings.cache_clear()
     try:
         assert cli.main(argv) == 0

@@ -363,3 +363,59 @@ def test_command_update_and_goto_as_input(ns):
     out = stream(graph, ns.Command(update={"log": ["cmd"]}, goto="c"), cfg, stream_mode="updates")
     # b (pending at the breakpoint) and c (the goto) run in the same step.
     return {"out": [Unordered(out[:2]), *out[2:]], "state": snapshot(graph, cfg), "history": history(graph, cfg)}
+
+
+@differential
+def test_new_input_discards_the_tasks_a_breakpoint_left_pending(ns):
+    """After a static breakpoint (or a cancelled run) the thread's latest
+    checkpoint still has tasks to run; new input discards them rather than
+    running them with the new input."""
+    graph = review_graph(ns, interrupt_before=["review"])
+    cfg = thread()
+    first = graph.invoke({"log": []}, cfg)
+    paused = snapshot(graph, cfg)
+    second = stream(graph, {"draft": "fresh", "log": ["new input"]}, cfg, stream_mode="updates")
+    return {"first": first, "paused": paused, "second": second, "final": snapshot(graph, cfg), "history": history(graph, cfg)}
+
+
+@differential
+def test_new_input_discards_an_unanswered_interrupt(ns):
+    graph = review_graph(ns)
+    cfg = thread()
+    graph.invoke({"log": []}, cfg)
+    second = stream(graph, {"draft": "fresh", "log": ["new input"]}, cfg, stream_mode="updates")
+    return {"second": second, "final": snapshot(graph, cfg), "history": history(graph, cfg)}
+
+
+def fanout_graph(ns, **compile_kwargs):
+    class Fan(TypedDict):
+        topic: str
+        items: list
+        done: Annotated[list, operator.add]
+
+    def split(state: Fan):
+        return {"items": [f"{state['topic']}-{i}" for i in range(2)]}
+
+    def route(state: Fan):
+        return [ns.Send("work", {"item": item}) for item in state["items"]]
+
+    def work(arg: dict):
+        return {"done": [arg["item"]]}
+
+    g = ns.StateGraph(Fan)
+    g.add_node("split", split)
+    g.add_node("work", work)
+    g.add_edge(ns.START, "split")
+    g.add_conditional_edges("split", route, ["work"])
+    g.add_edge("work", ns.END)
+    return g.compile(checkpointer=ns.InMemorySaver(), **compile_kwargs)
+
+
+@differential
+def test_new_input_discards_pending_sends(ns):
+    graph = fanout_graph(ns, interrupt_before=["work"])
+    cfg = thread()
+    graph.invoke({"topic": "old", "done": []}, cfg)
+    paused = snapshot(graph, cfg)
+    second = stream(graph, {"topic": "new"}, cfg, stream_mode="updates")
+    return {"paused": paused, "second": second, "final": snapshot(graph, cfg), "history": history(graph, cfg)}

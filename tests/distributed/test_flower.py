@@ -101,3 +101,32 @@ def test_flower_lists_lgdist_tasks_and_its_api_requires_basic_auth(cluster, clie
     assert {t.get("worker") for t in ours} <= {w.nodename for w in cluster.workers}
     # State stays out of task arguments (Flower shows them, and can replay them).
     assert not [t["kwargs"] for t in ours if "items" in t["kwargs"]]
+
+
+def test_a_failing_node_is_a_failed_task_in_flower_and_the_run_ends_with_its_error(cluster, client, flower):
+    """Before, a node that raised was a task with the result
+    {'status': 'error'}: green SUCCESS in Flower, an empty Failed tab."""
+    deadline = time.monotonic() + 60
+    failed: list = []
+    while time.monotonic() < deadline and not failed:
+        thread_id = cluster.thread_id("flower-fail")
+        run_id = client.submit("failing", {"n": 0}, thread_id)
+        run = cluster.wait_run(run_id)
+        assert run["status"] == "error"
+        assert "node 'boom' failed" in run["error"] and "the node failed on purpose" in run["error"]
+        for _ in range(20):
+            status, tasks = get(f"{flower}/api/tasks", auth=AUTH)
+            assert status == 200
+            # A short run's first one-task steps run inside its lgdist.start
+            # task (its kwargs name the run); later steps are run_node tasks.
+            ours = [t for t in tasks.values() if thread_id in str(t.get("kwargs")) or run_id in str(t.get("kwargs"))]
+            failed = [
+                t for t in ours if t.get("state") == "FAILURE" and "node 'boom' failed" in str(t.get("exception"))
+            ]  # fmt: skip
+            if failed:
+                break
+            time.sleep(0.3)
+    assert failed, "Flower never listed the failing node's task as FAILURE"
+    assert "the node failed on purpose" in str(failed[0].get("exception"))
+    assert cluster.thread_status(thread_id) == "error"
+    cluster.assert_thread_sound(thread_id)

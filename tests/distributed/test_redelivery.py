@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,10 @@ def test_a_step_lost_with_its_whole_worker_is_rescheduled_by_the_sweeper(cluster
     os.killpg(owner.proc.pid, signal.SIGKILL)
     owner.proc.wait(timeout=10)
     stalled_at = len(cluster.history("slow", thread_id))
-    time.sleep(1.0)
+    # Another run goes through the surviving worker from start to end: it
+    # was free to take the lost step's work, had any reached the queue.
+    other = client.submit("counter", {"n": 3}, cluster.thread_id("alongside"))
+    assert cluster.wait_run(other, timeout=60)["status"] == "success"
     assert client.get_run(run_id)["status"] == "running"
     assert len(cluster.history("slow", thread_id)) == stalled_at, "the step moved on without its worker"
 

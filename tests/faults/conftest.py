@@ -129,6 +129,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
         LGDIST_TASK_TIME_LIMIT=str(TASK_TIME_LIMIT),
         LGDIST_STALL_SECONDS=str(STALL_SECONDS),
         LGDIST_TEST_CRASH_FILE=str(tmp / "crash-point"),
+        LGDIST_FAULT_PAUSE_FILE=str(tmp / "pausing-node.pid"),
         LGDIST_FAULT_TICK_SECONDS=str(TICK_SECONDS),
         LGDIST_EXAMPLE_STEPS=str(STEPS),
     )

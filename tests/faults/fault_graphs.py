@@ -139,3 +139,30 @@ def build_flaky() -> StateGraph:
 
 
 flaky = build_flaky().compile()
+
+
+def _pausing_tick(state: TickState) -> dict:
+    """A tick that, at ``n == 1``, writes its process id to
+    ``LGDIST_FAULT_PAUSE_FILE`` and runs for 2 s: long enough for a test to
+    freeze its worker mid-node."""
+    n = state.get("n", 0)
+    if n == 1:
+        path = os.environ.get("LGDIST_FAULT_PAUSE_FILE")
+        if path:
+            with open(path, "w") as fh:
+                fh.write(str(os.getpid()))
+        time.sleep(2.0)
+    else:
+        time.sleep(0.2)
+    return {"n": n + 1, "trail": [n]}
+
+
+def build_pausing() -> StateGraph:
+    g = StateGraph(TickState)
+    g.add_node("tick", _pausing_tick)
+    g.add_edge(START, "tick")
+    g.add_conditional_edges("tick", _more, ["tick", END])
+    return g
+
+
+pausing = build_pausing().compile()

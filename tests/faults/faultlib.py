@@ -53,6 +53,7 @@ FAULT_GRAPHS = {
     "stubborn-hang": "fault_graphs:stubborn_hang",
     "retried-hang": "fault_graphs:retried_hang",
     "flaky": "fault_graphs:flaky",
+    "pausing": "fault_graphs:pausing",
 }
 SLOW_AT = dist.SLOW_AT
 STEPS = 5  # LGDIST_EXAMPLE_STEPS
@@ -80,6 +81,8 @@ FAULTS = [
     ("resume-not-interrupted", "a resume for a thread that is not interrupted"),
     ("pickle-message", "a pickle-serialized lgdist.resume"),
     ("fifty-threads", "50 threads on 3 workers, one worker SIGKILLed and restarted"),
+    ("submit-broker-down", "a submit while the broker is down"),
+    ("worker-frozen", "a worker frozen (SIGSTOP) mid-node past the stall time and the time limit, then thawed"),
 ]
 FAULT_NAMES = [f for f, _ in FAULTS]
 
@@ -232,6 +235,7 @@ def reference_env(mp: pytest.MonkeyPatch) -> None:
     mp.setenv("LGDIST_EXAMPLE_STEPS", str(STEPS))
     mp.setenv("LGDIST_EXAMPLE_SLOW_AT", str(SLOW_AT))
     mp.delenv("LGDIST_EXAMPLE_PID_FILE", raising=False)
+    mp.delenv("LGDIST_FAULT_PAUSE_FILE", raising=False)
 
 
 def start_beat(name: str, env: dict[str, str], tmp: Path) -> Any:

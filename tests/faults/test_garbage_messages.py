@@ -209,7 +209,10 @@ def test_a_pickle_serialized_resume_is_refused_by_the_workers(faults, celery_app
     )  # fmt: skip
     refused = time.monotonic() - sent
     assert "application/x-python-serialize" in refusal()
-    time.sleep(0.5)  # had any worker run it, the resume would be under way by now
+    # A valid message sent after it has been answered: the workers have
+    # taken everything queued before it, so the pickle resume had its chance.
+    marker = celery_app.send_task("lgdist.resume", kwargs={"v": 1, "thread_id": faults.thread_id("marker")})
+    assert marker.get(timeout=30)["status"] == "rejected"
     assert faults.client.runs(thread_id) == runs_before, "the task ran: it created a run"
     assert fingerprint(faults, "approval", thread_id) == before
     lost, duplicated = faults.assert_fault_free("approval", thread_id, [{"request": "wire $5"}])

@@ -92,3 +92,33 @@ def test_postgres_restarted_mid_run_tasks_retry_until_it_is_back(restart_cluster
     assert "OperationalError" in logs and "Retry in" in logs, "no task met the outage (the restart missed the run)"
     record("postgres-restart", runs=1, lost=lost, duplicated=duplicated, recover=recovered,
            by="task autoretry on OperationalError; pool pre-ping")  # fmt: skip
+
+
+@pytest.mark.fault("submit-broker-down")
+def test_a_submit_that_fails_with_the_broker_down_leaves_no_run_to_start_later(restart_cluster):
+    """The client is told the submission failed: the run must not stay
+    pending on a busy thread for the sweeper to start later, and a retry
+    must not find the thread busy."""
+    rc = restart_cluster
+    cluster = rc.cluster
+    thread_id = cluster.thread_id("submit-down")
+    rc.redis.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:
+            cluster.client.submit("ticker", {"until": 3}, thread_id)
+        failed_after = time.monotonic() - started
+    finally:
+        rc.redis.start()
+    (failed,) = cluster.client.runs(thread_id)
+    assert failed["status"] == "error", (failed, raised.value)
+    assert "could not be submitted" in failed["error"]
+    assert cluster.thread_status(thread_id) != "busy"
+
+    retry = cluster.client.submit("ticker", {"until": 3}, thread_id)
+    assert cluster.wait_run(retry, timeout=60)["status"] == "success"
+    assert cluster.client.get_run(failed["run_id"])["status"] == "error"
+    history = cluster.history("ticker", thread_id)
+    assert [s.metadata["source"] for s in history].count("input") == 1
+    cluster.assert_thread_sound(thread_id)
+    record("submit-broker-down", runs=1, recover=failed_after, by="the submit fails and ends its run")

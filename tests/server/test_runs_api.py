@@ -93,6 +93,10 @@ def test_stateless_runs(sdk):
     assert sdk.runs.wait(None, "counter", input={"n": 1}) == {"n": 5, "trail": [1, 2, 3, 4]}
     parts = list(sdk.runs.stream(None, "counter", input={"n": 4}, stream_mode="values"))
     assert [p.data for p in parts if p.event == "values"] == [{"n": 4, "trail": []}, {"n": 5, "trail": [4]}]
+    batch = sdk.runs.create_batch([{"assistant_id": "counter", "input": {"n": n}} for n in (2, 3)])
+    assert [sdk.runs.join(r["thread_id"], r["run_id"])["trail"] for r in batch] == [[2, 3, 4], [3, 4]]
+    background = sdk.runs.create(None, "counter", input={"n": 4})
+    assert sdk.runs.join(background["thread_id"], background["run_id"]) == {"n": 5, "trail": [4]}
 
 
 def test_failed_run(sdk):
@@ -111,8 +115,12 @@ def test_cancel_a_running_run(sdk):
     run = _busy_at_slow_step(sdk, tid)
     sdk.runs.cancel(tid, run["run_id"], wait=True)
     assert sdk.runs.get(tid, run["run_id"])["status"] == "interrupted"
-    _wait_for(lambda: sdk.threads.get(tid)["status"] == "idle", what="the thread to be released")
-    # The step in flight (if its node had started) completes; nothing after it runs.
+    _wait_for(lambda: sdk.threads.get(tid)["status"] != "busy", what="the thread to be released")
+    # The step in flight (if its node had started) completes; nothing after
+    # it runs. A next step is still pending, so the thread rests resumable
+    # ("interrupted", as LangGraph Server reports a thread whose state has a
+    # next step).
+    assert sdk.threads.get(tid)["status"] == "interrupted"
     assert sdk.threads.get_state(tid)["values"]["n"] in (2, 3)
     assert sdk.threads.get_history(tid, limit=1)[0]["metadata"]["step"] == 2
 

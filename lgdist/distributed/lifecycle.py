@@ -1,0 +1,319 @@
+"""Runs and threads as one state machine: every status change in one place.
+
+::
+
+    run:     pending ──► running ──► interrupted | success | error | cancelled
+                │                        ▲
+                └── error | cancelled ───┘   (never started)
+
+    thread:  idle | interrupted | error ──claim──► busy ──release──► idle | interrupted | error
+
+A thread is ``busy`` exactly while a pending or running run holds it
+(``active_run_id``). Each function below is one atomic statement or one
+transaction that states what it expects (the run's current status, the
+thread's holder), so a run that ends releases its thread in the same
+transaction and no caller has to wait out a gap between the two. Every
+transition is idempotent per run id: a second call with the same run id
+finds the state it expects already left and changes nothing (a claim by the
+run that already holds the thread succeeds again).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import Enum
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+
+from lgdist import serde
+from lgdist.distributed.runs import Run, RunStore, runs_table, threads_table
+
+
+class RunStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    SUCCESS = "success"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ThreadStatus(str, Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
+FINAL = (RunStatus.INTERRUPTED, RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED)
+# Thread statuses a new run (or an enqueued one) may claim, and a resume.
+CLAIMABLE = (ThreadStatus.IDLE, ThreadStatus.INTERRUPTED, ThreadStatus.ERROR)
+RESUMABLE = (ThreadStatus.INTERRUPTED, ThreadStatus.ERROR)
+# The thread status a run leaves behind. A cancelled run's thread rests as
+# its checkpoint says (see ``coordinator.resting_status``).
+THREAD_AFTER = {
+    RunStatus.SUCCESS: ThreadStatus.IDLE,
+    RunStatus.INTERRUPTED: ThreadStatus.INTERRUPTED,
+    RunStatus.ERROR: ThreadStatus.ERROR,
+    RunStatus.CANCELLED: ThreadStatus.IDLE,
+}
+
+
+def _values(statuses: Iterable[Any]) -> list[str]:
+    return [str(s) for s in statuses]
+
+
+def _claim(conn: sa.Connection, thread_id: str, graph: str, run_id: str, allowed: Iterable[Any], now: float) -> bool:
+    """Make ``run_id`` the thread's holder if the thread's status is in
+    ``allowed``, or if the run holds it already (a repeated claim)."""
+    return (
+        conn.execute(
+            sa.update(threads_table)
+            .where(
+                threads_table.c.thread_id == thread_id,
+                sa.or_(threads_table.c.status.in_(_values(allowed)), threads_table.c.active_run_id == run_id),
+            )
+            .values(status=str(ThreadStatus.BUSY), active_run_id=run_id, graph=graph, updated_at=now)
+        ).rowcount
+        == 1
+    )
+
+
+def _ensure_thread(store: RunStore, conn: sa.Connection, thread_id: str, graph: str, now: float) -> None:
+    conn.execute(
+        store._insert(threads_table)
+        .values(thread_id=thread_id, graph=graph, status=str(ThreadStatus.IDLE), active_run_id=None, updated_at=now)
+        .on_conflict_do_nothing()
+    )
+
+
+def _run_row(**fields: Any) -> dict:
+    now = time.time()
+    return {
+        "run_id": fields.get("run_id") or uuid.uuid4().hex,
+        "thread_id": fields["thread_id"],
+        "graph": fields["graph"],
+        "status": str(fields.get("status", RunStatus.PENDING)),
+        "kind": fields["kind"],
+        "input": serde.dumps(fields.get("input")),
+        "options": serde.dumps(fields.get("options") or {}).decode(),
+        "error": fields.get("error"),
+        "worker": None,
+        "start_step": None,
+        "stop_step": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# -- creating runs -----------------------------------------------------------------------
+
+
+def submit(
+    store: RunStore,
+    *,
+    thread_id: str,
+    graph: str,
+    kind: str,
+    input: Any,
+    options: dict,
+    run_id: Optional[str] = None,
+    claim_from: Iterable[Any] = CLAIMABLE,
+    busy_error: Optional[str] = None,
+) -> tuple[Run, bool]:
+    """Create a pending run and claim its thread, in one transaction.
+    Returns the run and whether it holds the thread. When the thread cannot
+    be claimed and ``busy_error`` is given, the run is created as an error
+    with that text and the holder's run id (the thread is untouched); otherwise it stays pending,
+    queued for the thread. Repeating it with the same ``run_id`` changes
+    nothing and answers the same."""
+    now = time.time()
+    row = _run_row(thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, run_id=run_id)
+    with store._tx() as conn:
+        _ensure_thread(store, conn, thread_id, graph, now)
+        conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
+        current = conn.execute(
+            sa.select(runs_table.c.status, runs_table.c.thread_id).where(runs_table.c.run_id == row["run_id"])
+        ).one()
+        claimed = False
+        if current.status == RunStatus.PENDING and current.thread_id == thread_id:
+            claimed = _claim(conn, thread_id, graph, row["run_id"], claim_from, now)
+            if not claimed and busy_error is not None:
+                active = conn.execute(
+                    sa.select(threads_table.c.active_run_id).where(threads_table.c.thread_id == thread_id)
+                ).scalar()
+                conn.execute(
+                    sa.update(runs_table)
+                    .where(runs_table.c.run_id == row["run_id"], runs_table.c.status == str(RunStatus.PENDING))
+                    .values(status=str(RunStatus.ERROR), error=f"{busy_error} ({active})", updated_at=now)
+                )
+    return store.get_run(row["run_id"]), claimed  # type: ignore[return-value]
+
+
+def record_refusal(store: RunStore, *, thread_id: str, graph: str, kind: str, error: str) -> Run:
+    """A run that was refused before it could start (a malformed resume): an
+    error run on the thread's list that says why, without touching the thread."""
+    row = _run_row(thread_id=thread_id, graph=graph, kind=kind, input=None, options={}, status=RunStatus.ERROR, error=error)
+    with store._tx() as conn:
+        conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
+    return store.get_run(row["run_id"])  # type: ignore[return-value]
+
+
+def claim(store: RunStore, thread_id: str, graph: str, run_id: str, allowed: Iterable[Any] = CLAIMABLE) -> bool:
+    """A queued (pending) run takes its free thread. One statement."""
+    now = time.time()
+    with store._tx() as conn:
+        _ensure_thread(store, conn, thread_id, graph, now)
+        return _claim(conn, thread_id, graph, run_id, allowed, now)
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def begin(store: RunStore, run_id: str, worker: Optional[str]) -> bool:
+    """pending → running, only while the run holds its thread."""
+    holds = (
+        sa.select(threads_table.c.thread_id)
+        .where(threads_table.c.thread_id == runs_table.c.thread_id, threads_table.c.active_run_id == run_id)
+        .exists()
+    )
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(runs_table)
+                .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.PENDING), holds)
+                .values(status=str(RunStatus.RUNNING), worker=worker, updated_at=time.time())
+            ).rowcount
+            == 1
+        )
+
+
+def end(
+    store: RunStore,
+    run_id: str,
+    status: RunStatus,
+    *,
+    error: Optional[str] = None,
+    expect: Iterable[Any] = (RunStatus.RUNNING,),
+    thread_status: Optional[ThreadStatus] = None,
+) -> bool:
+    """The run leaves ``expect`` for ``status`` and releases its thread (to
+    ``thread_status``, by default what ``status`` leaves behind), in one
+    transaction. Returns whether this call made the change."""
+    values: dict = {"status": str(status), "updated_at": time.time()}
+    if error is not None:
+        values["error"] = error
+    rest = thread_status or THREAD_AFTER[status]
+    with store._tx() as conn:
+        row = conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
+            .values(**values)
+            .returning(runs_table.c.thread_id)
+        ).first()
+        if row is None:
+            return False
+        _release(conn, row.thread_id, run_id, rest)
+    return True
+
+
+def _release(conn: sa.Connection, thread_id: str, run_id: str, status: ThreadStatus) -> bool:
+    return (
+        conn.execute(
+            sa.update(threads_table)
+            .where(threads_table.c.thread_id == thread_id, threads_table.c.active_run_id == run_id)
+            .values(status=str(status), active_run_id=None, updated_at=time.time())
+        ).rowcount
+        == 1
+    )
+
+
+def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadStatus) -> bool:
+    """Free a thread still held by ``run_id`` once that run has ended (a
+    cancelled run whose step stopped; the sweeper's repair). One statement:
+    it changes nothing if the run is still active or holds nothing."""
+    ended = (
+        sa.select(runs_table.c.run_id)
+        .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(FINAL)))
+        .exists()
+    )
+    missing = ~sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id).exists()
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(threads_table)
+                .where(
+                    threads_table.c.thread_id == thread_id,
+                    threads_table.c.active_run_id == run_id,
+                    sa.or_(ended, missing),
+                )
+                .values(status=str(status), active_run_id=None, updated_at=time.time())
+            ).rowcount
+            == 1
+        )
+
+
+def cancel(store: RunStore, run_id: str, thread_status: ThreadStatus) -> Optional[RunStatus]:
+    """Cancel a run. A pending run ends at once and releases its thread to
+    ``thread_status`` (same transaction); a running one is marked cancelled
+    and its thread is released when its current step stops. Returns the
+    status the run was cancelled from, or None if it had ended already."""
+    if end(store, run_id, RunStatus.CANCELLED, expect=(RunStatus.PENDING,), thread_status=thread_status):
+        return RunStatus.PENDING
+    with store._tx() as conn:
+        changed = conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.RUNNING))
+            .values(status=str(RunStatus.CANCELLED), updated_at=time.time())
+        ).rowcount
+    return RunStatus.RUNNING if changed == 1 else None
+
+
+def note(store: RunStore, run_id: str, *, expect: Iterable[Any] = ACTIVE, **values: Any) -> bool:
+    """Record facts about an active run that are not a status change (its
+    first step, the last error text a node saved)."""
+    if "status" in values:
+        raise ValueError("a run's status changes only through lifecycle transitions")
+    values["updated_at"] = time.time()
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(runs_table)
+                .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
+                .values(**values)
+            ).rowcount
+            == 1
+        )
+
+
+# -- leases and the sweeper ------------------------------------------------------------------
+
+
+def claim_stall(store: RunStore, thread_id: str, run_id: str, older_than: float) -> bool:
+    """Whether this sweeper may repair the thread's stalled run: true for one
+    caller per stall period (the lease moves forward in the same statement),
+    so concurrent sweeps never repair one step twice."""
+    now = time.time()
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(threads_table)
+                .where(
+                    threads_table.c.thread_id == thread_id,
+                    threads_table.c.active_run_id == run_id,
+                    threads_table.c.status == str(ThreadStatus.BUSY),
+                    threads_table.c.updated_at < now - older_than,
+                )
+                .values(updated_at=now)
+            ).rowcount
+            == 1
+        )
