@@ -172,8 +172,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "beat":
         return _exec_celery(["beat", *[a for a in args.celery_args if a != "--"]])
     if args.command == "serve":
-        from lgdist.server.serve import serve
-
+        try:
+            from lgdist.server.serve import serve
+        except ImportError as exc:
+            print(f"lgdist serve needs the server extra: pip install 'lgdist[server]' ({exc})", file=sys.stderr)
+            return 2
         return serve(args.host, args.port, log_level=args.log_level)
     if args.command == "config":
         from lgdist.settings import get_settings

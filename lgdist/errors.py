@@ -9,6 +9,8 @@ from typing import Any, Optional, Sequence
 from langchain_core.tools import ToolException
 from pydantic import ValidationError
 
+from lgdist.types import Interrupt
+
 __all__ = [
     "LgdistError",
     "ErrorCode",
@@ -89,8 +91,6 @@ class NodeInterrupt(GraphInterrupt):
     """Deprecated in LangGraph; kept so old code still imports."""
 
     def __init__(self, value: Any, id: str | None = None) -> None:
-        from lgdist.types import Interrupt
-
         super().__init__([Interrupt(value=value, id=id or "placeholder-id")])
 
 

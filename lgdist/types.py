@@ -1,5 +1,12 @@
 """Values users construct or receive: ``Send``, ``Command``, ``interrupt``,
-``Interrupt``, ``RetryPolicy``, ``CachePolicy``, ``StateSnapshot``, ``PregelTask``."""
+``Interrupt``, ``RetryPolicy``, ``CachePolicy``, ``StateSnapshot``, ``PregelTask``.
+
+The bottom layer: ``lgdist.errors``, the channels and the graph builders
+import these values; this module imports only :mod:`lgdist.retry` and
+:mod:`lgdist.state_objects`. Two functions call up into the runtime when they
+are called, so they import it then: :func:`interrupt` (the running task's
+context) and ``CachePolicy``'s default key function (lgdist's serializer).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any, Callable, Generic, Literal, NamedTuple, Optional, Sequen
 from langchain_core.messages.tool import ToolOutputMixin
 
 from lgdist.retry import default_retry_on
+from lgdist.state_objects import state_to_dict
 
 
 __all__ = [
@@ -92,8 +100,6 @@ class Command(Generic[N], ToolOutputMixin):
             isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) for t in update
         ):
             return list(update)
-        from lgdist.graph.schema import state_to_dict
-
         as_dict = state_to_dict(update)
         if as_dict is not None:
             return list(as_dict.items())

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator, Iterator, Optional
 
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from lgdist.client.client import Client
+from lgdist.client.remote_events import TREE_MODES, RemoteRunTree
 from lgdist.constants import INTERRUPT
 from lgdist.settings import Settings
 from lgdist.types import StateSnapshot
@@ -108,28 +109,42 @@ class RemoteGraph(Runnable):
         return await asyncio.to_thread(self.invoke, input, config, **kwargs)
 
     async def astream(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> AsyncIterator[Any]:
-        queue: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        done = object()
-
-        def pump() -> None:
-            try:
-                for chunk in self.stream(input, config, **kwargs):
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
-
-        worker = loop.run_in_executor(None, pump)
-        while True:
-            item = await queue.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        await worker
+        """``stream`` for asyncio. With callback handlers in ``config``
+        (``astream_events`` adds one) the run is also reported to them as
+        a run tree rebuilt from its stream: see :mod:`lgdist.client.remote_events`."""
+        tree = await RemoteRunTree.start(ensure_config(config), self.get_name(), input) if config else None
+        if tree is None:
+            async for chunk in _pumped(lambda: self.stream(input, config, **kwargs)):
+                yield chunk
+            return
+        mode = kwargs.pop("stream_mode", "updates")
+        single = isinstance(mode, str)
+        wanted = [mode] if single else list(mode)
+        subgraphs = kwargs.get("subgraphs", False)
+        modes = [*wanted, *(m for m in TREE_MODES if m not in wanted)]
+        held: list = []  # a step's updates/values, yielded once its nodes' runs end (as locally)
+        try:
+            async for item in _pumped(lambda: self.stream(input, config, stream_mode=modes, **kwargs)):
+                ns, (got, chunk) = (item[0], item[1:]) if subgraphs else ((), item)
+                if not ns:
+                    await tree.feed(got, chunk)
+                if got == "debug" and isinstance(chunk, dict) and chunk.get("type") != "task_result":
+                    for out in held:
+                        yield out
+                    held.clear()
+                if got in wanted:
+                    out = chunk if single else (got, chunk)
+                    out = (ns, out) if subgraphs and single else ((ns, *out) if subgraphs else out)
+                    if got in ("updates", "values"):
+                        held.append(out)
+                    else:
+                        yield out
+        except Exception as exc:
+            await tree.fail(exc)
+            raise
+        for out in held:
+            yield out
+        await tree.end(self._output(tree.output))
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         thread_id, checkpoint_id = self._thread(self._merged(config))
@@ -179,3 +194,30 @@ class RemoteGraph(Runnable):
 
     async def aupdate_state(self, config: RunnableConfig, values: Any, as_node: Optional[str] = None) -> dict:
         return await asyncio.to_thread(self.update_state, config, values, as_node)
+
+
+async def _pumped(stream: Any) -> AsyncIterator[Any]:
+    """The items of a blocking iterator (``stream()`` is called in a
+    thread), yielded on the event loop as they come."""
+    queue: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for item in stream():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    worker = loop.run_in_executor(None, pump)
+    while True:
+        item = await queue.get()
+        if item is done:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    await worker

@@ -10,7 +10,8 @@ import types
 import typing
 from typing import Annotated, Any, Optional, get_args, get_origin
 
-from lgdist.graph.schema import _is_pydantic, is_typed_dict, schema_hints
+from lgdist.graph.schema import is_typed_dict, schema_hints
+from lgdist.state_objects import is_pydantic_model_class
 
 __all__ = ["context_jsonschema", "output_model", "state_jsonschema"]
 
@@ -20,7 +21,7 @@ def context_jsonschema(schema: Any) -> Optional[dict]:
     a TypedDict's or dataclass's through pydantic; None without a schema."""
     if schema is None:
         return None
-    if _is_pydantic(schema):
+    if is_pydantic_model_class(schema):
         return schema.model_json_schema()
     if is_typed_dict(schema) or dataclasses.is_dataclass(schema):
         from pydantic import TypeAdapter
@@ -39,7 +40,7 @@ def state_jsonschema(schema: Any, name: str, *, root_type: Any = None) -> dict:
     if schema is None and root_type is not None:
         return create_model(name, __base__=RootModel[root_type], root=(root_type, None)).model_json_schema()
 
-    if _is_pydantic(schema):
+    if is_pydantic_model_class(schema):
         return schema.model_json_schema()
     if is_typed_dict(schema):
         return TypeAdapter(schema).json_schema()

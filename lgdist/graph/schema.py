@@ -1,5 +1,7 @@
 """Read a state schema (TypedDict, dataclass, pydantic model) into channels,
-and convert between state objects and plain dicts."""
+and read the type hints of node functions (input schema, return hint).
+
+Converting state objects to and from dicts is :mod:`lgdist.state_objects`."""
 
 from __future__ import annotations
 
@@ -10,10 +12,7 @@ from typing import Annotated, Any, Optional, get_args, get_origin, get_type_hint
 import typing_extensions
 
 from lgdist.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
-
-
-def _is_pydantic(schema: Any) -> bool:
-    return isinstance(schema, type) and hasattr(schema, "model_fields") and hasattr(schema, "model_validate")
+from lgdist.state_objects import is_pydantic_model_class
 
 
 def _reducer_from(meta: tuple) -> Optional[Any]:
@@ -62,7 +61,7 @@ def schema_hints(schema: Any) -> dict[str, Any]:
     """Field name -> annotation (with ``Annotated`` extras) for a schema."""
     if schema is None or schema is Any:
         return {}
-    if _is_pydantic(schema):
+    if is_pydantic_model_class(schema):
         hints = get_type_hints(schema, include_extras=True)
         return {name: hints.get(name, field.annotation) for name, field in schema.model_fields.items()}
     try:
@@ -79,38 +78,9 @@ def channels_for_schema(schema: Any) -> dict[str, BaseChannel]:
     return {key: channel_for(key, ann) for key, ann in schema_hints(schema).items()}
 
 
-def state_to_dict(value: Any) -> Optional[dict]:
-    """A node's state-object output as a dict of updates, or None if the value
-    is not a state object."""
-    if isinstance(value, dict):
-        return value
-    if hasattr(type(value), "model_fields") and hasattr(value, "model_dump"):
-        # Only fields that differ from their defaults or were set explicitly
-        # count as updates, like a partial dict would.
-        return {name: getattr(value, name) for name in type(value).model_fields if name in value.model_fields_set}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return None
-
-
-def coerce_to_schema(schema: Any, values: dict) -> Any:
-    """Build the object a node receives for a schema from channel values."""
-    if schema is None or schema is Any:
-        return values
-    if _is_pydantic(schema):
-        return schema.model_validate(values) if values else schema.model_construct()
-    if dataclasses.is_dataclass(schema):
-        try:
-            return schema(**values)
-        except TypeError:
-            return values
-    return values
-
-
 def is_typed_dict(schema: Any) -> bool:
     # typing_extensions' check also knows typing_extensions.TypedDict classes.
     return isinstance(schema, type) and typing_extensions.is_typeddict(schema)
-
 
 
 def node_input_schema(action: Any) -> Any:

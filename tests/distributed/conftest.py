@@ -55,6 +55,7 @@ GRAPHS = {
     "memories": "workers.memories:graph",
     "nested": "workers.nested:graph",
     "greeter": "workers.greeter:graph",
+    "chat-events": "workers.chat_events:graph",
     # Graphs of the differential scenarios, for the remote parity suite.
     **{
         f"parity-{name.replace('_', '-')}": f"workers.parity:{name}"

@@ -93,6 +93,10 @@ def test_stateless_runs(sdk):
     assert sdk.runs.wait(None, "counter", input={"n": 1}) == {"n": 5, "trail": [1, 2, 3, 4]}
     parts = list(sdk.runs.stream(None, "counter", input={"n": 4}, stream_mode="values"))
     assert [p.data for p in parts if p.event == "values"] == [{"n": 4, "trail": []}, {"n": 5, "trail": [4]}]
+    batch = sdk.runs.create_batch([{"assistant_id": "counter", "input": {"n": n}} for n in (2, 3)])
+    assert [sdk.runs.join(r["thread_id"], r["run_id"])["trail"] for r in batch] == [[2, 3, 4], [3, 4]]
+    background = sdk.runs.create(None, "counter", input={"n": 4})
+    assert sdk.runs.join(background["thread_id"], background["run_id"]) == {"n": 5, "trail": [4]}
 
 
 def test_failed_run(sdk):

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from lgdist.engine.channels.base import BaseChannel, MISSING
 from lgdist.errors import EmptyChannelError, InvalidUpdateError
+from lgdist.types import Overwrite
 
 
 def _initial_value(typ: Any) -> Any:
@@ -57,8 +58,6 @@ class BinaryOperatorAggregate(BaseChannel):
     def update(self, values: Sequence[Any]) -> bool:
         if not values:
             return False
-        from lgdist.types import Overwrite
-
         overwritten = False
         for value in values:
             if isinstance(value, Overwrite):
