@@ -1,41 +1,23 @@
-"""``StateGraph``: the builder users add nodes and edges to, and its
-compilation into an engine :class:`~lgdist.engine.spec.GraphSpec`."""
+"""``StateGraph``: the builder users add nodes and edges to, and the hooks
+that say what its state is (``MessageGraph`` overrides them). Compiling it
+into an engine spec is :mod:`lgdist.graph.compile_spec`."""
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Generator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from langchain_core.messages import BaseMessage
-
-from lgdist.constants import END, RESERVED, START, TAG_HIDDEN, TASKS
-from lgdist.engine.channels import (
-    BaseChannel,
-    EphemeralValue,
-    LastValueAfterFinish,
-    NamedBarrierValue,
-    NamedBarrierValueAfterFinish,
-    Topic,
-)
-from lgdist.engine.spec import GraphSpec, NodeSpec, Write
+from lgdist.constants import END, RESERVED, START
+from lgdist.engine.channels import BaseChannel
+from lgdist.engine.spec import GraphSpec, Write
 from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
-from lgdist.graph.branch import (
-    Branch,
-    destinations_to_writes,
-    route_async,
-    route_sync,
-    router_config,
-    trigger_channel,
-)
-from lgdist.graph.nesting import find_subgraph
-from lgdist.graph.message import add_messages
-from lgdist.graph.node import NodeRunnable, as_node, is_async_only
+from lgdist.graph.branch import Branch
+from lgdist.graph.compile_spec import build_spec
+from lgdist.graph.compiled import CompiledStateGraph
 from lgdist.graph.schema import channels_for_schema, node_input_schema, schema_hints
-from lgdist.retry import as_policies
 from lgdist.state_objects import coerce_to_schema, state_to_dict
-from lgdist.types import Command, RetryPolicy, Send
+from lgdist.types import Command, RetryPolicy
 
 __all__ = ["StateGraph"]
 
@@ -259,8 +241,6 @@ class StateGraph:
         name: Optional[str] = None,
     ) -> "CompiledStateGraph":
         """Validate the graph and compile it into a runnable graph."""
-        from lgdist.graph.compiled import CompiledStateGraph
-
         interrupt_before = interrupt_before or []
         interrupt_after = interrupt_after or []
         self.validate(
@@ -299,194 +279,31 @@ class StateGraph:
 
     def _updates_from_output(self, node: str, output: Any) -> list[Write]:
         keys = self._state_keys()
-        as_dict = state_to_dict(output)
-        if as_dict is None:
-            raise InvalidUpdateError(
-                create_error_message(
-                    message=f"Expected dict, got {output}",
-                    error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
-                )
-            )
-        return [(k, v) for k, v in as_dict.items() if k in keys]
+        return [(k, v) for k, v in _update_dict(output).items() if k in keys]
 
     def _updates_from_input(self, value: Any) -> list[Write]:
         keys = self._input_keys()
-        as_dict = state_to_dict(value)
-        if as_dict is None:
-            raise InvalidUpdateError(
-                create_error_message(
-                    message=f"Expected dict, got {value}",
-                    error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
-                )
-            )
+        as_dict = _update_dict(value)
         if self.input_schema is not None and hasattr(self.input_schema, "model_validate") and as_dict:
             self.input_schema.model_validate(as_dict)  # raises pydantic's ValidationError
         return [(k, v) for k, v in as_dict.items() if k in keys]
 
-    # -- spec ------------------------------------------------------------------
     def _build_spec(self, interrupt_before: Any, interrupt_after: Any) -> GraphSpec:
-        channels: dict[str, BaseChannel] = dict(self.channels)
-        channels[START] = EphemeralValue(Any, key=START)
-        channels[TASKS] = Topic(Send, key=TASKS)
-        for name, node in self.nodes.items():
-            # A deferred node's triggers become available only when the run
-            # would otherwise end.
-            channels[trigger_channel(name)] = (
-                LastValueAfterFinish(Any, key=trigger_channel(name))
-                if node.defer
-                else EphemeralValue(Any, guard=False, key=trigger_channel(name))
-            )
-        joins: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(channel, end)]
-        join_triggers: dict[str, list[str]] = defaultdict(list)
-        for starts, end in sorted(self.waiting_edges):
-            chan = f"join:{'+'.join(starts)}:{end}"
-            barrier = NamedBarrierValueAfterFinish if self.nodes[end].defer else NamedBarrierValue
-            channels[chan] = barrier(str, names=starts, key=chan)
-            join_triggers[end].append(chan)
-            for start in starts:
-                joins[start].append((chan, start))
-
-        known = set(self.nodes)
-        nodes: dict[str, NodeSpec] = {}
-        state_keys = self._state_keys()
-        nodes[START] = NodeSpec(
-            name=START,
-            # Not a run of its own in the callback tree (as in LangGraph).
-            bound=NodeRunnable(lambda x: x, START, trace=False),
-            triggers=(START,),
-            read_input=lambda chans: chans[START].get(),
-            write_output=self._make_writer(START, joins, known, from_input=True),
-            hidden=True,
-            tags=(TAG_HIDDEN,),
-        )
-        for name, node in self.nodes.items():
-            # A node reads its schema's keys (the state schema's when it
-            # declares none): not the input/output-only or private keys.
-            schema = node.input_schema or self.state_schema
-            keys = list(schema_hints(schema)) or state_keys
-            nodes[name] = NodeSpec(
-                name=name,
-                bound=as_node(node.action, name),
-                triggers=(trigger_channel(name), *join_triggers.get(name, [])),
-                read_input=self._make_reader(schema, keys),
-                write_output=self._make_writer(name, joins, known),
-                retry_policy=as_policies(node.retry_policy),
-                metadata=node.metadata,
-                is_subgraph=node.is_subgraph,
-                subgraph=find_subgraph(node.action),
-                cache_policy=node.cache_policy,
-            )
-        return GraphSpec(
-            channels=channels,
-            nodes=nodes,
-            input_channel=START,
-            output_keys=self._output_keys(),
-            stream_keys=self._state_keys(),
-            interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after,
-        )
-
-    def _make_reader(self, schema: Any, keys: Sequence[str]) -> Callable:
-        def read(chans: Mapping[str, BaseChannel]) -> Any:
-            return self._read_state(chans, schema, keys)
-
-        return read
-
-    def _make_writer(
-        self,
-        name: str,
-        joins: Mapping[str, list[tuple[str, str]]],
-        known: set[str],
-        *,
-        from_input: bool = False,
-    ) -> Callable:
-        static_ends = sorted(end for start, end in self.edges if start == name)
-        branches = list(self.branches.get(name, {}).values())
-        join_writes = list(joins.get(name, []))
-        state_keys = self._state_keys()
-        state_schema = self.state_schema
-        message_keys = {
-            key for key, chan in self.channels.items() if getattr(chan, "operator", None) is add_messages
-        }
-
-        def writes_of(output: Any, read_fresh: Callable) -> Generator[tuple, list[Write], list[Write]]:
-            # Yields (branch, state, config) for each conditional edge to
-            # route and receives its writes: the sync and async writers
-            # below route with branch.route / await branch.aroute.
-            writes: list[Write] = []
-            gotos: list[Any] = []
-            # A Command, or a list holding at least one Command (ToolNode's
-            # output when a tool returns one): each Command gives its update
-            # and goto, each other item is an ordinary update.
-            if isinstance(output, Command):
-                parts: Optional[list] = [output]
-            elif isinstance(output, (list, tuple)) and any(isinstance(o, Command) for o in output):
-                parts = list(output)
-            else:
-                parts = None
-            if parts is not None:
-                for part in parts:
-                    if not isinstance(part, Command):
-                        if part is not None:
-                            writes.extend(self._updates_from_output(name, part))
-                        continue
-                    if part.graph == Command.PARENT:
-                        from lgdist.errors import ParentCommand
-
-                        raise ParentCommand(part)
-                    if part.update is not None:
-                        writes.extend(self._command_update(part))
-                    goto = part.goto
-                    if goto:
-                        gotos.extend(goto if isinstance(goto, (list, tuple)) else [goto])
-            elif from_input:
-                writes.extend(self._updates_from_input(output))
-            elif output is not None:
-                writes.extend(self._updates_from_output(name, output))
-            if message_keys:
-                _assign_message_ids(writes, message_keys)
-
-            writes.extend((trigger_channel(end), None) for end in static_ends if end != END)
-            writes.extend((chan, start) for chan, start in join_writes)
-            if gotos:
-                writes.extend(destinations_to_writes(gotos, known))
-            if branches:
-                from lgdist.engine.task_context import maybe_task_context
-
-                ctx = maybe_task_context()
-                config = ctx.config if ctx else {}
-                fresh = read_fresh(writes)
-                state = self._read_state(fresh, state_schema, state_keys)
-                for index, branch in enumerate(branches):
-                    writes.extend((yield branch, state, router_config(config, ctx, index)))
-            return writes
-
-        def write(output: Any, read_fresh: Callable) -> list[Write]:
-            return route_sync(writes_of(output, read_fresh))
-
-        async def awrite(output: Any, read_fresh: Callable) -> list[Write]:
-            return await route_async(writes_of(output, read_fresh))
-
-        write.awrite = awrite  # type: ignore[attr-defined]
-        write.has_async_router = any(is_async_only(b.path) for b in branches)  # type: ignore[attr-defined]
-        return write
+        return build_spec(self, interrupt_before, interrupt_after)
 
     def _command_update(self, cmd: Command) -> list[Write]:
         keys = self._state_keys()
         return [(k, v) for k, v in cmd._update_as_tuples() if k in keys]
 
 
-from lgdist.graph.compiled import CompiledStateGraph  # noqa: E402  (re-export for type hints)
-
-
-def _assign_message_ids(writes: list[Write], keys: set[str]) -> None:
-    """Give messages written to an ``add_messages`` key their id when the
-    node writes them, as LangGraph does: stream chunks, stored pending writes
-    and the reduced state then all show the same id, whichever process or
-    thread looks first."""
-    for chan, value in writes:
-        if chan not in keys:
-            continue
-        for message in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(message, BaseMessage) and message.id is None:
-                message.id = str(uuid.uuid4())
+def _update_dict(value: Any) -> dict:
+    """A node's output (or the graph's input) as a dict of state updates."""
+    as_dict = state_to_dict(value)
+    if as_dict is None:
+        raise InvalidUpdateError(
+            create_error_message(
+                message=f"Expected dict, got {value}",
+                error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+            )
+        )
+    return as_dict
