@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator, Iterator, Optional
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from lgdist.client.client import Client
-from lgdist.client.remote_events import TREE_MODES, RemoteRunTree
+from lgdist.client.remote_events import TREE_MODES, RemoteRunTree, ends_a_step
 from lgdist.constants import INTERRUPT
 from lgdist.settings import Settings
 from lgdist.types import StateSnapshot
@@ -112,39 +112,49 @@ class RemoteGraph(Runnable):
         """``stream`` for asyncio. With callback handlers in ``config``
         (``astream_events`` adds one) the run is also reported to them as
         a run tree rebuilt from its stream: see :mod:`lgdist.client.remote_events`."""
-        tree = await RemoteRunTree.start(ensure_config(config), self.get_name(), input) if config else None
+        tree = await RemoteRunTree.start(ensure_config(config), self.get_name(), input)
         if tree is None:
             async for chunk in _pumped(lambda: self.stream(input, config, **kwargs)):
                 yield chunk
             return
+        try:
+            async for chunk in self._astream_reported(tree, input, config, **kwargs):
+                yield chunk
+        except Exception as exc:
+            await tree.fail(exc)
+            raise
+        await tree.end(self._output(tree.output))
+
+    async def _astream_reported(
+        self, tree: RemoteRunTree, input: Any, config: Optional[RunnableConfig], **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """The caller's chunks, while ``tree`` is fed from the run's events
+        (asked for besides the caller's modes). A step's ``updates`` /
+        ``values`` and subgraph chunks wait until its nodes' runs have
+        ended, as a local run yields them."""
         mode = kwargs.pop("stream_mode", "updates")
         single = isinstance(mode, str)
         wanted = [mode] if single else list(mode)
         subgraphs = kwargs.get("subgraphs", False)
         modes = [*wanted, *(m for m in TREE_MODES if m not in wanted)]
-        held: list = []  # a step's updates/values, yielded once its nodes' runs end (as locally)
-        try:
-            async for item in _pumped(lambda: self.stream(input, config, stream_mode=modes, **kwargs)):
-                ns, (got, chunk) = (item[0], item[1:]) if subgraphs else ((), item)
-                if not ns:
-                    await tree.feed(got, chunk)
-                if got == "debug" and isinstance(chunk, dict) and chunk.get("type") != "task_result":
+        held: list = []
+        async for item in _pumped(lambda: self.stream(input, config, stream_mode=modes, **kwargs)):
+            ns, (got, chunk) = (item[0], item[1:]) if subgraphs else ((), item)
+            if not ns:
+                await tree.feed(got, chunk)
+                if ends_a_step(got, chunk):
                     for out in held:
                         yield out
                     held.clear()
-                if got in wanted:
-                    out = chunk if single else (got, chunk)
-                    out = (ns, out) if subgraphs and single else ((ns, *out) if subgraphs else out)
-                    if got in ("updates", "values"):
-                        held.append(out)
-                    else:
-                        yield out
-        except Exception as exc:
-            await tree.fail(exc)
-            raise
+            if got in wanted:
+                out = chunk if single else (got, chunk)
+                out = (ns, out) if subgraphs and single else ((ns, *out) if subgraphs else out)
+                if got in ("updates", "values") or ns:
+                    held.append(out)
+                else:
+                    yield out
         for out in held:
             yield out
-        await tree.end(self._output(tree.output))
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         thread_id, checkpoint_id = self._thread(self._merged(config))

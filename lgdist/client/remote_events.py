@@ -38,6 +38,13 @@ _PUSH = "__pregel_push"
 CHAT_MODEL_RUN_NAME = "ChatModel"
 
 
+def ends_a_step(mode: str, chunk: Any) -> bool:
+    """Whether a root-graph event comes after its step's tasks all ended:
+    any ``debug`` event but a task's result (the step's checkpoint, the
+    next step's tasks)."""
+    return mode == "debug" and isinstance(chunk, dict) and chunk.get("type") != "task_result"
+
+
 def _node_metadata(step: int, task: dict, pushed: int) -> dict:
     """LangGraph's metadata of a node's run, from a ``debug`` task event;
     ``pushed``: how many Send (push) tasks of the step were announced before."""

@@ -19,7 +19,8 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from lgdist.checkpoint.memory import InMemorySaver
 from lgdist.client import RemoteGraph
 from lgdist.client.remote_events import CHAT_MODEL_RUN_NAME
-from workers import chat_events, examples, support_agent
+from lgdist.types import Command
+from workers import chat_events, examples, nested, support_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
@@ -173,6 +174,51 @@ def test_a_failing_node_ends_the_remote_event_stream_with_its_error_like_locally
     assert [e["name"] for e in remote_events] == ["failing", "boom"]
 
 
+def test_an_interrupt_inside_a_node_and_its_resume_give_the_local_events(client):
+    remote = RemoteGraph("approval", client=client)
+    local = examples.build_approval().compile(checkpointer=InMemorySaver())
+    remote_cfg, local_cfg = _thread("ev-ask"), _thread("ev-ask")
+    for input in ({"request": "deploy"}, Command(resume="yes")):
+        remote_events = _events(remote, input, remote_cfg)
+        local_events = _events(local, input, local_cfg)
+        # Interrupt ids are per thread: compare the interrupts' values.
+        for events in (remote_events, local_events):
+            for e in events:
+                chunk = e["data"].get("chunk")
+                if isinstance(chunk, dict) and "__interrupt__" in chunk:
+                    e["data"]["chunk"] = {"__interrupt__": [i.value for i in chunk["__interrupt__"]]}
+        assert _shape(remote_events, "approval") == _shape(local_events, "approval")
+    assert [e["name"] for e in remote_events if e["event"] == "on_chain_end"] == ["ask", "act", "approval"]
+
+
+def test_a_subgraph_node_is_one_run_and_its_chunks_stream_with_subgraphs_true(client):
+    remote = RemoteGraph("nested", client=client)
+    local = nested.build().compile(checkpointer=InMemorySaver())
+    kwargs = {"subgraphs": True, "stream_mode": ["updates", "custom"]}
+    remote_events = _events(remote, {"topic": "t"}, _thread("ev-sub"), **kwargs)
+    local_events = _events(local, {"topic": "t"}, _thread("ev-sub"), **kwargs)
+    # Runs inside the subgraph (its graph run and its nodes) are not on the
+    # remote stream; its chunks are, under their namespace.
+    inside = {e["run_id"] for e in local_events if len(e["parent_ids"]) >= 2}
+    local_events = [e for e in local_events if e["run_id"] not in inside]
+
+    def without_task_ids(events: list) -> list:
+        for e in events:
+            chunk = e["data"].get("chunk")
+            if e["parent_ids"] == [] and isinstance(chunk, tuple):
+                e["data"]["chunk"] = (tuple(_ns(n) for n in chunk[0]), *chunk[1:])
+        return events
+
+    remote_shape = _shape(without_task_ids(remote_events), "nested")
+    assert remote_shape == _shape(without_task_ids(local_events), "nested")
+    namespaced = [e[6]["chunk"] for e in remote_shape if e[0] == "on_chain_stream" and e[1] == "<graph>" and e[6]["chunk"][0]]
+    assert namespaced == [
+        (("child:<task>",), "custom", {"drafting": "t"}),
+        (("child:<task>",), "updates", {"draft": {"log": ["child:draft"]}}),
+        (("child:<task>",), "updates", {"polish": {"log": ["child:polish"]}}),
+    ]
+
+
 def test_event_filters_and_stream_modes_apply_as_locally(client):
     remote = RemoteGraph("chat-events", client=client)
     local = chat_events.build().compile(checkpointer=InMemorySaver())
@@ -223,3 +269,21 @@ def test_astream_reports_the_remote_run_to_callback_handlers(client):
         return [r if r[:2] != ("chain", "LangGraph") else ("chain", "chat-events", *r[2:]) for r in handler.runs]
 
     assert asyncio.run(runs(remote)) == asyncio.run(runs(local))
+
+
+def test_astream_log_of_a_remote_run_has_the_local_runs_log(client):
+    remote = RemoteGraph("chat-events", client=client)
+    local = chat_events.build().compile(checkpointer=InMemorySaver())
+
+    async def log(graph: Any) -> tuple[list, Any]:
+        paths, state = [], None
+        async for patch in graph.astream_log(CHAT_INPUT, _thread("ev-log")):
+            paths.append([op["path"].replace("ScriptedChatModel", CHAT_MODEL_RUN_NAME) for op in patch.ops])
+            state = patch if state is None else state + patch
+        return paths, state
+
+    remote_paths, remote_state = asyncio.run(log(remote))
+    local_paths, local_state = asyncio.run(log(local))
+    assert remote_paths == local_paths
+    assert remote_state.state["final_output"] == local_state.state["final_output"]
+    assert remote_state.state["logs"][CHAT_MODEL_RUN_NAME]["final_output"]["generations"][0][0]["text"] == "hello there friend"
