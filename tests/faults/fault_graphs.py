@@ -221,3 +221,22 @@ def build_chaos() -> StateGraph:
 
 
 chaos = build_chaos().compile()
+
+
+def _slow_ask(state: ChaosState) -> dict:
+    """Works for a second, then asks: a cancel can land while it runs."""
+    from lgdist.types import interrupt
+
+    time.sleep(float(os.environ.get("LGDIST_FAULT_TICK_SECONDS", "0")) * 20)
+    return {"decision": interrupt({"approve": state.get("topic")})}
+
+
+def build_slow_ask() -> StateGraph:
+    g = StateGraph(ChaosState)
+    g.add_node("ask", _slow_ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g
+
+
+slow_ask = build_slow_ask().compile()

@@ -55,6 +55,7 @@ FAULT_GRAPHS = {
     "flaky": "fault_graphs:flaky",
     "pausing": "fault_graphs:pausing",
     "chaos": "fault_graphs:chaos",
+    "slow-ask": "fault_graphs:slow_ask",
 }
 SLOW_AT = dist.SLOW_AT
 STEPS = 5  # LGDIST_EXAMPLE_STEPS
