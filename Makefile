@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo demo-local test services bench bench-quick clean
+.PHONY: demo demo-local test services bench bench-quick chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ services:
 
 test: $(DEV) services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# A long seeded chaos schedule on real workers: make chaos SEED=7 DURATION=300
+SEED ?= 20261130
+DURATION ?= 120
+chaos: $(DEV) services
+	LGDIST_CHAOS_SEED=$(SEED) LGDIST_CHAOS_DURATION=$(DURATION) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/faults/test_chaos.py
 
 bench-quick: $(DEV) services
 	$(BIN)/python -m bench --quick

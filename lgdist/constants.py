@@ -18,11 +18,6 @@ PREVIOUS = "__previous__"
 PULL = "__pregel_pull"
 PUSH = "__pregel_push"
 
-# Keys lgdist reads from config["configurable"].
-CONFIG_KEY_THREAD_ID = "thread_id"
-CONFIG_KEY_CHECKPOINT_ID = "checkpoint_id"
-CONFIG_KEY_CHECKPOINT_NS = "checkpoint_ns"
-
 # Tag that hides a task from "updates"/"debug" streams (the START task).
 TAG_HIDDEN = "langsmith:hidden"
 

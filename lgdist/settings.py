@@ -94,12 +94,7 @@ class Settings(BaseSettings):
 
     def node_routes(self) -> dict[str, str]:
         """``node_queues`` parsed: node name → queue."""
-        routes = {}
-        for item in filter(None, (p.strip() for p in self.node_queues.split(","))):
-            name, _, queue = item.partition("=")
-            if name.strip() and queue.strip():
-                routes[name.strip()] = queue.strip()
-        return routes
+        return dict(_parse_node_queues(self.node_queues))
 
     def queue_for(self, node: str) -> str:
         return self.node_routes().get(node, self.default_queue)
@@ -122,7 +117,23 @@ class Settings(BaseSettings):
         return out
 
 
+@lru_cache(maxsize=16)
+def _parse_node_queues(spec: str) -> tuple[tuple[str, str], ...]:
+    # Parsed once per value: queue_for() runs for every node task sent.
+    routes = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, queue = item.partition("=")
+        if name.strip() and queue.strip():
+            routes[name.strip()] = queue.strip()
+    return tuple(routes.items())
+
+
 def mask_url(url: str) -> str:
+    """``url`` with its password as ``****``, everything else as written.
+
+    Not kombu's ``maybe_sanitize_url`` (it drops the query string) nor
+    SQLAlchemy's ``render_as_string(hide_password=True)`` (it re-encodes the
+    path and raises on what it cannot parse): this masks one thing only."""
     return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1****@", url)
 
 

@@ -8,7 +8,7 @@ plain values and callables; nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lgdist.engine.channels import BaseChannel
 
@@ -50,14 +50,13 @@ class GraphSpec:
 
     channels: dict[str, BaseChannel]
     nodes: dict[str, NodeSpec]
-    # map_input(input) -> writes to the START channel; output/stream keys.
+    # The channel the graph's input is written to; the keys of its output
+    # and of its "values" stream.
     input_channel: str
     output_keys: Any  # str (single root channel) or list[str]
     stream_keys: Any
     interrupt_before: Sequence[str] | str = ()
     interrupt_after: Sequence[str] | str = ()
-    # Converts a node-style update (from update_state) into writes of `as_node`.
-    read_output: Optional[Callable[[Mapping[str, BaseChannel], Any], Any]] = None
     # The cache of the nodes that have a cache_policy (compile(cache=...)).
     cache: Any = None
     # Triggers, precomputed: channel -> nodes it can trigger.

@@ -146,6 +146,8 @@ class CompiledStateGraph(StateMethods, Runnable):
 
     @property
     def stream_channels(self) -> Any:
+        """The keys a "values" stream shows (LangGraph's attribute): every
+        state key, whatever the output schema."""
         return self.spec.stream_keys
 
     # -- running ------------------------------------------------------------------

@@ -188,3 +188,20 @@ def test_node_reading_the_config_of_a_resumed_run(ns):
     graph.invoke({"seen": []}, {**cfg, "configurable": {**cfg["configurable"], "who": "first"}})
     out = graph.invoke(ns.Command(resume="A"), {**cfg, "configurable": {**cfg["configurable"], "who": "second"}})
     return {"out": out}
+
+
+@differential
+def test_stream_channels_are_every_state_key_even_with_an_output_schema(ns):
+    class State(TypedDict):
+        question: str
+        answer: str
+        scratch: list
+
+    class Output(TypedDict):
+        answer: str
+
+    g = ns.StateGraph(State, output_schema=Output)
+    g.add_node("solve", lambda s: {"answer": "42"})
+    g.add_edge(ns.START, "solve")
+    graph = g.compile()
+    return {"stream_channels": sorted(graph.stream_channels)}

@@ -130,6 +130,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
         LGDIST_STALL_SECONDS=str(STALL_SECONDS),
         LGDIST_TEST_CRASH_FILE=str(tmp / "crash-point"),
         LGDIST_FAULT_PAUSE_FILE=str(tmp / "pausing-node.pid"),
+        LGDIST_FAULT_EXECUTIONS=str(tmp / "chaos-executions.log"),
         LGDIST_FAULT_TICK_SECONDS=str(TICK_SECONDS),
         LGDIST_EXAMPLE_STEPS=str(STEPS),
     )

@@ -166,3 +166,77 @@ def build_pausing() -> StateGraph:
 
 
 pausing = build_pausing().compile()
+
+
+class ChaosState(TypedDict, total=False):
+    topic: str
+    results: Annotated[list, operator.add]
+    summary: str
+    decision: str
+
+
+def _chaos_split(state: ChaosState) -> dict:
+    return {}
+
+
+def _chaos_route(state: ChaosState) -> list:
+    from lgdist.types import Send
+
+    return [Send("work", {"topic": state["topic"], "item": i}) for i in range(3)]
+
+
+def _chaos_work(arg: dict) -> dict:
+    """One unit of fan-out work; appends a line per execution to
+    ``LGDIST_FAULT_EXECUTIONS`` so a test can count side-effect duplicates."""
+    time.sleep(float(os.environ.get("LGDIST_FAULT_TICK_SECONDS", "0")) * 4)
+    path = os.environ.get("LGDIST_FAULT_EXECUTIONS")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{arg['topic']} {arg['item']}\n")
+    return {"results": [f"{arg['topic']}:{arg['item']}"]}
+
+
+def _chaos_join(state: ChaosState) -> dict:
+    return {"summary": ",".join(sorted(state.get("results", [])))}
+
+
+def _chaos_ask(state: ChaosState) -> dict:
+    from lgdist.types import interrupt
+
+    return {"decision": interrupt({"approve": state["summary"]})}
+
+
+def build_chaos() -> StateGraph:
+    g = StateGraph(ChaosState)
+    g.add_node("split", _chaos_split)
+    g.add_node("work", _chaos_work)
+    g.add_node("join", _chaos_join)
+    g.add_node("ask", _chaos_ask)
+    g.add_edge(START, "split")
+    g.add_conditional_edges("split", _chaos_route, ["work"])
+    g.add_edge("work", "join")
+    g.add_edge("join", "ask")
+    g.add_edge("ask", END)
+    return g
+
+
+chaos = build_chaos().compile()
+
+
+def _slow_ask(state: ChaosState) -> dict:
+    """Works for a second, then asks: a cancel can land while it runs."""
+    from lgdist.types import interrupt
+
+    time.sleep(float(os.environ.get("LGDIST_FAULT_TICK_SECONDS", "0")) * 20)
+    return {"decision": interrupt({"approve": state.get("topic")})}
+
+
+def build_slow_ask() -> StateGraph:
+    g = StateGraph(ChaosState)
+    g.add_node("ask", _slow_ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g
+
+
+slow_ask = build_slow_ask().compile()

@@ -54,6 +54,8 @@ FAULT_GRAPHS = {
     "retried-hang": "fault_graphs:retried_hang",
     "flaky": "fault_graphs:flaky",
     "pausing": "fault_graphs:pausing",
+    "chaos": "fault_graphs:chaos",
+    "slow-ask": "fault_graphs:slow_ask",
 }
 SLOW_AT = dist.SLOW_AT
 STEPS = 5  # LGDIST_EXAMPLE_STEPS
@@ -82,6 +84,7 @@ FAULTS = [
     ("pickle-message", "a pickle-serialized lgdist.resume"),
     ("fifty-threads", "50 threads on 3 workers, one worker SIGKILLed and restarted"),
     ("submit-broker-down", "a submit while the broker is down"),
+    ("chaos", "seeded chaos: SIGKILLed workers and pool children, a frozen worker, duplicate resumes, cancels"),
     ("worker-frozen", "a worker frozen (SIGSTOP) mid-node past the stall time and the time limit, then thawed"),
 ]
 FAULT_NAMES = [f for f, _ in FAULTS]
@@ -236,6 +239,7 @@ def reference_env(mp: pytest.MonkeyPatch) -> None:
     mp.setenv("LGDIST_EXAMPLE_SLOW_AT", str(SLOW_AT))
     mp.delenv("LGDIST_EXAMPLE_PID_FILE", raising=False)
     mp.delenv("LGDIST_FAULT_PAUSE_FILE", raising=False)
+    mp.delenv("LGDIST_FAULT_EXECUTIONS", raising=False)
 
 
 def start_beat(name: str, env: dict[str, str], tmp: Path) -> Any:
