@@ -11,7 +11,7 @@ test_round_trips.py):
 
 * Redis: one pipelined call counts the delivery;
 * Postgres, before the node: one statement reads the run's fields (not its
-  input) with the step's checkpoint row; at most one more reads the
+  input) with the step's checkpoint row and touches the thread's lease; at most one more reads the
   channels this process has not decoded; one more the pending writes, only
   where the step may have some — all on one pooled connection, no pre-ping;
 * Postgres, after the node: one transaction — the task's writes (wide

@@ -6,12 +6,16 @@ outer-joined with the checkpoint row); the checkpoint's values then cost at
 most one more statement, for the channels this process has not decoded yet
 (:mod:`lgdist.checkpoint.blob_cache`), and its pending writes one more only
 when the step may have some (see :func:`read_step`). All on one pooled
-connection, without a pre-ping.
+connection, without a pre-ping, in one transaction that also touches the
+thread's lease (on Postgres the first statement does, as a CTE), so a
+redelivered or long-queued step shows the sweeper it is alive before its
+node starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, NamedTuple, Optional
 
 import sqlalchemy as sa
@@ -19,7 +23,7 @@ import sqlalchemy as sa
 from lgdist import serde
 from lgdist.checkpoint.base import CheckpointTuple
 from lgdist.checkpoint.sql import checkpoints_table
-from lgdist.distributed.runs import Run, runs_table
+from lgdist.distributed.runs import Run, runs_table, threads_table
 
 _RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
 _RUN_COLUMNS = [c for c in runs_table.c if c.name != "input" and c.name in _RUN_FIELDS]
@@ -62,6 +66,19 @@ def _statement(saver: Any) -> Any:
         .select_from(joined)
         .where(runs_table.c.run_id == sa.bindparam("run_id"))
     )
+    if saver.engine.dialect.name == "postgresql":
+        # The same statement touches the thread's lease (a data-modifying
+        # CTE): a redelivered or long-queued step shows it is alive to the
+        # sweeper before its node starts, at no extra round trip.
+        run_thread = sa.select(runs_table.c.thread_id).where(runs_table.c.run_id == sa.bindparam("run_id"))
+        lease = (
+            sa.update(threads_table)
+            .where(threads_table.c.thread_id == run_thread.scalar_subquery())
+            .values(updated_at=sa.bindparam("now"))
+            .returning(threads_table.c.thread_id)
+            .cte("lease")
+        )
+        statement = statement.add_cte(lease)
     saver._lgdist_step_read = statement
     return statement
 
@@ -74,25 +91,35 @@ def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: boo
     first step and not a redelivery has none (its task saves no writes; it
     stores the next checkpoint)."""
     saver = backend.saver
+    postgres = saver.engine.dialect.name == "postgresql"
     with saver.reading() as conn:
-        params = {"run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}"}
+        params = {"run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}", "now": time.time()}
         row = conn.execute(_statement(saver), params).first()
-        if row is None:
-            return StepRead(None, None)
-        fields = {c.name: getattr(row, f"run_{c.name}") for c in _RUN_COLUMNS}
-        fields["options"] = serde.loads(fields["options"]) if fields.get("options") else {}
-        run = Run(**{"input": None, **fields})
-        if row.checkpoint_id is None:
-            return StepRead(run, None)
-        stored_child = row.stored_child
-        key = run.step_key(checkpoint_id)
-        if key != params["step_key"]:
-            # A fork's first step: the branch already there does not count.
-            stored_child = conn.execute(
-                sa.select(checkpoints_table.c.checkpoint_id).where(
-                    checkpoints_table.c.thread_id == run.thread_id,
-                    checkpoints_table.c.checkpoint_ns == "",
-                    checkpoints_table.c.idempotency_key == key,
-                )
-            ).scalar()
-        return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)
+        read = _read_row(saver, conn, row, with_writes, checkpoint_id, params["step_key"])
+        if postgres:
+            conn.commit()  # the lease touch: one transaction for every read
+    if not postgres and read.run is not None and read.run.status == "running":
+        backend.runs.touch_thread(read.run.thread_id)  # the embedded default (SQLite)
+    return read
+
+
+def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool, checkpoint_id: str, step_key: str) -> StepRead:
+    if row is None:
+        return StepRead(None, None)
+    fields = {c.name: getattr(row, f"run_{c.name}") for c in _RUN_COLUMNS}
+    fields["options"] = serde.loads(fields["options"]) if fields.get("options") else {}
+    run = Run(**{"input": None, **fields})
+    if row.checkpoint_id is None:
+        return StepRead(run, None)
+    stored_child = row.stored_child
+    key = run.step_key(checkpoint_id)
+    if key != step_key:
+        # A fork's first step: the branch already there does not count.
+        stored_child = conn.execute(
+            sa.select(checkpoints_table.c.checkpoint_id).where(
+                checkpoints_table.c.thread_id == run.thread_id,
+                checkpoints_table.c.checkpoint_ns == "",
+                checkpoints_table.c.idempotency_key == key,
+            )
+        ).scalar()
+    return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)

@@ -30,16 +30,17 @@ def test_a_chain_superstep_costs_two_transactions_and_at_most_six_statements(bac
         assert counter.transactions <= 2, counter.statements
         assert len(counter.statements) <= 6, counter.statements
         assert counter.checkouts <= 2
-    # The read: one statement for the run and the checkpoint row; no blob
+    # The read: one statement for the run and the checkpoint row (and, as
+    # a CTE, the thread's lease); no blob
     # read (small values live in the row; others this process decoded
     # already); no writes read. The write: lease + run check, checkpoint,
     # the task's writes (no blob: the chain's state is one small number).
-    assert steps[0].statements == ["SELECT", "UPDATE", "INSERT", "INSERT"], steps[0].statements
+    assert steps[0].statements == ["WITH", "UPDATE", "INSERT", "INSERT"], steps[0].statements
 
 
 def test_a_worker_new_to_the_thread_needs_no_blob_row_for_small_values(backend):
     run_id, counters = drive(backend, "chain", {"n": 0}, cold=True)
     assert backend.runs.get_run(run_id).status == "success"
     for counter in counters[3:-1]:
-        assert counter.statements == ["SELECT", "UPDATE", "INSERT", "INSERT"], counter.statements
+        assert counter.statements == ["WITH", "UPDATE", "INSERT", "INSERT"], counter.statements
         assert counter.transactions <= 2
