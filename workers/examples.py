@@ -8,8 +8,10 @@ import os
 import time
 from typing import Annotated, TypedDict
 
+from lgdist.cache.memory import InMemoryCache
+from lgdist.config import get_stream_writer
 from lgdist.graph import END, START, StateGraph
-from lgdist.types import Send, interrupt
+from lgdist.types import CachePolicy, Send, interrupt
 
 
 class FanState(TypedDict, total=False):
@@ -186,8 +188,6 @@ schemas = build_schemas().compile()
 
 
 def _report(state: CounterState) -> dict:
-    from lgdist.config import get_stream_writer
-
     write = get_stream_writer()
     for i in range(3):
         write({"progress": i, "of": state.get("n", 0)})
@@ -269,8 +269,6 @@ def _expensive(state: LogState) -> dict:
 
 def build_cached() -> StateGraph:
     """A cached node followed by a plain one (compile with a cache)."""
-    from lgdist.types import CachePolicy
-
     g = StateGraph(LogState)
     g.add_node("expensive", _expensive, cache_policy=CachePolicy(ttl=600))
     g.add_node("after", _log_node("after"))
@@ -281,8 +279,6 @@ def build_cached() -> StateGraph:
 
 
 def _compile_cached():
-    from lgdist.cache.memory import InMemoryCache
-
     return build_cached().compile(cache=InMemoryCache())
 
 

@@ -5,11 +5,12 @@ one) starts the graph's run here and feeds it the run's stream events: a
 ``debug`` task start opens the node's chain run (with LangGraph's metadata
 and the ``graph:step:<n>`` tag), its task result streams the node's output
 and ends it; a chat model's ``messages`` chunks open a chat model run under
-the node's run, stream its tokens and end it with the whole message. The
-handlers (``astream_events``' own, tracers) see these runs as they see a
-local run's; what the stream does not carry (routers' runs, a chat model's
-input messages and class name, runs inside subgraphs) is not invented.
-"""
+the node's run, stream its tokens and end it with the whole message; a
+``ToolMessage`` a node returned for a tool call in its input is that tool's
+run. The handlers (``astream_events``' own, tracers) see these runs as they
+see a local run's; what the stream does not carry (routers' runs, a chat
+model's input messages and class name, runs inside subgraphs) is not
+invented."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ class _ChatRun:
 
 
 class _NodeRun:
+    """A node's run, with its input (where its tool calls come from) and
+    the chat model call it is streaming."""
+
     def __init__(self, run: Any, input: Any) -> None:
         self.run = run
         self.input = input

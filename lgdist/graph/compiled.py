@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Iterator, Optional, Sequence
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from lgdist.cache.keys import node_namespace
 from lgdist.checkpoint.base import BaseCheckpointSaver
 from lgdist.engine.spec import GraphSpec
 from lgdist.engine.task_context import maybe_task_context
@@ -61,8 +62,6 @@ class CompiledStateGraph(StateMethods, Runnable):
     def _cache_namespaces(self, nodes: Optional[Sequence[str]]) -> list:
         if self.spec.cache is None:
             raise ValueError("No cache is set for this graph. Cannot clear cache.")
-        from lgdist.cache.keys import node_namespace
-
         return [
             node_namespace(name, self.spec.nodes[name].bound)
             for name in (nodes or self.spec.nodes.keys())

@@ -10,6 +10,8 @@ import types
 import typing
 from typing import Annotated, Any, Optional, get_args, get_origin
 
+from pydantic import RootModel, TypeAdapter, create_model
+
 from lgdist.graph.schema import is_typed_dict, schema_hints
 from lgdist.state_objects import is_pydantic_model_class
 
@@ -24,8 +26,6 @@ def context_jsonschema(schema: Any) -> Optional[dict]:
     if is_pydantic_model_class(schema):
         return schema.model_json_schema()
     if is_typed_dict(schema) or dataclasses.is_dataclass(schema):
-        from pydantic import TypeAdapter
-
         return TypeAdapter(schema).json_schema()
     raise ValueError(f"Invalid context schema type: {schema}. Must be a BaseModel, TypedDict or dataclass.")
 
@@ -35,11 +35,8 @@ def state_jsonschema(schema: Any, name: str, *, root_type: Any = None) -> dict:
     the model built for a schema that is neither pydantic nor a TypedDict.
     A graph whose state is one root value (``MessageGraph``) has no schema
     but ``root_type``."""
-    from pydantic import RootModel, TypeAdapter, create_model
-
     if schema is None and root_type is not None:
         return create_model(name, __base__=RootModel[root_type], root=(root_type, None)).model_json_schema()
-
     if is_pydantic_model_class(schema):
         return schema.model_json_schema()
     if is_typed_dict(schema):
@@ -73,7 +70,5 @@ def output_model(name: str, channels: dict, keys: Any) -> Any:
     """The pydantic model ``get_output_schema()`` returns: every output key
     with its channel's value type, each optional (default None), as
     LangGraph builds it."""
-    from pydantic import create_model
-
     keys = [keys] if isinstance(keys, str) else list(keys)
     return create_model(name, **{k: (getattr(channels[k], "typ", Any), None) for k in keys if k in channels})

@@ -18,6 +18,7 @@ from langchain_core.runnables.config import (
     set_config_context,
 )
 
+from lgdist.engine.task_context import maybe_task_context
 from lgdist.run_tree import astream_output, stream_output
 
 
@@ -33,8 +34,6 @@ def _is_task_node(runnable: Any) -> bool:
     """Whether ``runnable`` is the node of the task running now (not a
     router or another runnable it calls): only a node's run streams its
     output as a chunk, as in LangGraph."""
-    from lgdist.engine.task_context import maybe_task_context
-
     ctx = maybe_task_context()
     return ctx is not None and ctx.node_bound is runnable
 
@@ -69,8 +68,6 @@ class NodeRunnable(Runnable):
         return f"NodeRunnable({self.name})"
 
     def _args(self, input: Any, config: RunnableConfig) -> tuple[tuple, dict]:
-        from lgdist.engine.task_context import maybe_task_context
-
         args: tuple = (input,)
         kwargs: dict = {}
         if self._config_kw:
@@ -88,8 +85,6 @@ class NodeRunnable(Runnable):
     def _write_in_run(self, run_manager: Any, output: Any) -> None:
         """As the task's node, compute the task's writes inside this run (its
         conditional edges' routers become child runs of it)."""
-        from lgdist.engine.task_context import maybe_task_context
-
         ctx = maybe_task_context()
         if ctx is None or ctx.node_bound is not self or ctx.write_in_run is None:
             return
@@ -100,8 +95,6 @@ class NodeRunnable(Runnable):
             ctx.node_run = None
 
     async def _awrite_in_run(self, run_manager: Any, output: Any) -> None:
-        from lgdist.engine.task_context import maybe_task_context
-
         ctx = maybe_task_context()
         if ctx is None or ctx.node_bound is not self or ctx.awrite_in_run is None:
             return

@@ -57,18 +57,7 @@ def build_snapshot(
     spec = graph.spec
     checkpoint = copy_checkpoint(saved.checkpoint)
     channels = channels_from_checkpoint(spec.channels, checkpoint)
-    step = saved.metadata.get("step", -1) + 1
-    tasks = plan_next_step(
-        spec, checkpoint, channels, step,
-        checkpoint_ns=saved.config["configurable"].get("checkpoint_ns", ""), read_inputs=False,
-    )
-    # A snapshot lists a step's tasks in graph order (the order nodes were
-    # added, Send packets first), as LangGraph does; the step itself
-    # runs them in name order.
-    graph_order = {name: i for i, name in enumerate(spec.nodes)}
-    tasks = dict(
-        sorted(tasks.items(), key=lambda item: (item[1].path[0] == PULL, graph_order.get(item[1].name, 0)))
-    )
+    tasks = _planned_tasks(spec, checkpoint, channels, saved)
     by_task: dict[str, list] = {}
     for tid, chan, value in saved.pending_writes or []:
         by_task.setdefault(tid, []).append((chan, value))
@@ -81,27 +70,22 @@ def build_snapshot(
     keys = spec.stream_keys
     out_tasks = []
     finished: list[Task] = []
-    for task in tasks.values():
+    for task in tasks:
         outcome = task_outcome(by_task.get(task.id, []))
-        interrupts = tuple(outcome.interrupts)
-        error = outcome.error
         result = None
         if outcome.completed:
             task.writes = outcome.state_writes
             finished.append(task)
-            if isinstance(keys, str):
-                result = {keys: ev.task_update(task, keys) or {}}
-            else:
-                result = ev.fold_writes((c, v) for c, v in task.writes if c in keys)
-            if live:
-                interrupts = ()
+            result = _task_result(task, keys)
+        # Live, a finished task's interrupts are answered.
+        interrupts = () if live and outcome.completed else tuple(outcome.interrupts)
         state = _task_state(task, saved.config, saver, subgraphs)
-        out_tasks.append(PregelTask(task.id, task.name, task.path, error, interrupts, state, result))
+        out_tasks.append(PregelTask(task.id, task.name, task.path, outcome.error, interrupts, state, result))
     if live and finished:
         apply_writes(checkpoint, channels, finished, next_version)
     return StateSnapshot(
         values=ev.read_values(channels, keys),
-        next=tuple(t.name for t in tasks.values() if not (live and t in finished)),
+        next=tuple(t.name for t in tasks if not (live and t in finished)),
         config=with_checkpoint_map(saved.config, saved.metadata),
         metadata=saved.metadata,
         created_at=checkpoint.get("ts"),
@@ -109,6 +93,26 @@ def build_snapshot(
         tasks=tuple(out_tasks),
         interrupts=tuple(i for t in out_tasks for i in t.interrupts),
     )
+
+
+def _planned_tasks(spec: Any, checkpoint: dict, channels: dict, saved: CheckpointTuple) -> list[Task]:
+    """The tasks of the step after ``saved``, in graph order (the order
+    nodes were added, Send packets first), as LangGraph lists them; the step
+    itself runs them in name order."""
+    step = saved.metadata.get("step", -1) + 1
+    tasks = plan_next_step(
+        spec, checkpoint, channels, step,
+        checkpoint_ns=saved.config["configurable"].get("checkpoint_ns", ""), read_inputs=False,
+    )
+    graph_order = {name: i for i, name in enumerate(spec.nodes)}
+    return sorted(tasks.values(), key=lambda task: (task.path[0] == PULL, graph_order.get(task.name, 0)))
+
+
+def _task_result(task: Task, keys: Any) -> Any:
+    """What a finished task wrote to the state keys, as ``PregelTask.result``."""
+    if isinstance(keys, str):
+        return {keys: ev.task_update(task, keys) or {}}
+    return ev.fold_writes((c, v) for c, v in task.writes if c in keys)
 
 
 def _task_state(task: Task, saved_config: dict, saver: Optional[BaseCheckpointSaver], subgraphs: bool) -> Any:

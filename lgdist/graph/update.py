@@ -48,26 +48,8 @@ def apply_update(
         parent = {"configurable": {"thread_id": config["configurable"].get("thread_id"), "checkpoint_ns": config["configurable"].get("checkpoint_ns", "")}}
     saved_versions = dict(checkpoint["channel_versions"])
     channels = channels_from_checkpoint(spec.channels, checkpoint)
-    user_nodes = [n for n in spec.nodes if n != START]
     if as_node is None:
-        if len(user_nodes) == 1:
-            as_node = user_nodes[0]
-        elif saved is None:
-            as_node = START
-        else:
-            latest: dict[str, str] = {
-                n: max(seen.values())
-                for n, seen in checkpoint["versions_seen"].items()
-                if n in spec.nodes and seen
-            }
-            if not latest:
-                as_node = START
-            else:
-                top = max(latest.values())
-                names = [n for n, v in latest.items() if v == top]
-                if len(names) > 1:
-                    raise InvalidUpdateError("Ambiguous update, specify as_node")
-                as_node = names[0]
+        as_node = _updating_node(spec, checkpoint, fresh_thread=saved is None)
     if as_node == END:
         raise InvalidUpdateError("update_state(as_node=END) is not supported")
     if as_node not in spec.nodes:
@@ -93,3 +75,24 @@ def apply_update(
         caller_config or {}, {"source": "update", "step": step + 1, "parents": dict(parents or {})}
     )
     return saver.put(parent, new, metadata, new_versions)
+
+
+def _updating_node(spec: GraphSpec, checkpoint: dict, *, fresh_thread: bool) -> str:
+    """The node an update without ``as_node`` is made as: the graph's only
+    node, START on a fresh thread, else the node that ran last (an error
+    when several did)."""
+    user_nodes = [n for n in spec.nodes if n != START]
+    if len(user_nodes) == 1:
+        return user_nodes[0]
+    if fresh_thread:
+        return START
+    latest: dict[str, str] = {
+        n: max(seen.values()) for n, seen in checkpoint["versions_seen"].items() if n in spec.nodes and seen
+    }
+    if not latest:
+        return START
+    top = max(latest.values())
+    names = [n for n, v in latest.items() if v == top]
+    if len(names) > 1:
+        raise InvalidUpdateError("Ambiguous update, specify as_node")
+    return names[0]

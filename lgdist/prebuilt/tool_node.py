@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from lgdist.errors import GraphBubbleUp, ToolInvocationError
 from lgdist.prebuilt.tools_condition import tools_condition
+from lgdist.types import Command
 
 __all__ = [
     "ToolNode",
@@ -32,8 +33,6 @@ __all__ = [
 ErrorHandler = Union[
     bool, str, Callable[..., str], type[Exception], tuple[type[Exception], ...]
 ]
-
-_PARENT = "__parent__"  # Command.PARENT
 
 
 class InjectedState(InjectedToolArg):
@@ -245,7 +244,7 @@ class ToolNode(Runnable[Any, Any]):
         answers = [
             m for m in messages if isinstance(m, ToolMessage) and m.tool_call_id == call["id"]
         ]
-        if not answers and output.graph != _PARENT:
+        if not answers and output.graph != Command.PARENT:
             raise ValueError(
                 f"Expected to have a matching ToolMessage in Command.update for tool "
                 f"'{call['name']}', got: {messages}. Every tool call (LLM requesting to "
@@ -279,10 +278,6 @@ class ToolNode(Runnable[Any, Any]):
 
 
 def _is_command(value: Any) -> bool:
-    try:
-        from lgdist.types import Command
-    except ImportError:  # lgdist.types not importable yet: recognise it by name
-        return type(value).__name__ == "Command"
     return isinstance(value, Command)
 
 

@@ -149,8 +149,18 @@ def test_parallel_sends_have_langgraphs_push_paths_and_the_same_run_tree(client)
     remote = RemoteGraph("fanout", client=client)
     local = examples.build_fanout().compile(checkpointer=InMemorySaver())
     inp = {"items": [1, 2, 3]}
-    remote_events = _shape(_events(remote, inp, _thread("ev-fan")), "fanout", data=False)
-    local_events = _shape(_events(local, inp, _thread("ev-fan")), "fanout", data=False)
+    remote_raw = _events(remote, inp, _thread("ev-fan"))
+    local_raw = _events(local, inp, _thread("ev-fan"))
+
+    def path_of_item(events: list) -> dict:
+        starts = [e for e in events if e["event"] == "on_chain_start" and e["name"] == "work"]
+        return {e["data"]["input"]["item"]: e["metadata"]["langgraph_path"] for e in starts}
+
+    assert path_of_item(remote_raw) == path_of_item(local_raw) == {
+        1: ("__pregel_push", 0), 2: ("__pregel_push", 1), 3: ("__pregel_push", 2),
+    }  # fmt: skip
+    remote_events = _shape(remote_raw, "fanout", data=False)
+    local_events = _shape(local_raw, "fanout", data=False)
     # Parallel tasks' events interleave in any order: compare each run's events.
     def by_run(shaped: list) -> list:
         runs: dict = {}

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from lgdist.engine.channels.barrier import NamedBarrierValue
 from lgdist.engine.channels.base import MISSING, BaseChannel
-from lgdist.errors import EmptyChannelError, InvalidUpdateError
+from lgdist.errors import EmptyChannelError
 
 
 class LastValueAfterFinish(BaseChannel):
@@ -59,16 +60,14 @@ class LastValueAfterFinish(BaseChannel):
         return True
 
 
-class NamedBarrierValueAfterFinish(BaseChannel):
+class NamedBarrierValueAfterFinish(NamedBarrierValue):
     """A join edge (``add_edge(["a", "b"], "d")``) into a deferred node:
     complete once every source wrote, available once the run finishes."""
 
-    __slots__ = ("names", "seen", "finished")
+    __slots__ = ("finished",)
 
     def __init__(self, typ: Any = Any, names: Iterable[str] = (), key: str = "") -> None:
-        super().__init__(typ, key)
-        self.names = frozenset(names)
-        self.seen: set = set()
+        super().__init__(typ, names, key)
         self.finished = False
 
     def _reset(self) -> None:
@@ -89,16 +88,6 @@ class NamedBarrierValueAfterFinish(BaseChannel):
 
     def is_available(self) -> bool:
         return self.finished and self.seen == self.names
-
-    def update(self, values: Sequence[str]) -> bool:
-        changed = False
-        for name in values:
-            if name not in self.names:
-                raise InvalidUpdateError(f"At key '{self.key}': value {name!r} is not in {sorted(self.names)}")
-            if name not in self.seen:
-                self.seen.add(name)
-                changed = True
-        return changed
 
     def consume(self) -> bool:
         if not self.is_available():

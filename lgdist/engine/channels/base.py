@@ -95,3 +95,31 @@ class BaseChannel(Generic[Value]):
 
     def finish(self) -> bool:
         return False
+
+
+class ValueChannel(BaseChannel):
+    """A channel whose whole state is one value, ``MISSING`` while empty;
+    subclasses say how a step's writes replace or fold into it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, typ: Any = Any, key: str = "") -> None:
+        super().__init__(typ, key)
+        self.value = MISSING
+
+    def _reset(self) -> None:
+        self.value = MISSING
+
+    def _restore(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        if self.value is MISSING:
+            raise EmptyChannelError()
+        return self.value
+
+    def is_available(self) -> bool:
+        return self.value is not MISSING
+
+    def checkpoint(self) -> Any:
+        return self.value

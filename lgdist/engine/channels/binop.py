@@ -6,8 +6,8 @@ from __future__ import annotations
 import collections.abc
 from typing import Any, Callable, Sequence
 
-from lgdist.engine.channels.base import BaseChannel, MISSING
-from lgdist.errors import EmptyChannelError, InvalidUpdateError
+from lgdist.engine.channels.base import MISSING, ValueChannel
+from lgdist.errors import InvalidUpdateError
 from lgdist.types import Overwrite
 
 
@@ -27,11 +27,11 @@ def _initial_value(typ: Any) -> Any:
     return MISSING
 
 
-class BinaryOperatorAggregate(BaseChannel):
+class BinaryOperatorAggregate(ValueChannel):
     """Folds every write into the current value with ``operator``; starts from
     the type's empty value (``[]`` for lists) when it has one."""
 
-    __slots__ = ("value", "operator")
+    __slots__ = ("operator",)
 
     def __init__(self, typ: Any, operator: Callable[[Any, Any], Any], key: str = "") -> None:
         super().__init__(typ, key)
@@ -40,20 +40,6 @@ class BinaryOperatorAggregate(BaseChannel):
 
     def _reset(self) -> None:
         self.value = _initial_value(self.typ)
-
-    def _restore(self, value: Any) -> None:
-        self.value = value
-
-    def get(self) -> Any:
-        if self.value is MISSING:
-            raise EmptyChannelError()
-        return self.value
-
-    def is_available(self) -> bool:
-        return self.value is not MISSING
-
-    def checkpoint(self) -> Any:
-        return self.value
 
     def update(self, values: Sequence[Any]) -> bool:
         if not values:

@@ -4,35 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lgdist.engine.channels.base import BaseChannel, MISSING
-from lgdist.errors import EmptyChannelError, ErrorCode, InvalidUpdateError, create_error_message
+from lgdist.engine.channels.base import MISSING, ValueChannel
+from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
 
 
-class LastValue(BaseChannel):
+class LastValue(ValueChannel):
     """Stores the last value written. Two writes in one step are a conflict."""
 
-    __slots__ = ("value",)
-
-    def _reset(self) -> None:
-        self.value = MISSING
-
-    def __init__(self, typ: Any = Any, key: str = "") -> None:
-        super().__init__(typ, key)
-        self.value = MISSING
-
-    def _restore(self, value: Any) -> None:
-        self.value = value
-
-    def get(self) -> Any:
-        if self.value is MISSING:
-            raise EmptyChannelError()
-        return self.value
-
-    def is_available(self) -> bool:
-        return self.value is not MISSING
-
-    def checkpoint(self) -> Any:
-        return self.value
+    __slots__ = ()
 
     def update(self, values: Sequence[Any]) -> bool:
         if not values:
