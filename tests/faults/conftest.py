@@ -124,7 +124,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         lines.append(
             f"| {title} | {row.runs} | {row.lost} | {row.duplicated} | {recover} | {row.recovered_by or '-'} | {row.outcome} |"
         )
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    # The "## Chaos" section records `make chaos` runs by hand: kept as it is.
+    previous = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
+    chaos = previous[previous.index("\n## Chaos"):] if "\n## Chaos" in previous else ""
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n" + chaos)
 
 
 @pytest.fixture(scope="session")
