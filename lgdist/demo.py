@@ -82,6 +82,7 @@ def run_distributed(workers: int = 2) -> None:
     sys.path.insert(0, root)
 
     from lgdist.client import Client, RemoteGraph
+    from lgdist.distributed.filesystem_broker import stall_report
     from lgdist.settings import Settings
 
     settings = Settings()
@@ -114,7 +115,10 @@ def run_distributed(workers: int = 2) -> None:
         resume_run = next((r for r in runs if r["kind"] == "resume"), None)
         if resume_run is None:
             _show_logs(log_dir)
-            raise RuntimeError("no worker picked up the lgdist.resume message within 180 s (worker logs above)")
+            raise RuntimeError(
+                "no worker picked up the lgdist.resume message within 180 s (worker logs above); "
+                + stall_report(settings.broker_folder())
+            )
         for event in client.stream_run(resume_run["run_id"], stream_mode="values", timeout=120):
             event[-1].pretty_print()
         print("\nwhich worker ran each node:")

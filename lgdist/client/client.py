@@ -12,6 +12,7 @@ from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import WORKER_MODE, fail_pending_run, publish_end, resting_status, start_next_enqueued
 from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
 from lgdist.distributed.failure import run_failed_error, trusted_packages
+from lgdist.distributed.filesystem_broker import stall_report
 from lgdist.distributed.lifecycle import FINAL, RunStatus, ThreadStatus
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.errors import (
@@ -181,7 +182,7 @@ class Client:
             if done:
                 return run.as_dict()  # type: ignore[union-attr]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} did not finish within {timeout}s (status: {status})")
+                raise TimeoutError(self._stalled(f"run {run_id} did not finish within {timeout}s (status: {status})"))
             time.sleep(poll)
 
     def _released(self, run: Any) -> bool:
@@ -200,7 +201,17 @@ class Client:
         """Every stream event of a run, ending with ``("__end__", {...})``.
         If the stream loses its end (Redis restarted, a worker died as the
         run ended), the end comes from the run record instead."""
-        return self.backend.bus.read(run_id, timeout=timeout, final_status=lambda: self._final_status(run_id))
+        try:
+            yield from self.backend.bus.read(run_id, timeout=timeout, final_status=lambda: self._final_status(run_id))
+        except TimeoutError as exc:
+            raise TimeoutError(self._stalled(str(exc))) from None
+
+    def _stalled(self, message: str) -> str:
+        """A timeout's message, saying on the embedded broker where the
+        messages are (still queued, or taken by a worker)."""
+        if not self.settings.embedded:
+            return message
+        return f"{message}; {stall_report(self.settings.broker_folder())}"
 
     def stream(
         self,

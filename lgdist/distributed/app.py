@@ -15,6 +15,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from kombu import Queue
 
+from lgdist.distributed.filesystem_broker import CLAIMED_FOLDER
 from lgdist.settings import Settings, get_settings
 
 
@@ -48,6 +49,11 @@ def celery_config(settings: Settings) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(exist_ok=True)
         (folder / "control").mkdir(exist_ok=True)
+        (folder / CLAIMED_FOLDER).mkdir(exist_ok=True)
+        # kombu's filesystem transport, with atomic sends and claims: its
+        # own loses messages when a worker polls while a client writes
+        # (see filesystem_broker). The URL stays ``filesystem://``.
+        config["broker_transport"] = "lgdist.distributed.filesystem_broker:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),

@@ -48,27 +48,23 @@ def get(assistant_id: str, request: Request) -> dict:
 
 @router.get("/assistants/{assistant_id}/graph")
 def graph(assistant_id: str, request: Request, xray: Any = False) -> dict:
+    """The registered graph's drawable structure, as ``get_graph(xray=).to_json()``
+    (what LangGraph's server returns)."""
     service = _service(request)
-    builder = service.compiled(service.resolve_graph(assistant_id)).builder
-    return drawable_graph(builder)
+    compiled = service.compiled(service.resolve_graph(assistant_id))
+    return compiled.get_graph(xray=_xray(xray)).to_json()
 
 
-def drawable_graph(builder: Any) -> dict:
-    """The graph's nodes and edges in the shape of LangChain's
-    ``Graph.to_json()`` (what LangGraph's server returns)."""
-    names = ["__start__", *builder.nodes, "__end__"]
-    nodes = [
-        {"id": n, "type": "schema" if n.startswith("__") else "runnable", "data": n if n.startswith("__") else {"id": [n], "name": n}}
-        for n in names
-    ]
-    edges = [{"source": a, "target": b} for a, b in sorted(builder.edges)]
-    for starts, end in sorted(builder.waiting_edges):
-        edges.extend({"source": a, "target": end} for a in starts)
-    for source, branches in builder.branches.items():
-        for branch in branches.values():
-            targets = list(dict.fromkeys((branch.ends or {}).values())) or [n for n in names if n != "__start__"]
-            edges.extend({"source": source, "target": t, "conditional": True} for t in targets)
-    return {"nodes": nodes, "edges": edges}
+def _xray(value: Any) -> Any:
+    """``xray`` arrives as a query string: "true"/"false" or a depth."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if lowered.isdigit():
+            return int(lowered)
+        raise ApiError(422, f"xray must be true, false or a depth, not {value!r}")
+    return value
 
 
 def _json_schema(schema: Any) -> Optional[dict]:

@@ -269,15 +269,6 @@ class ApiService:
         fork_from = body.checkpoint_id or (body.checkpoint.checkpoint_id if body.checkpoint else None)
         if fork_from:
             configurable["checkpoint_id"] = fork_from
-            if body.command is not None and body.command.resume is not None and fork_from != self.latest_checkpoint_id(thread_id):
-                # The distributed backend cannot answer an interrupt a second
-                # time from an older checkpoint (the step after it is stored
-                # already); say so rather than start a run that never ends.
-                raise ApiError(
-                    422,
-                    f"checkpoint {fork_from} is not the thread's latest: resuming an interrupt again from an older "
-                    "checkpoint is not supported; fork with update_state at that checkpoint (or a new input) instead",
-                )
         rollback_clears = False
         thread = self.runs.get_thread(thread_id)
         if strategy == "rollback" and thread and thread["status"] == "busy" and thread["active_run_id"] and not fork_from:

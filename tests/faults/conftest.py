@@ -11,6 +11,9 @@ names, process spawning and ping):
 * ``restart_cluster`` (module, in ``test_service_restarts.py``): two
   workers plus beat on a Redis server and a Postgres cluster of their own,
   started here, so that restarting them disturbs no other test session.
+* ``chaos_cluster`` (module, in ``test_chaos.py``): three workers plus beat
+  configured like ``faults``, on private Redis and Postgres servers too, so
+  that the seeded schedule can restart them.
 
 Every test compares each thread it faulted with a fault-free run of the same
 graph and input on the local runtime, asserts ``check_thread`` finds no
@@ -20,12 +23,16 @@ suite ran).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import kombu.exceptions
 import pytest
+import redis
 
 from faultlib import (
     _ROWS,
@@ -101,7 +108,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f" sweeper every {STALL_SECONDS / 2:g} s for threads stalled {STALL_SECONDS:g} s,"
         f" LGDIST_TASK_TIME_LIMIT={TASK_TIME_LIMIT:g} s (hard limit +5 s); the restarts ran on 2 workers"
         f" with a private Redis and Postgres, sweeper every {RESTART_STALL_SECONDS / 2:g} s for"
-        f" {RESTART_STALL_SECONDS:g} s stalls.",
+        f" {RESTART_STALL_SECONDS:g} s stalls; the chaos schedule on 3 workers configured as above,"
+        f" with a private Redis and Postgres it restarts.",
         "",
         "| fault | runs | steps lost | steps duplicated | time to recover (s) | recovered by | result |",
         "| --- | ---: | ---: | ---: | ---: | --- | --- |",
@@ -116,7 +124,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         lines.append(
             f"| {title} | {row.runs} | {row.lost} | {row.duplicated} | {recover} | {row.recovered_by or '-'} | {row.outcome} |"
         )
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    # The "## Chaos" section records `make chaos` runs by hand: kept as it is.
+    previous = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
+    chaos = previous[previous.index("\n## Chaos"):] if "\n## Chaos" in previous else ""
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n" + chaos)
 
 
 @pytest.fixture(scope="session")
@@ -197,16 +208,18 @@ def replace_worker(faults: FaultCluster) -> Callable[[Any], Any]:
     return replace
 
 
-@pytest.fixture(scope="module")
-def restart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartCluster]:
+@contextlib.contextmanager
+def _private_cluster(tmp: Path, names: tuple[str, ...], queue: str, stall_seconds: float, extra_env: dict[str, str]) -> Iterator[RestartCluster]:
+    """Workers ``names`` plus beat on a Redis server and a Postgres cluster
+    of their own (started here, destroyed after), which a test may restart."""
     from lgdist.client import Client
     from lgdist.settings import Settings
 
-    tmp = tmp_path_factory.mktemp("lgdist-restarts")
     redis_server = PrivateRedis(tmp)
     postgres = PrivatePostgres()
     procs: list = []
     client = None
+    cluster = None
     try:
         redis_server.start()
         postgres.init()
@@ -217,31 +230,32 @@ def restart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restar
             "LGDIST_BROKER_URL": redis_server.url,
             "LGDIST_DATABASE_URL": postgres.url,
             "LGDIST_GRAPHS": ",".join(f"{k}={v}" for k, v in graphs.items()),
-            "LGDIST_DEFAULT_QUEUE": f"lgdist-restarts-{dist.SESSION}",
-            "LGDIST_STALL_SECONDS": str(RESTART_STALL_SECONDS),
-            "LGDIST_FAULT_TICK_SECONDS": "0.1",
+            "LGDIST_DEFAULT_QUEUE": f"{queue}-{dist.SESSION}",
+            "LGDIST_STALL_SECONDS": str(stall_seconds),
             "LGDIST_EXAMPLE_PID_FILE": str(tmp / "slow-node.pid"),
             "LGDIST_TEST_CRASH_FILE": str(tmp / "crash-point"),
+            **extra_env,
         }
         env = process_env(lgdist_env)
         settings = Settings(
             home=tmp / "home", broker_url=redis_server.url, database_url=postgres.url,
             graphs=lgdist_env["LGDIST_GRAPHS"], default_queue=lgdist_env["LGDIST_DEFAULT_QUEUE"],
-            stall_seconds=RESTART_STALL_SECONDS,
+            stall_seconds=stall_seconds,
         )  # fmt: skip
         client = Client(settings)
         client.backend.runs.setup()
         workers = [dist.spawn(n, ["worker", "-P", "prefork", "-c", "1", "-n", f"{n}-{dist.SESSION}@%h", "--loglevel=INFO"], env, tmp,
-                              f"{n}-{dist.SESSION}@{socket.gethostname()}") for n in ("r1", "r2")]  # fmt: skip
+                              f"{n}-{dist.SESSION}@{socket.gethostname()}") for n in names]  # fmt: skip
         procs.extend(workers)
-        procs.append(start_beat("rbeat", env, tmp))
+        procs.append(start_beat(f"{queue}-beat", env, tmp))
         _PROCS.extend(procs)
         dist.wait_until_pinged(client.app, workers)
         cluster = FaultCluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client)
-        cluster.stall_seconds = RESTART_STALL_SECONDS
+        cluster.stall_seconds = stall_seconds
+        cluster.beat = procs[-1]
         yield RestartCluster(redis_server, postgres, cluster)
     finally:
-        for proc in procs:
+        for proc in [*procs, *(cluster.workers if cluster is not None else [])]:
             proc.stop()
             if proc in _PROCS:
                 _PROCS.remove(proc)
@@ -249,3 +263,53 @@ def restart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restar
             client.backend.saver.engine.dispose()
         redis_server.stop()
         postgres.destroy()
+
+
+@pytest.fixture(scope="module")
+def restart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartCluster]:
+    tmp = tmp_path_factory.mktemp("lgdist-restarts")
+    with _private_cluster(tmp, ("r1", "r2"), "lgdist-restarts", RESTART_STALL_SECONDS, {"LGDIST_FAULT_TICK_SECONDS": "0.1"}) as rc:
+        yield rc
+
+
+@pytest.fixture(scope="module")
+def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartCluster]:
+    """The chaos schedule's cluster: three workers plus beat, configured like
+    ``faults``, on private Redis and Postgres servers the schedule restarts."""
+    tmp = tmp_path_factory.mktemp("lgdist-chaos")
+    extra = {
+        "LGDIST_TASK_TIME_LIMIT": str(TASK_TIME_LIMIT),
+        "LGDIST_FAULT_EXECUTIONS": str(tmp / "chaos-executions.log"),
+        "LGDIST_FAULT_TICK_SECONDS": str(TICK_SECONDS),
+        "LGDIST_EXAMPLE_STEPS": str(STEPS),
+    }
+    mp = pytest.MonkeyPatch()
+    try:
+        reference_env(mp)  # this process computes fault-free references
+        with _private_cluster(tmp, ("c1", "c2", "c3"), "lgdist-chaos", STALL_SECONDS, extra) as rc:
+            yield rc
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def replace_chaos_worker(chaos_cluster: RestartCluster) -> Callable[[Any], Any]:
+    """Start a fresh worker in place of a killed one of the chaos cluster."""
+    cluster = chaos_cluster.cluster
+
+    def replace(dead: Any) -> Any:
+        dead.stop()
+        new = dist.start_worker(f"{dead.name}r", cluster.process_env, cluster.tmp)
+        cluster.workers[cluster.workers.index(dead)] = new
+        _PROCS[_PROCS.index(dead)] = new
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                dist.wait_until_pinged(cluster.app, [new])
+                return new
+            except (redis.exceptions.ConnectionError, kombu.exceptions.OperationalError):
+                # A pooled broker connection from before a Redis restart.
+                if time.monotonic() > deadline:
+                    raise
+
+    return replace

@@ -84,7 +84,7 @@ FAULTS = [
     ("pickle-message", "a pickle-serialized lgdist.resume"),
     ("fifty-threads", "50 threads on 3 workers, one worker SIGKILLed and restarted"),
     ("submit-broker-down", "a submit while the broker is down"),
-    ("chaos", "seeded chaos: SIGKILLed workers and pool children, a frozen worker, duplicate resumes, cancels"),
+    ("chaos", "seeded chaos: SIGKILLed workers and pool children, a frozen worker, Redis and Postgres restarts, duplicate resumes, cancels"),
     ("worker-frozen", "a worker frozen (SIGSTOP) mid-node past the stall time and the time limit, then thawed"),
 ]
 FAULT_NAMES = [f for f, _ in FAULTS]

@@ -2,8 +2,14 @@
 join and an ``interrupt()`` answered by a resume, on 3 workers plus beat,
 while the schedule SIGKILLs worker main processes (restarting them as a
 supervisor would), SIGKILLs pool children, freezes a worker past the stall
-time and thaws it, and sends every resume twice and cancels running runs
-(their threads are then continued by a resume).
+time and thaws it, restarts Redis (every queue, chord counter, result and
+stream lost) and Postgres (every connection cut, refused while it is down),
+and sends every resume twice and cancels running runs (their threads are
+then continued by a resume).
+
+The cluster runs on a Redis server and a Postgres cluster of its own
+(``chaos_cluster`` in conftest.py), so restarting them disturbs no other
+test session. Every schedule restarts each of them at least once.
 
 Every thread must end as the fault-free run does and pass ``lgdist check``;
 node executions beyond one per task (side-effect duplicates) are counted
@@ -22,7 +28,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
+import sqlalchemy.exc
 from faultlib import STALL_SECONDS, record
+from kombu.exceptions import OperationalError as BrokerError
 
 from lgdist.checkpoint.memory import InMemorySaver
 from lgdist.distributed.check import check_thread
@@ -35,7 +44,12 @@ WAVE_SECONDS = 30.0  # a new wave of threads this often while faults go on
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(int(DURATION) + 400)]
 
-FAULTS = ("kill-worker", "kill-pool-child", "freeze-worker", "cancel")
+FAULTS = ("kill-worker", "kill-pool-child", "freeze-worker", "cancel", "restart-redis", "restart-postgres")
+RESTARTS = ("restart-redis", "restart-postgres")  # each at least once in every schedule
+REDIS_DOWN_SECONDS = 1.0
+POSTGRES_DOWN_SECONDS = 2.0
+# What this process's client meets while a server restarts: retried on the next round.
+TRANSIENT = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, redis.exceptions.ConnectionError, BrokerError)
 
 
 def _children(pid: int) -> list[int]:
@@ -58,7 +72,12 @@ def _expected(topic: str) -> dict:
 
 class Driver:
     """Moves each thread along: resume it (twice, same run id) when it waits
-    at the interrupt, continue it after a cancel, until it succeeds."""
+    at the interrupt, continue it after a cancel, until it succeeds.
+
+    A Redis restart loses resume messages still in the broker (the run is
+    created by the worker that takes the message): a resume sent before a
+    Redis restart whose run never appeared is sent again, with the same run
+    id, as a producer that checks its work would."""
 
     def __init__(self, faults, celery_app, threads: list[str]) -> None:
         self.faults = faults
@@ -66,9 +85,25 @@ class Driver:
         self.app = celery_app
         self.pending = set(threads)
         self.handled: set[str] = set()
+        self.sent: dict[str, tuple[dict, float]] = {}  # thread -> (last resume's kwargs, when sent)
         self.duplicate_resumes = 0
+        self.resent_after_redis_restart = 0
+        self.transient_errors = 0
+        self.redis_restarted_at = float("-inf")
 
     def step(self) -> None:
+        try:
+            self._step()
+        except TRANSIENT:
+            self.transient_errors += 1  # a server is restarting: next round
+
+    def _send(self, thread_id: str, kwargs: dict) -> None:
+        # Every resume message twice: idempotent per run id.
+        self.app.send_task("lgdist.resume", kwargs=kwargs)
+        self.app.send_task("lgdist.resume", kwargs=kwargs)
+        self.sent[thread_id] = (kwargs, time.monotonic())
+
+    def _step(self) -> None:
         for thread_id in sorted(self.pending):
             runs = self.client.runs(thread_id)
             if not runs:
@@ -82,21 +117,26 @@ class Driver:
                 # run (the final values are checked against the fault-free run).
                 self.pending.discard(thread_id)
             elif status in ("interrupted", "cancelled") and last["run_id"] not in self.handled:
-                self.handled.add(last["run_id"])
                 if self.faults.thread_status(thread_id) == "busy":
-                    self.handled.discard(last["run_id"])  # not released yet: next round
-                    continue
-                kwargs = {"v": 1, "thread_id": thread_id, "run_id": f"r{len(self.handled)}-{last['run_id'][:12]}"}
+                    continue  # not released yet: next round
+                kwargs = {"v": 1, "thread_id": thread_id, "run_id": f"r{len(self.handled) + 1}-{last['run_id'][:12]}"}
                 if status == "interrupted":
                     kwargs["resume"] = "yes"
-                # Every resume message twice: idempotent per run id.
-                self.app.send_task("lgdist.resume", kwargs=kwargs)
-                self.app.send_task("lgdist.resume", kwargs=kwargs)
+                self._send(thread_id, kwargs)
+                self.handled.add(last["run_id"])
                 self.duplicate_resumes += 1
+            elif status in ("interrupted", "cancelled") and thread_id in self.sent:
+                kwargs, sent_at = self.sent[thread_id]
+                if sent_at < self.redis_restarted_at and self.client.backend.runs.get_run(kwargs["run_id"]) is None:
+                    self._send(thread_id, kwargs)
+                    self.resent_after_redis_restart += 1
 
 
 @pytest.mark.fault("chaos")
-def test_seeded_chaos(faults, celery_app, replace_worker):
+def test_seeded_chaos(chaos_cluster, replace_chaos_worker):
+    faults = chaos_cluster.cluster
+    celery_app = faults.app
+    replace_worker = replace_chaos_worker
     rng = random.Random(SEED)
     executions = Path(faults.env["LGDIST_FAULT_EXECUTIONS"])
     executions.unlink(missing_ok=True)
@@ -115,7 +155,10 @@ def test_seeded_chaos(faults, celery_app, replace_worker):
     next_wave = WAVE_SECONDS
 
     # The schedule: (at seconds, fault), drawn from the seed.
-    schedule = sorted((rng.uniform(0, DURATION), rng.choice(FAULTS)) for _ in range(max(4, int(DURATION / 5))))
+    drawn = [rng.choice(FAULTS) for _ in range(max(4, int(DURATION / 5)))]
+    drawn += [r for r in RESTARTS if r not in drawn]
+    schedule = sorted((rng.uniform(0, DURATION), fault) for fault in drawn)
+    print(f"chaos seed {SEED}: schedule {[(round(at, 1), fault) for at, fault in schedule]}")
     done: Counter = Counter()
     started = time.monotonic()
     frozen: list = []
@@ -149,6 +192,11 @@ def test_seeded_chaos(faults, celery_app, replace_worker):
                 active = [r for t in rng.sample(threads, min(5, len(threads))) for r in client.runs(t)[:1] if r["status"] == "running"]
                 if active:
                     client.cancel(active[0]["run_id"])
+            elif fault == "restart-redis":
+                chaos_cluster.redis.restart(down_seconds=REDIS_DOWN_SECONDS)
+                driver.redis_restarted_at = time.monotonic()
+            elif fault == "restart-postgres":
+                chaos_cluster.postgres.restart(down_seconds=POSTGRES_DOWN_SECONDS)
             else:
                 continue
             done[fault] += 1
@@ -173,7 +221,8 @@ def test_seeded_chaos(faults, celery_app, replace_worker):
     lines = executions.read_text().splitlines() if executions.exists() else []
     duplicates = len(lines) - len(set(lines))
     print(f"chaos seed {SEED}, {DURATION:g} s, {len(threads)} threads: faults {dict(done)}, "
-          f"{driver.duplicate_resumes} duplicated resumes, {len(lines)} work executions for {3 * len(threads)} tasks "
+          f"{driver.duplicate_resumes} duplicated resumes ({driver.resent_after_redis_restart} sent again after a Redis restart), {len(lines)} work executions for {3 * len(threads)} tasks "
           f"({duplicates} side-effect duplicates), 0 state anomalies")  # fmt: skip
     record("chaos", runs=len(threads), recover=None,
-           by=f"seed {SEED}: {sum(done.values())} faults; {duplicates} duplicate node executions, 0 state anomalies")  # fmt: skip
+           by=f"seed {SEED}: {sum(done.values())} faults ({done['restart-redis']} Redis, {done['restart-postgres']} Postgres restarts); "
+              f"{duplicates} duplicate node executions, 0 state anomalies")  # fmt: skip

@@ -80,10 +80,18 @@ def test_update_state_as_node_and_fork(sdk):
     paused = sdk.threads.get_state(tid)
     assert sdk.runs.wait(tid, "approval", command={"resume": "yes"})["decision"] == "yes"
 
-    # Answering the same interrupt again from its (older) checkpoint is refused.
-    with pytest.raises(httpx.HTTPStatusError) as info:
-        sdk.runs.wait(tid, "approval", command={"resume": "no"}, checkpoint_id=paused["checkpoint_id"])
-    assert info.value.response.status_code == 422
+    # Answering the same interrupt again from its (older) checkpoint forks
+    # the thread there and ends, as in LangGraph: the task answered the
+    # first time has saved writes at that checkpoint, and they stand.
+    answered = sdk.threads.get_state(tid)["checkpoint_id"]
+    branch = sdk.runs.wait(tid, "approval", command={"resume": "no"}, checkpoint_id=paused["checkpoint_id"])
+    assert branch["decision"] == "yes"
+    assert sdk.threads.get_state(tid)["checkpoint_id"] != answered
+    children = [
+        s for s in sdk.threads.get_history(tid, limit=100)
+        if (s.get("parent_checkpoint") or {}).get("checkpoint_id") == paused["checkpoint_id"]
+    ]
+    assert len(children) == 2  # the first answer's branch and this one
 
     # Fork: a new input from the thread's first checkpoint.
     first = sdk.threads.get_history(tid, metadata={"step": -1})[0]
