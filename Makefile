@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo demo-local test services bench bench-quick chaos clean
+.PHONY: demo demo-local test services bench bench-quick chaos fault-results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ services:
 
 test: $(DEV) services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Run the fault suite and rewrite tests/faults/RESULTS.md with its measurements
+fault-results: $(DEV) services
+	LGDIST_WRITE_FAULT_RESULTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 
 # A long seeded chaos schedule on real workers: make chaos SEED=7 DURATION=300
 SEED ?= 20261130
