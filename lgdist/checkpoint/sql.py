@@ -21,7 +21,6 @@ costs SQLAlchemy's compiled-cache lookups, not statement construction.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import threading
@@ -32,12 +31,11 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
 
 from lgdist import serde
 from lgdist.checkpoint import blob_cache, delta
 from lgdist.checkpoint.blob_cache import MISSING, BlobCache, cacheable_version
-from lgdist.checkpoint.sql_schema import SortedText, create_tables, dialect_insert
+from lgdist.checkpoint.sql_schema import SortedText, SQLDatabase, create_checkpoint_engine, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
 from lgdist.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -114,39 +112,6 @@ _LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
-def create_checkpoint_engine(url: str, *, pre_ping: bool = False) -> Engine:
-    """An engine tuned for checkpoints: shared in-memory SQLite, WAL for file
-    SQLite, psycopg 3 with pre-ping (recovers after a server restart) for Postgres."""
-    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
-        # StaticPool: one connection, so every thread sees the same database.
-        return sa.create_engine(
-            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
-    for scheme in ("postgres://", "postgresql://"):
-        if url.startswith(scheme):
-            url = "postgresql+psycopg://" + url[len(scheme):]
-    backend = sa.make_url(url).get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"unsupported checkpoint database {backend!r}; use SQLite or Postgres")
-    if backend == "sqlite":
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        sa.event.listen(engine, "connect", _tune_sqlite_file)
-        return engine
-    # No pre-ping by default: it costs a round trip per checkout. A pooled
-    # connection that died (a server restart) fails its first statement;
-    # the pool is then invalidated and the store's operations retry once
-    # (see _retry_on_disconnect), the workers' tasks on any connection error.
-    return sa.create_engine(url, pool_pre_ping=pre_ping)
-
-
-def _tune_sqlite_file(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run while a writer commits; the busy timeout makes a
-    # second writer wait for the lock instead of failing with "database is locked".
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")
-    dbapi_connection.execute("PRAGMA busy_timeout=30000")
-    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
-
 def _retry_on_disconnect(method: Callable) -> Callable:
     """Run a store operation again, once, when its connection turned out to
     be dead (SQLAlchemy then invalidates the pool, so the retry connects
@@ -219,7 +184,7 @@ class _Statements:
         self.delete_thread = [sa.delete(t).where(t.c.thread_id == p("thread_id")) for t in (cp, bl, wr)]
 
 
-class SQLCheckpointSaver(BaseCheckpointSaver):
+class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
     """Checkpoint store on SQLite or Postgres.
 
     ``SQLCheckpointSaver(url_or_engine)`` takes a database URL
@@ -229,18 +194,12 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
     manager that disposes the engine it created on exit.
     """
 
+    tables = metadata_obj
+    setup_lock_key = _SETUP_LOCK_KEY
+
     def __init__(self, url_or_engine: Union[str, Engine]) -> None:
-        self._owns_engine = not isinstance(url_or_engine, Engine)
-        self.engine: Engine = (
-            create_checkpoint_engine(url_or_engine) if self._owns_engine else url_or_engine
-        )
+        SQLDatabase.__init__(self, url_or_engine)
         self._statements = _Statements(self.engine.dialect.name)
-        # One shared connection (in-memory SQLite, a wrapped sqlite3 connection)
-        # cannot interleave transactions from several threads: serialize them.
-        shared = isinstance(self.engine.pool, StaticPool)
-        self._lock: Any = threading.RLock() if shared else contextlib.nullcontext()
-        self._setup_lock = threading.Lock()
-        self._is_setup = False
         # Delta links of recently stored checkpoints, so the next step's put
         # needs no lookup of its parent's (rows are immutable once written).
         self._links: OrderedDict[tuple[str, str, str], dict[str, delta.Link]] = OrderedDict()
@@ -250,48 +209,12 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         self._blob_cache: Optional[BlobCache] = blob_cache.CACHE
         self._cache_scope = uuid.uuid4().hex
 
-    # ---------------------------------------------------------- lifecycle
-    def setup(self) -> None:
-        """Create the tables if they do not exist (safe to call repeatedly and
-        from several processes at once)."""
-        with self._setup_lock:
-            if self._is_setup:
-                return
-            with self._lock, self.engine.begin() as conn:
-                create_tables(conn, metadata_obj.sorted_tables, _SETUP_LOCK_KEY)
-            self._is_setup = True
-
-    def close(self) -> None:
-        """Dispose the engine if this store created it."""
-        if self._owns_engine:
-            self.engine.dispose()
-
-    def __enter__(self) -> "SQLCheckpointSaver":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        if not self._is_setup:
-            self.setup()
-        with self._lock, self.engine.connect() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        if not self._is_setup:
-            self.setup()
-        with self._lock, self.engine.begin() as conn:
-            yield conn
-
     # -------------------------------------------------------------- reads
     @_retry_on_disconnect
     def get_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
         params = {"thread_id": get_thread_id(config), "ns": get_checkpoint_ns(config)}
         checkpoint_id = get_checkpoint_id(config)
-        with self._read() as conn:
+        with self._connection() as conn:
             if checkpoint_id is None:
                 row = conn.execute(self._statements.select_latest, params).first()
             else:
@@ -332,7 +255,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         stmt = stmt.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id, cp.c.checkpoint_ns)
         if limit is not None and not filter:
             stmt = stmt.limit(limit)
-        with self._read() as conn:
+        with self._connection() as conn:
             rows = conn.execute(stmt).all()
         if filter:
             rows = [row for row in rows if _matches(serde.loads(row.metadata), filter)]
@@ -340,7 +263,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         # Load values in batches and release the connection between them: the
         # caller may write to this store while iterating.
         for start in range(0, len(rows), _LOAD_BATCH):
-            with self._read() as conn:
+            with self._connection() as conn:
                 batch = self._load_tuples(conn, rows[start : start + _LOAD_BATCH])
             yield from batch
 
@@ -353,7 +276,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
     def reading(self) -> Any:
         """A connection for reads (a context manager): a caller that reads
         several things at once does it on one checkout."""
-        return self._read()
+        return self._connection()
 
     def tuple_from_row(self, conn: Connection, row: Any, *, with_writes: bool = True) -> CheckpointTuple:
         """The checkpoint of a row selected with :attr:`checkpoint_columns`:
@@ -524,9 +447,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         if special:
             ctes.append(statements.upsert_writes.values(special).returning(writes_table.c.idx).cte("s"))
         statement = sa.select(sa.literal(1)).add_cte(*ctes)
-        if not self._is_setup:
-            self.setup()
-        with self._lock, self.engine.connect() as conn:
+        with self._connection() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.execute(statement)
 
@@ -557,7 +478,7 @@ class SQLCheckpointSaver(BaseCheckpointSaver):
         params = {"thread_id": thread_id, "ns": ns, "checkpoint_id": parent_id}
         # A read of its own, before the write transaction: a SQLite write
         # transaction that starts with a read cannot always upgrade to a write.
-        with self._read() as conn:
+        with self._connection() as conn:
             stored = conn.execute(self._statements.select_value_chains, params).scalar()
         return delta.links_from_json(serde.loads(stored) if stored else None)
 

@@ -21,19 +21,15 @@ LangGraph's SQL stores do.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from datetime import datetime, timezone
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
 
 from lgdist import serde
-from lgdist.checkpoint.sql import create_checkpoint_engine
-from lgdist.checkpoint.sql_schema import SortedText, create_tables, dialect_insert
+from lgdist.checkpoint.sql_schema import SortedText, SQLDatabase, dialect_insert
 from lgdist.store.base import GetOp, IndexConfig, Item, ListNamespacesOp, Op, PutOp, Result, SearchOp, TTLConfig
 from lgdist.store.indexed import Embedded, IndexedStore, last_puts
 from lgdist.store.matching import matches_filter, page, rank, select_namespaces
@@ -88,7 +84,7 @@ def _under(column: Any, namespace: tuple[str, ...]) -> Any:
     return sa.or_(column == text, column.startswith(text + ".", autoescape=True))
 
 
-class SQLStore(IndexedStore):
+class SQLStore(SQLDatabase, IndexedStore):
     """The store on SQLite or Postgres: ``SQLStore(url_or_engine, index=...,
     ttl=...)`` with a URL as for :class:`~lgdist.checkpoint.sql.SQLCheckpointSaver`
     (``sqlite://``, ``sqlite:///file.db``, ``postgresql://...``) or an engine,
@@ -102,9 +98,8 @@ class SQLStore(IndexedStore):
         index: Optional[IndexConfig] = None,
         ttl: Optional[TTLConfig] = None,
     ) -> None:
-        super().__init__(index=index, ttl=ttl)
-        self._owns_engine = not isinstance(url_or_engine, Engine)
-        self.engine: Engine = create_checkpoint_engine(url_or_engine) if self._owns_engine else url_or_engine  # type: ignore[arg-type]
+        IndexedStore.__init__(self, index=index, ttl=ttl)
+        SQLDatabase.__init__(self, url_or_engine)
         insert = dialect_insert(self.engine.dialect.name)
         ins = insert(items_table)
         # created_at stays what the first put set; the rest is the new put's.
@@ -113,47 +108,14 @@ class SQLStore(IndexedStore):
             set_={name: ins.excluded[name] for name in ("value", "updated_at", "ttl_minutes", "expires_at")},
         )
         self._insert_vectors = insert(vectors_table).on_conflict_do_nothing()
-        # One shared connection (in-memory SQLite) cannot interleave transactions.
-        self._lock: Any = threading.RLock() if isinstance(self.engine.pool, StaticPool) else contextlib.nullcontext()
-        self._setup_lock = threading.Lock()
-        self._is_setup = False
 
-    # ---------------------------------------------------------- lifecycle
-    def setup(self) -> None:
-        """Create the tables if they do not exist (safe to repeat, and from
-        several processes at once)."""
-        with self._setup_lock:
-            if self._is_setup:
-                return
-            with self._lock, self.engine.begin() as conn:
-                create_tables(conn, metadata_obj.sorted_tables, _SETUP_LOCK_KEY)
-            self._is_setup = True
+    tables = metadata_obj
+    setup_lock_key = _SETUP_LOCK_KEY
 
     def close(self) -> None:
         """Stop the ttl sweeper; dispose the engine if this store created it."""
         self.stop_ttl_sweeper(timeout=5)
-        if self._owns_engine:
-            self.engine.dispose()
-
-    def __enter__(self) -> "SQLStore":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        if not self._is_setup:
-            self.setup()
-        with self._lock, self.engine.connect() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        if not self._is_setup:
-            self.setup()
-        with self._lock, self.engine.begin() as conn:
-            yield conn
+        SQLDatabase.close(self)
 
     # -------------------------------------------------------------- batch
     def _execute(self, ops: list[Op], embedded: Embedded) -> list[Result]:
