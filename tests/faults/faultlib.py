@@ -5,7 +5,6 @@ that use them live in ``conftest.py``."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -22,24 +21,14 @@ from typing import Any, Callable, Optional
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for _folder in (HERE, HERE.parent):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+from cluster_machinery import load_cluster_machinery  # noqa: E402 (needs the path above)
 
 
-def _load_distributed_machinery() -> Any:
-    """``tests/distributed/conftest.py`` as a plain module of our own (its
-    own session id, queues and schema; its fixtures and hooks unregistered)."""
-    name = "lgdist_faults_cluster_machinery"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "distributed" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-dist = _load_distributed_machinery()
+dist = load_cluster_machinery("lgdist_faults_cluster_machinery")
 
 # The sweeper (beat) runs every STALL_SECONDS / 2 and repairs threads with
 # no progress for STALL_SECONDS. A running node's heartbeat keeps its thread

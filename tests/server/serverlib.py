@@ -5,7 +5,6 @@ Fixtures and hooks that use them live in ``conftest.py``."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 import time
@@ -17,22 +16,14 @@ import httpx
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for _folder in (HERE, HERE.parent):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+from cluster_machinery import load_cluster_machinery  # noqa: E402 (needs the path above)
 
 
-def _load_distributed_machinery() -> Any:
-    name = "lgdist_server_cluster_machinery"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "distributed" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-dist = _load_distributed_machinery()
+dist = load_cluster_machinery("lgdist_server_cluster_machinery")
 SLOW_SECONDS = dist.SLOW_SECONDS
 
 
