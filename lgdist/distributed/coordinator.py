@@ -220,7 +220,12 @@ def start_next_enqueued(backend: Backend, thread_id: str) -> None:
 
 
 def send_start(backend: Backend, run_id: str) -> None:
-    backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue)
+    # No one reads a start task's result (the run record and its stream
+    # are the outcome): ignoring it spares the sender a result-channel
+    # subscription and the worker a stored result, per run.
+    backend.app.send_task(
+        "lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue, ignore_result=True
+    )
 
 
 def fail_pending_run(backend: Backend, run: Run, error: str) -> bool:

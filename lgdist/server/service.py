@@ -247,17 +247,27 @@ class ApiService:
 
     def create_run(self, thread_id: Optional[str], body: RunCreate) -> Run:
         """Create the run and start it (or queue it behind the thread's
-        active run, per ``multitask_strategy``)."""
+        active run, per ``multitask_strategy``).
+
+        Round trips: a stateless run costs one transaction (the run, with
+        its new thread) and one broker message; a run on a thread adds the
+        thread's read and its latest checkpoint id (and a metadata write the
+        first time the thread meets a graph)."""
         graph = self.resolve_graph(body.assistant_id)
+        labels = {"graph_id": graph, "assistant_id": assistant_id(graph)}
         temporary = thread_id is None
+        rec: Optional[ThreadRecord] = None
         if temporary:
+            # A new thread: no row to read, no checkpoint to roll back to.
             thread_id = str(uuid.uuid4())
-            self.store.create(thread_id, {})
-        elif self.store.get(thread_id) is None:
-            if body.if_not_exists != "create":
+            if body.on_completion == "keep":
+                self.store.create(thread_id, labels, fresh=True)
+        else:
+            rec = self.store.get(thread_id)
+            if rec is None and body.if_not_exists != "create":
                 raise not_found(f"Thread with ID {thread_id} not found")
-            self.store.ensure(thread_id)
-        self.store.merge_metadata(thread_id, {"graph_id": graph, "assistant_id": assistant_id(graph)})
+            if rec is None or any(rec["metadata"].get(k) != v for k, v in labels.items()):
+                self.store.merge_metadata(thread_id, labels)
         run_input = _command(body.command) if body.command is not None else body.input
         strategy = body.multitask_strategy or DEFAULT_STRATEGY
         requested = body.modes()
@@ -270,9 +280,8 @@ class ApiService:
         if fork_from:
             configurable["checkpoint_id"] = fork_from
         rollback_clears = False
-        thread = self.runs.get_thread(thread_id)
-        if strategy == "rollback" and thread and thread["status"] == "busy" and thread["active_run_id"] and not fork_from:
-            active = self.runs.get_run(thread["active_run_id"])
+        if strategy == "rollback" and rec and rec["status"] == "busy" and rec["active_run_id"] and not fork_from:
+            active = self.runs.get_run(rec["active_run_id"])
             target = ((active.options.get("api") or {}).get("rollback_to")) if active else None
             if target:
                 configurable["checkpoint_id"] = target
@@ -291,7 +300,7 @@ class ApiService:
                 "metadata": body.metadata or {},
                 "stream_modes": requested,
                 "subgraphs": body.stream_subgraphs,
-                "rollback_to": self.latest_checkpoint_id(thread_id),
+                "rollback_to": None if temporary else self.latest_checkpoint_id(thread_id),
                 "temporary": temporary and body.on_completion != "keep",
                 "kwargs": jsonable(
                     {

@@ -26,6 +26,9 @@ from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.server.serialize import jsonable
 
 STREAM_TIMEOUT_SECONDS = 24 * 3600.0
+# How long a reader blocks on a silent stream before it asks the run record
+# whether the run is over: the n-th silent read waits the n-th entry.
+SILENT_BLOCK_MS = (1000, 2000, 4000, 5000)
 
 
 class EventTranslator:
@@ -126,22 +129,29 @@ def worker_events(service: Any, run_id: str) -> Iterator[tuple[str, Any]]:
 async def redis_events(service: Any, run_id: str) -> AsyncIterator[tuple[str, Any]]:
     """The run's events from its Redis stream, read with asyncio (no thread
     held per reader), ending like ``EventBus.read``: at the end event, or
-    from the run record when the stream went silent after the run ended."""
+    from the run record when the stream went silent after the run ended.
+
+    The run record is read only when the stream is silent, and less often
+    the longer it stays silent (a run queued behind others is silent until
+    a worker takes it): 50 waiting readers must not cost 50 queries a second."""
     import redis
 
     bus = service.backend.bus
     client = service.async_redis()
     key = bus._key(run_id)
     last = "0-0"
+    block_ms = SILENT_BLOCK_MS[0]
+    silent_reads = 0
     final_seen_at: Optional[float] = None
     while True:
         try:
-            reply = await client.xread({key: last}, block=1000, count=500)
+            reply = await client.xread({key: last}, block=block_ms, count=500)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             await asyncio.sleep(0.5)
             reply = None
         if reply:
-            final_seen_at = None
+            final_seen_at, silent_reads = None, 0
+            block_ms = SILENT_BLOCK_MS[0]
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -156,8 +166,11 @@ async def redis_events(service: Any, run_id: str) -> AsyncIterator[tuple[str, An
             continue
         if final is None:
             final_seen_at = None
+            silent_reads += 1
+            block_ms = SILENT_BLOCK_MS[min(silent_reads, len(SILENT_BLOCK_MS) - 1)]
         elif final_seen_at is None:
             final_seen_at = time.monotonic()
+            block_ms = int(END_GRACE_SECONDS * 1000)
         elif time.monotonic() - final_seen_at >= END_GRACE_SECONDS:
             yield END_MODE, {"status": final[0], "error": final[1]}
             return
