@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from lgdist.distributed.lifecycle import ACTIVE
 from lgdist.distributed.runs import Run
-from lgdist.server.errors import ApiError
+from lgdist.errors import ApiError
 from lgdist.server.schemas import CancelMany, RunCreate
-from lgdist.server.streaming import EventTranslator, api_events, metadata_event
+from lgdist.server.streaming import EventTranslator, RunTreeEvents, api_events, metadata_event
 
 router = APIRouter(tags=["runs"])
 
@@ -43,13 +43,22 @@ def _translator(run: Run, modes: Optional[list[str]] = None) -> EventTranslator:
     return EventTranslator(list(requested), subgraphs=bool(api.get("subgraphs")))
 
 
+def _tree(run: Run, translator: EventTranslator) -> Optional[RunTreeEvents]:
+    """The ``events`` mode's run tree, when it was asked for."""
+    if "events" not in translator.requested:
+        return None
+    api = run.options.get("api") or {}
+    metadata = {"graph_id": run.graph, "assistant_id": api.get("assistant_id"), "run_id": run.run_id, "thread_id": run.thread_id}
+    return RunTreeEvents(run, {**(api.get("metadata") or {}), **metadata})
+
+
 def _sse(service: Any, run: Run, translator: EventTranslator, *, cancel_on_disconnect: bool, skip: int = 0) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict]:
         finished = False
         try:
             if skip == 0:
                 yield {"event": "metadata", "data": _dumps(metadata_event(run.run_id)), "id": "0"}
-            async for seq, event, data in api_events(service, run.run_id, translator, skip=skip):
+            async for seq, event, data in api_events(service, run.run_id, translator, skip=skip, tree=_tree(run, translator)):
                 yield {"event": event, "data": _dumps(data), "id": str(seq)}
             finished = True
         finally:

@@ -14,11 +14,12 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from lgdist.client import Client
+from lgdist.client.remote_events import TREE_MODES
 from lgdist.distributed import coordinator, lifecycle
 from lgdist.distributed.lifecycle import ACTIVE
 from lgdist.distributed.runs import Run
-from lgdist.errors import GraphNotRegisteredError
-from lgdist.server.errors import ApiError, not_found
+from lgdist.errors import ApiError, GraphNotRegisteredError
+from lgdist.server.errors import not_found
 from lgdist.server.schemas import CommandBody, RunCreate
 from lgdist.server.serialize import iso, jsonable, thread_state
 from lgdist.server.store import ApiStore, ThreadRecord
@@ -29,8 +30,9 @@ from lgdist.types import Command, Send
 # graph id), so an assistant has the same id on both servers.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
-# API stream modes -> the modes the workers publish.
-WORKER_MODES = {"messages-tuple": "messages", "messages": "messages", "events": "tasks"}
+# API stream modes -> the modes the workers publish (``events`` is the run
+# tree rebuilt from these, see streaming.RunTreeEvents).
+WORKER_MODES = {"messages-tuple": ("messages",), "messages": ("messages",), "events": TREE_MODES}
 
 # lgdist run status -> the API's run status.
 RUN_STATUS = {"cancelled": "interrupted"}
@@ -396,10 +398,10 @@ def _worker_modes(requested: list[str]) -> list[str]:
     """What the workers must publish: the requested modes (renamed), plus
     ``values`` and ``updates`` (the run's output and its interrupts)."""
     modes = ["values", "updates"]
-    for mode in requested:
-        mode = WORKER_MODES.get(mode, mode)
-        if mode not in modes:
-            modes.append(mode)
+    for requested_mode in requested:
+        for mode in WORKER_MODES.get(requested_mode, (requested_mode,)):
+            if mode not in modes:
+                modes.append(mode)
     return modes
 
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Iterator, Optional
 
+from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from lgdist.constants import INTERRUPT
@@ -23,6 +24,7 @@ from lgdist.distributed.coordinator import WORKER_MODE
 from lgdist import serde
 from lgdist.distributed.events import END_GRACE_SECONDS, END_MODE, SUBGRAPH_MODE, RedisEventBus
 from lgdist.distributed.transient import TRANSIENT_ERRORS
+from lgdist.client.remote_events import TREE_MODES, RemoteRunTree
 from lgdist.server.serialize import jsonable
 
 STREAM_TIMEOUT_SECONDS = 24 * 3600.0
@@ -33,7 +35,7 @@ SILENT_BLOCK_MS = (1000, 2000, 4000, 5000)
 
 class EventTranslator:
     """Turns worker events into ``(event, data)`` pairs for the requested
-    API stream modes."""
+    API stream modes (``events`` aside: see :class:`RunTreeEvents`)."""
 
     def __init__(self, requested: list[str], subgraphs: bool = False) -> None:
         self.requested = set(requested)
@@ -85,8 +87,6 @@ class EventTranslator:
         elif mode == "tasks":
             if "tasks" in self.requested:
                 out.append(("tasks", jsonable(chunk)))
-            if "events" in self.requested:
-                out.extend(("events", e) for e in task_as_events(jsonable(chunk)))
         elif mode in self.requested:
             out.append((mode, jsonable(chunk)))
         return out
@@ -107,15 +107,6 @@ def error_body(text: Optional[str]) -> dict:
     text = text or "run failed"
     found = re.findall(r"\b([A-Z]\w*(?:Error|Exception|Exceeded|Interrupt))\b", text)
     return {"error": found[-1] if found else "RunError", "message": text}
-
-
-def task_as_events(task: dict) -> list[dict]:
-    """A ``tasks`` chunk as ``astream_events``-style chain events."""
-    name = task.get("name")
-    run_id = task.get("id")
-    if "input" in task:
-        return [{"event": "on_chain_start", "name": name, "run_id": run_id, "tags": [], "metadata": {}, "data": {"input": task.get("input")}}]
-    return [{"event": "on_chain_end", "name": name, "run_id": run_id, "tags": [], "metadata": {}, "data": {"output": task.get("result"), "error": task.get("error")}}]
 
 
 def worker_events(service: Any, run_id: str) -> Iterator[tuple[str, Any]]:
@@ -183,12 +174,16 @@ def _events(service: Any, run_id: str) -> AsyncIterator[tuple[str, Any]]:
 
 
 async def api_events(
-    service: Any, run_id: str, translator: EventTranslator, *, skip: int = 0
+    service: Any, run_id: str, translator: EventTranslator, *, skip: int = 0, tree: "Optional[RunTreeEvents]" = None
 ) -> AsyncIterator[tuple[int, str, Any]]:
-    """``(sequence number, event, data)`` for the run, after ``skip``."""
+    """``(sequence number, event, data)`` for the run, after ``skip``;
+    with ``tree``, the ``events`` mode too."""
     seq = 0
     async for mode, chunk in _events(service, run_id):
-        for event, data in translator.feed(mode, chunk):
+        pairs = translator.feed(mode, chunk)
+        if tree is not None:
+            pairs.extend(("events", e) for e in await tree.feed(mode, chunk))
+        for event, data in pairs:
             seq += 1
             if seq > skip:
                 yield seq, event, data
@@ -202,3 +197,65 @@ def metadata_event(run_id: str) -> dict:
 
 def new_stream_id() -> str:
     return f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"
+
+
+class _CollectedEvents(_AstreamEventsCallbackHandler):
+    """``astream_events``' own handler (its event shapes, run ids and
+    parent ids), keeping what it sends for the caller to take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list = []
+
+    def _send(self, event: Any, event_type: str) -> None:
+        if self.root_event_filter.include_event(event, event_type):
+            self.sent.append(event)
+
+    def take(self) -> list[dict]:
+        sent, self.sent = self.sent, []
+        return [jsonable(dict(e)) for e in sent]
+
+
+class RunTreeEvents:
+    """The ``events`` stream mode: the run's LangChain run tree (the graph's
+    run, its nodes' runs, the chat models and tools they called), rebuilt
+    from the workers' ``debug``, ``messages`` and ``values`` events by the
+    same :class:`RemoteRunTree` that serves ``RemoteGraph.astream_events``,
+    and reported as ``astream_events`` (v2) reports a local run."""
+
+    def __init__(self, run: Any, metadata: dict) -> None:
+        self.run = run
+        self.metadata = metadata
+        self.handler: Optional[_CollectedEvents] = None
+        self.tree: Optional[RemoteRunTree] = None
+
+    async def _start(self) -> None:
+        self.handler = _CollectedEvents()
+        config = {
+            "callbacks": [self.handler],
+            "metadata": self.metadata,
+            "run_name": self.run.graph,
+            "run_id": _uuid(self.run.run_id),
+        }
+        self.tree = await RemoteRunTree.start(config, self.run.graph, self.run.input)
+
+    async def feed(self, mode: str, chunk: Any) -> list[dict]:
+        """The ``events`` that one worker event (of the root graph) makes."""
+        if self.handler is None:
+            await self._start()
+        assert self.handler is not None and self.tree is not None
+        if mode == END_MODE:
+            if chunk.get("status") == "error":
+                await self.tree.fail(RuntimeError(chunk.get("error") or "run failed"))
+            else:
+                await self.tree.end()
+        elif mode in TREE_MODES:
+            await self.tree.feed(mode, chunk)
+        return self.handler.take()
+
+
+def _uuid(text: str) -> Optional[uuid.UUID]:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
