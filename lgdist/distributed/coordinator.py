@@ -38,7 +38,7 @@ from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.distributed.transient import TRANSIENT_ERRORS
-from lgdist.engine import mark_resumed, should_interrupt
+from lgdist.engine import mark_resumed, plan_next_step, should_interrupt
 from lgdist.engine.tasks import Task
 from lgdist.errors import GraphNotRegisteredError, LgdistError, NodeFailedError
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
@@ -491,11 +491,17 @@ def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task,
 
 
 def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
-    if loop.status == "done":
+    if loop.status == "done" or (loop.status == "interrupt_after" and not _has_next_step(loop)):
+        # A breakpoint after the graph's last step leaves nothing to resume:
+        # the thread is idle, as LangGraph's server reports it.
         return end_run(backend, run, RunStatus.SUCCESS, loop=loop)
     if loop.status in ("interrupted", "interrupt_before", "interrupt_after"):
         return end_run(backend, run, RunStatus.INTERRUPTED, loop=loop)
     raise ValueError(f"unexpected loop status {loop.status!r}")
+
+
+def _has_next_step(loop: ThreadLoop) -> bool:
+    return bool(plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step, checkpoint_ns=loop.checkpoint_ns, read_inputs=False))
 
 
 # -- lgdist.finish_step -------------------------------------------------------------------

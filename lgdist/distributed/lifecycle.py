@@ -264,6 +264,25 @@ def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadSt
         )
 
 
+def rest(store: RunStore, thread_id: str, status: ThreadStatus) -> bool:
+    """Restate a free thread's resting status after its checkpoints changed
+    under it (a rolled-back run's dropped). One statement: nothing changes
+    while a run holds the thread."""
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(threads_table)
+                .where(
+                    threads_table.c.thread_id == thread_id,
+                    threads_table.c.active_run_id.is_(None),
+                    threads_table.c.status.in_(_values(CLAIMABLE)),
+                )
+                .values(status=str(status), updated_at=time.time())
+            ).rowcount
+            == 1
+        )
+
+
 def cancel(store: RunStore, run_id: str, thread_status: ThreadStatus) -> Optional[RunStatus]:
     """Cancel a run. A pending run ends at once and releases its thread to
     ``thread_status`` (same transaction); a running one is marked cancelled

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from lgdist.client import Client
 from lgdist.client.remote_events import TREE_MODES
 from lgdist.distributed import coordinator, lifecycle
-from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.lifecycle import ACTIVE, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.errors import ApiError, GraphNotRegisteredError
 from lgdist.server.errors import not_found
@@ -362,11 +362,24 @@ class ApiService:
             return False
         cancelled = self.client.cancel(run_id)
         if action == "rollback":
-            target = (run.options.get("api") or {}).get("rollback_to")
             self._wait_released(run)
-            if target is None:
-                self.backend.saver.delete_thread(run.thread_id)
+            self._roll_back(run)
         return cancelled
+
+    def _roll_back(self, run: Run) -> None:
+        """What LangGraph's server does for ``action="rollback"``: the thread
+        as it was before the (stopped) run, and no record of the run. The
+        run's checkpoints are dropped (the thread's latest is again the one
+        it started from); the values they stored stay behind unreferenced,
+        as a fork's do, under versions no later step can reuse."""
+        target = (run.options.get("api") or {}).get("rollback_to")
+        if target is None:
+            self.backend.saver.delete_thread(run.thread_id)
+        else:
+            self.store.drop_checkpoints_after(run.thread_id, target)
+        rest = coordinator.resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+        lifecycle.rest(self.runs, run.thread_id, rest)
+        self.store.delete_run(run.run_id)
 
     def _wait_released(self, run: Run, timeout: float = INTERRUPT_WAIT_SECONDS) -> None:
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lgdist.checkpoint.sql import checkpoints_table, writes_table
 from lgdist.distributed.runs import runs_table, threads_table
 
 metadata = sa.MetaData()
@@ -185,6 +186,15 @@ class ApiStore:
             conn.execute(sa.delete(api_threads_table).where(api_threads_table.c.thread_id == thread_id))
             conn.execute(sa.delete(runs_table).where(runs_table.c.thread_id == thread_id))
             conn.execute(sa.delete(threads_table).where(threads_table.c.thread_id == thread_id))
+
+    def drop_checkpoints_after(self, thread_id: str, checkpoint_id: str) -> int:
+        """Delete the thread's checkpoints (every namespace) stored after
+        ``checkpoint_id``, with their pending writes, in one transaction.
+        Checkpoint ids sort by creation time. Returns how many went."""
+        cp, wr = checkpoints_table, writes_table
+        with self._conn() as conn:
+            conn.execute(sa.delete(wr).where(wr.c.thread_id == thread_id, wr.c.checkpoint_id > checkpoint_id))
+            return conn.execute(sa.delete(cp).where(cp.c.thread_id == thread_id, cp.c.checkpoint_id > checkpoint_id)).rowcount
 
     def delete_run(self, run_id: str) -> None:
         with self._conn() as conn:
