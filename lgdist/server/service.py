@@ -409,8 +409,8 @@ def _compiled(client: Client, graph: str) -> Any:
 
 def _worker_modes(requested: list[str]) -> list[str]:
     """What the workers must publish: the requested modes (renamed), plus
-    ``values`` and ``updates`` (the run's output and its interrupts)."""
-    modes = ["values", "updates"]
+    ``values`` (the run's output, and the interrupts it stopped at)."""
+    modes = ["values"]
     for requested_mode in requested:
         for mode in WORKER_MODES.get(requested_mode, (requested_mode,)):
             if mode not in modes:

@@ -30,7 +30,7 @@ from lgdist.server.serialize import jsonable
 STREAM_TIMEOUT_SECONDS = 24 * 3600.0
 # How long a reader blocks on a silent stream before it asks the run record
 # whether the run is over: the n-th silent read waits the n-th entry.
-SILENT_BLOCK_MS = (1000, 2000, 4000, 5000)
+SILENT_BLOCK_MS = (2000, 4000, 8000, 10000)
 
 
 class EventTranslator:
