@@ -41,7 +41,7 @@ DATABASE_URL = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-cse
 QUEUE = f"lgdist-test-{SESSION}"
 IO_QUEUE = f"lgdist-test-{SESSION}-io"
 GRAPHS = {
-    "support-agent": "workers.support_agent:graph",
+    "support-agent": "lgdist.examples.support_agent:graph",
     "fanout": "workers.examples:fanout",
     "approval": "workers.examples:approval",
     "counter": "workers.examples:counter",
@@ -69,6 +69,8 @@ SLOW_SECONDS = 2.0
 SLOW_AT = 2
 WORKER_NAMES = ("w1", "w2")
 LGDIST_BIN = Path(sys.executable).with_name("lgdist")
+# The repository root, where the (not installed) graphs of workers/ live.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _admin_sql(statement: str) -> None:
@@ -197,8 +199,10 @@ _WORKERS: list[ServiceProcess] = []
 
 
 def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path, nodename: str = "") -> ServiceProcess:
-    """Run ``lgdist <args>`` in its own process group, logging to a file."""
+    """Run ``lgdist <args>`` in its own process group, logging to a file;
+    the repository root is on its path (for the graphs of ``workers/``)."""
     log_path = log_dir / f"{name}.log"
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(LGDIST_BIN), *args],
