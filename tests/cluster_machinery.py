@@ -39,6 +39,7 @@ POSTGRES_URL = os.environ.get("LGDIST_TEST_DATABASE_URL", "postgresql://postgres
 GRAPHS = {
     "support-agent": "lgdist.examples.support_agent:graph",
     "fanout": "workers.examples:fanout",
+    "mixed-fanout": "workers.examples:mixed_fanout",
     "approval": "workers.examples:approval",
     "counter": "workers.examples:counter",
     "slow": "workers.examples:slow",
