@@ -12,6 +12,7 @@ from lgdist.checkpoint.sql import SQLCheckpointSaver, create_checkpoint_engine
 from lgdist.distributed.deliveries import RedisDeliveries, StoreDeliveries
 from lgdist.distributed.events import EventBus, RedisEventBus, SQLEventBus
 from lgdist.distributed.registry import GraphRegistry
+from lgdist.distributed.step_writes import RedisStepWrites
 from lgdist.distributed.runs import RunStore
 from lgdist.distributed.store import open_shared_store
 from lgdist.settings import Settings, get_settings
@@ -59,6 +60,16 @@ class Backend:
         return StoreDeliveries(self.runs)
 
     @cached_property
+    def step_writes(self) -> Optional[RedisStepWrites]:
+        """Where a wide step's tasks keep their writes until its callback
+        stores them (see ``step_writes``): the broker's Redis; None on
+        other brokers, whose tasks store their writes themselves."""
+        broker = self.settings.resolved_broker_url()
+        if broker.startswith(("redis://", "rediss://")):
+            return RedisStepWrites(broker)
+        return None
+
+    @cached_property
     def bus(self) -> EventBus:
         broker = self.settings.resolved_broker_url()
         if broker.startswith(("redis://", "rediss://")):
@@ -70,7 +81,8 @@ _local = threading.local()
 
 
 def get_backend(app: Any) -> Backend:
-    """The process's backend for ``app`` (one per process and app)."""
+    """The calling thread's backend for ``app`` (one per thread and app, so
+    threads of one worker process never share a backend's connections)."""
     backend = getattr(_local, "backend", None)
     if backend is None or backend.app is not app:
         backend = Backend(getattr(app.conf, "lgdist_settings", None), app, pre_ping=False)
