@@ -390,10 +390,10 @@ class ApiService:
             time.sleep(0.05)
 
     def finish_temporary(self, run: Run) -> None:
-        """A stateless run's thread is deleted once the run ends."""
+        """A stateless run's thread is deleted once the run ends (one
+        transaction)."""
         if (run.options.get("api") or {}).get("temporary"):
-            self.backend.saver.delete_thread(run.thread_id)
-            self.store.delete(run.thread_id)
+            self.store.delete(run.thread_id, with_checkpoints=True)
 
     def final_status(self, run_id: str) -> Optional[tuple[str, Optional[str]]]:
         return self.client._final_status(run_id)

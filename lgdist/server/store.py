@@ -16,7 +16,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lgdist.checkpoint.sql import checkpoints_table, writes_table
+from lgdist.checkpoint.sql import blobs_table, checkpoints_table, writes_table
 from lgdist.distributed.runs import runs_table, threads_table
 
 metadata = sa.MetaData()
@@ -179,13 +179,17 @@ class ApiStore:
             )
         return merged
 
-    def delete(self, thread_id: str) -> None:
-        """Forget the thread, its runs and its run-store row (checkpoints are
-        the saver's to delete)."""
+    def delete(self, thread_id: str, *, with_checkpoints: bool = False) -> None:
+        """Forget the thread, its runs and its run-store row; with
+        ``with_checkpoints`` its checkpoints too, in the same transaction
+        (a stateless run's thread, whose checkpoints this process never
+        read, so the saver has nothing of it cached)."""
+        tables = [api_threads_table, runs_table, threads_table]
+        if with_checkpoints:
+            tables += [checkpoints_table, blobs_table, writes_table]
         with self._conn() as conn:
-            conn.execute(sa.delete(api_threads_table).where(api_threads_table.c.thread_id == thread_id))
-            conn.execute(sa.delete(runs_table).where(runs_table.c.thread_id == thread_id))
-            conn.execute(sa.delete(threads_table).where(threads_table.c.thread_id == thread_id))
+            for table in tables:
+                conn.execute(sa.delete(table).where(table.c.thread_id == thread_id))
 
     def drop_checkpoints_after(self, thread_id: str, checkpoint_id: str) -> int:
         """Delete the thread's checkpoints (every namespace) stored after
