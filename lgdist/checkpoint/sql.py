@@ -33,7 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 
 from lgdist import serde
-from lgdist.checkpoint import blob_cache, delta
+from lgdist.checkpoint import blob_cache, delta, postgres_writes
 from lgdist.checkpoint.blob_cache import MISSING, BlobCache, cacheable_version
 from lgdist.checkpoint.sql_schema import SortedText, SQLDatabase, create_checkpoint_engine, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
@@ -67,9 +67,12 @@ checkpoints_table = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     # JSON {channel: delta.Link} for the list-valued channels: how their rows chain.
     sa.Column("value_chains", sa.Text, nullable=True),
-    # JSON {channel: [version, value]}: small primitive values (numbers,
-    # booleans, None, short strings) kept in the row itself, every one the
-    # checkpoint has (changed or not), so reading them costs no blob row.
+    # JSON [{channel: value}, [channel, ...]]: small primitive values
+    # (numbers, booleans, None, short strings) kept in the row itself, every
+    # one the checkpoint has (changed or not), so reading them costs no blob
+    # row, and the channels whose values are blobs; a channel with a version
+    # in neither has no value (see _inline_hits, which also reads the older
+    # {channel: [version, value]} form).
     sa.Column("inline_values", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("thread_id", "checkpoint_ns", "idempotency_key", name="lgdist_checkpoints_idempotency"),
@@ -303,12 +306,8 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         # Decoded values this process has seen need no row: read only the rest.
         cached: list[dict[str, Any]] = []
         for row, checkpoint in zip(rows, checkpoints):
-            hits: dict[str, Any] = {}
-            inline = json.loads(row.inline_values) if getattr(row, "inline_values", None) else {}
             versions = checkpoint.get("channel_versions") or {}
-            for channel, entry in inline.items():
-                if str(versions.get(channel)) == entry[0]:
-                    hits[channel] = entry[1] if len(entry) > 1 else ABSENT
+            hits = _inline_hits(getattr(row, "inline_values", None), versions)
             if cache is not None:
                 for channel, version in versions.items():
                     if channel not in hits and cacheable_version(version):
@@ -388,9 +387,10 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             previous_values = previous.get("channel_values") or {}
             if any(type(v) is list for v in previous_values.values()):
                 parent_links = self._parent_links(thread_id, ns, parent_id)
-        inline = _inline_values(checkpoint)
-        if inline:
-            new_versions = {c: v for c, v in new_versions.items() if c not in inline}
+        inline, blob_channels = _inline_values(checkpoint)
+        # Only channels with a value kept as a blob need a row.
+        stored_as_blobs = set(blob_channels)
+        new_versions = {c: v for c, v in new_versions.items() if c in stored_as_blobs}
         blobs, links = delta.plan_blobs(checkpoint, new_versions, parent_links, previous_values)
         blob_rows = [
             {"thread_id": thread_id, "checkpoint_ns": ns, "channel": b.channel, "version": b.version,
@@ -406,7 +406,7 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             "checkpoint": serde.dumps_checkpoint(checkpoint).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
-            "inline_values": json.dumps(inline) if inline else None,
+            "inline_values": json.dumps([inline, blob_channels]),
         }
         statements = self._statements
         if idempotency_key is None and precondition is None and self.engine.dialect.name == "postgresql":
@@ -436,20 +436,11 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
 
     def _put_in_one_statement(self, row: dict, blob_rows: list, regular: list, special: list) -> None:
         """Postgres: the checkpoint row, its blobs and the parent's writes as
-        one statement of data-modifying CTEs, in autocommit — one round trip
-        per step, atomic as any single statement (the local runtime's put)."""
-        statements = self._statements
-        ctes = [statements.upsert_checkpoint.values(row).returning(checkpoints_table.c.checkpoint_id).cte("c")]
-        if blob_rows:
-            ctes.append(statements.insert_blobs.values(blob_rows).returning(blobs_table.c.version).cte("b"))
-        if regular:
-            ctes.append(statements.insert_writes.values(regular).returning(writes_table.c.idx).cte("w"))
-        if special:
-            ctes.append(statements.upsert_writes.values(special).returning(writes_table.c.idx).cte("s"))
-        statement = sa.select(sa.literal(1)).add_cte(*ctes)
+        one statement in autocommit — one round trip per step, atomic as any
+        single statement (the local runtime's put)."""
         with self._connection() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(statement)
+            postgres_writes.put_checkpoint(conn.execution_options(isolation_level="AUTOCOMMIT"),
+                                           row, blob_rows, regular, special)
 
     def _cache_written(self, thread_id: str, ns: str, checkpoint: Checkpoint, blobs: Sequence[delta.Blob]) -> None:
         """Values just stored are known decoded: the next restore of this
@@ -500,6 +491,14 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         if not writes:
             return
         regular, special = self._write_rows(config, [(task_id, writes)], task_path)
+        if self.engine.dialect.name == "postgresql":
+            # One statement in autocommit: no BEGIN and COMMIT round trips.
+            with self._connection() as conn:
+                postgres_writes.put_writes(
+                    conn.execution_options(isolation_level="AUTOCOMMIT"), get_thread_id(config),
+                    get_checkpoint_ns(config), get_checkpoint_id(config), regular, special,
+                )
+            return
         with self._transaction() as conn:
             self._insert_write_rows(conn, regular, special)
 
@@ -542,21 +541,52 @@ _INLINE_TYPES = (int, float, bool, type(None))
 _INLINE_STR = 256  # longest string kept in the checkpoint row
 
 
-def _inline_values(checkpoint: Checkpoint) -> dict[str, list]:
-    """The checkpoint's small primitive values, ``{channel: [version, value]}``,
-    and its channels that have a version but no value, ``{channel: [version]}``
-    (a trigger consumed last step): neither needs a blob row."""
+def _inline_values(checkpoint: Checkpoint) -> tuple[dict[str, Any], list[str]]:
+    """The checkpoint's small primitive values, ``{channel: value}``, and its
+    other channels that have a value (stored as blobs). A channel with a
+    version in neither has no value (a trigger consumed earlier): it needs
+    neither a blob row nor a word in the row, so the row grows with the
+    state's keys, not with the graph's nodes."""
     values = checkpoint.get("channel_values") or {}
-    inline = {}
-    for channel, version in (checkpoint.get("channel_versions") or {}).items():
-        if channel not in values:
-            inline[channel] = [str(version)]
+    inline: dict[str, Any] = {}
+    blobs: list[str] = []
+    versions = checkpoint.get("channel_versions") or {}
+    for channel, value in values.items():
+        if channel not in versions:
             continue
-        value = values[channel]
         kind = type(value)
         if kind in _INLINE_TYPES or (kind is str and len(value) <= _INLINE_STR):
-            inline[channel] = [str(version), value]
-    return inline
+            inline[channel] = value
+        else:
+            blobs.append(channel)
+    return inline, blobs
+
+
+def _inline_hits(stored: Optional[str], versions: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint row's ``inline_values`` says without a blob row:
+    ``{channel: value}``, ``ABSENT`` for a channel with no value.
+
+    Two formats: ``[{channel: value}, [blob channels]]`` (every channel with
+    a version is inline, a blob or empty), and the older ``{channel:
+    [version, value] or [version]}`` (each entry valid when its version is
+    the checkpoint's; other channels are blobs), still read as written."""
+    if not stored:
+        return {}
+    data = json.loads(stored)
+    hits: dict[str, Any] = {}
+    if type(data) is list:
+        inline, blobs = data
+        blobs = set(blobs)
+        for channel in versions:
+            if channel in inline:
+                hits[channel] = inline[channel]
+            elif channel not in blobs:
+                hits[channel] = ABSENT
+        return hits
+    for channel, entry in data.items():
+        if str(versions.get(channel)) == entry[0]:
+            hits[channel] = entry[1] if len(entry) > 1 else ABSENT
+    return hits
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
