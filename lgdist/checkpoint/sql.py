@@ -26,7 +26,7 @@ import json
 import threading
 import uuid
 from collections import OrderedDict, defaultdict
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
@@ -375,8 +375,62 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         precondition: Optional[Precondition] = None,
         parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
     ) -> Optional[RunnableConfig]:
+        planned = self._plan_put(config, checkpoint, metadata, new_versions, previous, parent_writes, idempotency_key)
+        if idempotency_key is None and precondition is None:
+            self._store_rows([planned.row], planned.blob_rows, planned.regular, planned.special)
+            self._remember_put(planned)
+            return _config(planned.thread_id, planned.ns, checkpoint["id"])
+        statements = self._statements
+        with self._transaction() as conn:
+            if precondition is not None and not precondition(conn):
+                conn.rollback()
+                raise PreconditionFailed(checkpoint["id"])
+            if idempotency_key is None:
+                conn.execute(statements.upsert_checkpoint, planned.row)
+            elif conn.execute(statements.insert_checkpoint_once, planned.row).first() is None:
+                # This step was already stored (same key, or same id): write
+                # nothing. The checkpoint row goes first so no blob was written.
+                conn.rollback()
+                return None
+            if planned.blob_rows:
+                # Blob keys carry a random version suffix, so an existing row is
+                # the same value written by a retried step: keep it.
+                conn.execute(statements.insert_blobs, planned.blob_rows)
+            self._insert_write_rows(conn, planned.regular, planned.special)
+        self._remember_put(planned)
+        return _config(planned.thread_id, planned.ns, checkpoint["id"])
+
+    def prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        previous: Optional[Checkpoint] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
+    ) -> Callable[[], None]:
+        """Encode a checkpoint now and return the call that stores it (see
+        ``BaseCheckpointSaver.prepare_put``): the next put of the thread
+        already finds this one's delta links, and its values are cached."""
+        planned = self._plan_put(config, checkpoint, metadata, new_versions, previous, parent_writes, None)
+        self._remember_put(planned)
+        return _PreparedRows(self, [planned.row], planned.blob_rows, planned.regular, planned.special)
+
+    def _plan_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        previous: Optional[Checkpoint],
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]],
+        idempotency_key: Optional[str],
+    ) -> "_PlannedPut":
+        """The rows a put stores, encoded (an unstorable value fails here,
+        naming its key, before anything is written)."""
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
-        write_rows = self._write_rows(config, parent_writes) if parent_writes else ([], [])
+        regular, special = self._write_rows(config, parent_writes) if parent_writes else ([], [])
         parent_id = get_checkpoint_id(config)
         # Deltas need the parent's links and its values; ``previous`` must be
         # that parent (its versions may already be bumped by the caller, so the
@@ -408,39 +462,29 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
             "inline_values": json.dumps([inline, blob_channels]),
         }
-        statements = self._statements
-        if idempotency_key is None and precondition is None and self.engine.dialect.name == "postgresql":
-            self._put_in_one_statement(row, blob_rows, *write_rows)
-            self._remember_links(thread_id, ns, checkpoint["id"], links)
-            self._cache_written(thread_id, ns, checkpoint, blobs)
-            return _config(thread_id, ns, checkpoint["id"])
-        with self._transaction() as conn:
-            if precondition is not None and not precondition(conn):
-                conn.rollback()
-                raise PreconditionFailed(checkpoint["id"])
-            if idempotency_key is None:
-                conn.execute(statements.upsert_checkpoint, row)
-            elif conn.execute(statements.insert_checkpoint_once, row).first() is None:
-                # This step was already stored (same key, or same id): write
-                # nothing. The checkpoint row goes first so no blob was written.
-                conn.rollback()
-                return None
-            if blob_rows:
-                # Blob keys carry a random version suffix, so an existing row is
-                # the same value written by a retried step: keep it.
-                conn.execute(statements.insert_blobs, blob_rows)
-            self._insert_write_rows(conn, *write_rows)
-        self._remember_links(thread_id, ns, checkpoint["id"], links)
-        self._cache_written(thread_id, ns, checkpoint, blobs)
-        return _config(thread_id, ns, checkpoint["id"])
+        return _PlannedPut(thread_id, ns, checkpoint, row, blob_rows, regular, special, blobs, links)
 
-    def _put_in_one_statement(self, row: dict, blob_rows: list, regular: list, special: list) -> None:
-        """Postgres: the checkpoint row, its blobs and the parent's writes as
-        one statement in autocommit — one round trip per step, atomic as any
-        single statement (the local runtime's put)."""
-        with self._connection() as conn:
-            postgres_writes.put_checkpoint(conn.execution_options(isolation_level="AUTOCOMMIT"),
-                                           row, blob_rows, regular, special)
+    @_retry_on_disconnect
+    def _store_rows(self, checkpoints: list[dict], blobs: list[dict], regular: list[dict], special: list[dict]) -> None:
+        """Store checkpoint rows (without idempotency key), blobs and writes,
+        in order: on Postgres one statement in autocommit (one round trip,
+        atomic as any single statement), elsewhere one transaction."""
+        if self.engine.dialect.name == "postgresql":
+            with self._connection() as conn:
+                postgres_writes.store_rows(
+                    conn.execution_options(isolation_level="AUTOCOMMIT"), checkpoints, blobs, regular, special
+                )
+            return
+        with self._transaction() as conn:
+            if checkpoints:
+                conn.execute(self._statements.upsert_checkpoint, checkpoints)
+            if blobs:
+                conn.execute(self._statements.insert_blobs, blobs)
+            self._insert_write_rows(conn, regular, special)
+
+    def _remember_put(self, planned: "_PlannedPut") -> None:
+        self._remember_links(planned.thread_id, planned.ns, planned.checkpoint["id"], planned.links)
+        self._cache_written(planned.thread_id, planned.ns, planned.checkpoint, planned.blobs)
 
     def _cache_written(self, thread_id: str, ns: str, checkpoint: Checkpoint, blobs: Sequence[delta.Blob]) -> None:
         """Values just stored are known decoded: the next restore of this
@@ -480,7 +524,6 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             while len(self._links) > _LINKS_CACHED:
                 self._links.popitem(last=False)
 
-    @_retry_on_disconnect
     def put_writes(
         self,
         config: RunnableConfig,
@@ -488,19 +531,18 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        if not writes:
-            return
+        self.prepare_put_writes(config, writes, task_id, task_path)()
+
+    def prepare_put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> Callable[[], None]:
+        """Encode a task's writes now; the returned call stores them."""
         regular, special = self._write_rows(config, [(task_id, writes)], task_path)
-        if self.engine.dialect.name == "postgresql":
-            # One statement in autocommit: no BEGIN and COMMIT round trips.
-            with self._connection() as conn:
-                postgres_writes.put_writes(
-                    conn.execution_options(isolation_level="AUTOCOMMIT"), get_thread_id(config),
-                    get_checkpoint_ns(config), get_checkpoint_id(config), regular, special,
-                )
-            return
-        with self._transaction() as conn:
-            self._insert_write_rows(conn, regular, special)
+        return _PreparedRows(self, [], [], regular, special)
 
     def _write_rows(
         self, config: RunnableConfig, tasks: Sequence[tuple[str, Sequence[tuple[str, Any]]]], task_path: str = ""
@@ -587,6 +629,42 @@ def _inline_hits(stored: Optional[str], versions: dict[str, Any]) -> dict[str, A
         if str(versions.get(channel)) == entry[0]:
             hits[channel] = entry[1] if len(entry) > 1 else ABSENT
     return hits
+
+
+class _PreparedRows:
+    """Rows encoded by ``prepare_put`` / ``prepare_put_writes``, stored when
+    called. Queued ones of one store combine into one statement or
+    transaction (see lgdist.loop.write_behind)."""
+
+    def __init__(self, store: SQLCheckpointSaver, checkpoints: list, blobs: list, regular: list, special: list) -> None:
+        self.batch_key = store
+        self.rows = (checkpoints, blobs, regular, special)
+
+    def __call__(self) -> None:
+        if any(self.rows):
+            self.batch_key._store_rows(*self.rows)
+
+    def combine(self, later: Sequence["_PreparedRows"]) -> "_PreparedRows":
+        """One write storing this one's rows and then ``later``'s."""
+        rows = tuple([*mine] for mine in self.rows)
+        for other in later:
+            for into, more in zip(rows, other.rows):
+                into.extend(more)
+        return _PreparedRows(self.batch_key, *rows)
+
+
+class _PlannedPut(NamedTuple):
+    """A put's rows, encoded, and what the store remembers once it is made."""
+
+    thread_id: str
+    ns: str
+    checkpoint: Checkpoint
+    row: dict
+    blob_rows: list[dict]
+    regular: list[dict]
+    special: list[dict]
+    blobs: list[delta.Blob]
+    links: dict[str, delta.Link]
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
