@@ -94,6 +94,10 @@ class ThreadLoop(StreamOutbox, InputApplier):
         # Tasks of this step whose interrupt was streamed already.
         self.announced_interrupts: set[str] = set()
         self.applied_null_writes = False
+        # Channels that may hold a value the next step clears; None: any
+        # (set by finish(), forgotten by whatever else applies writes).
+        self.may_hold: Optional[set[str]] = None
+        self.channel_position = {name: i for i, name in enumerate(spec.channels)}
         # How often checkpoints are stored, as LangGraph's durability:
         # "sync" and "async" every step (the history is the same), "exit"
         # only when the run stops (see flush).
@@ -186,6 +190,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.pending_writes = []
             self.step = -1
         self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
+        self.may_hold = None
         self.stop = self.step + self.recursion_limit + 1
         self.applied_null_writes = False
         for task_id, chan, value in self.pending_writes:
@@ -433,13 +438,23 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self._emit_values_so_far()
             return
         tasks = list(self.tasks.values())
+        # Between two finishes nothing else changes the channels, so the
+        # last step's updates are all a step may clear, and only the
+        # channels whose version changes need reading into the checkpoint.
+        may_hold = self.may_hold
+        changed: Optional[set[str]] = set() if may_hold is not None else None
         updated = apply_writes(
-            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes
+            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes,
+            may_hold=None if may_hold is None else sorted(may_hold, key=self.channel_position.__getitem__),
+            changed=changed,
         )
         self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
-        self._put_checkpoint("loop", updated, idempotency_key=idempotency_key, precondition=precondition)
+        self._put_checkpoint(
+            "loop", updated, idempotency_key=idempotency_key, precondition=precondition, changed=changed
+        )
+        self.may_hold = updated if any(task.triggers for task in tasks) else None
         ran = [t for t in tasks if t.node is not None]
         self.step += 1
         self.pending_writes = []
@@ -456,8 +471,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
         *,
         idempotency_key: Optional[str] = None,
         precondition: Optional[Precondition] = None,
+        changed: Optional[set[str]] = None,
     ) -> None:
-        new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
+        new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated, changed=changed)
         metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
             "configurable", {}
