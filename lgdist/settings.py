@@ -5,7 +5,6 @@ logged: ``Settings.safe_dict`` masks credentials."""
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
@@ -43,6 +42,10 @@ class Settings(BaseSettings):
     store_sweep_minutes: Optional[float] = None
     # "name=module:attribute,other=module:attribute"
     graphs: str = "support-agent=workers.support_agent:graph"
+    # Modules (comma-separated; a package covers its submodules) whose classes
+    # stored state may name besides lgdist's, langchain_core's messages and
+    # documents, the graphs' packages and their schemas' classes (lgdist.serde).
+    serde_modules: str = ""
     # Per-node queue routing: "action=io,tools=io"; others use default_queue.
     node_queues: str = ""
     default_queue: str = "lgdist"
@@ -129,12 +132,16 @@ def _parse_node_queues(spec: str) -> tuple[tuple[str, str], ...]:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password as ``****``, everything else as written.
+    """``url`` with its password hidden, as SQLAlchemy renders it
+    (``postgresql://app:***@db/x``); a URL it cannot parse (a list of
+    sentinels, say) keeps only its scheme, so no secret leaks either way."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    Not kombu's ``maybe_sanitize_url`` (it drops the query string) nor
-    SQLAlchemy's ``render_as_string(hide_password=True)`` (it re-encodes the
-    path and raises on what it cannot parse): this masks one thing only."""
-    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1****@", url)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return f"{url.partition('://')[0]}://***"
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from functools import lru_cache
 from typing import Annotated, Any, Optional, get_args, get_origin, get_type_hints
 
 import typing_extensions
@@ -76,6 +77,46 @@ def schema_hints(schema: Any) -> dict[str, Any]:
 
 def channels_for_schema(schema: Any) -> dict[str, BaseChannel]:
     return {key: channel_for(key, ann) for key, ann in schema_hints(schema).items()}
+
+
+def schema_classes(*schemas: Any) -> set[type]:
+    """Every class the schemas name, at any depth: the schemas themselves,
+    the classes of their fields, of those classes' fields, and inside
+    ``Optional``/``list``/``dict``/``Annotated``/... - the classes whose
+    values stored state of these schemas may hold (:mod:`lgdist.serde`
+    loads those and refuses others)."""
+    found: set[type] = set()
+    for schema in schemas:
+        if schema is not None:
+            try:
+                found |= _classes_named_by(schema)
+            except TypeError:  # unhashable: not cached
+                found |= _classes_named_by.__wrapped__(schema)
+    return found
+
+
+_NOT_STATE_MODULES = frozenset({"builtins", "typing", "typing_extensions", "types", "abc", "collections.abc"})
+
+
+@lru_cache(maxsize=1024)
+def _classes_named_by(schema: Any) -> frozenset[type]:
+    found: set[type] = set()
+    pending = [schema]
+    while pending:
+        annotation = pending.pop()
+        args = get_args(annotation)
+        if args:
+            pending.extend(a for a in args if not isinstance(a, (str, int, bytes)))
+            pending.append(get_origin(annotation))
+            continue
+        if not isinstance(annotation, type) or annotation in found or annotation.__module__ in _NOT_STATE_MODULES:
+            continue
+        found.add(annotation)
+        try:
+            pending.extend(schema_hints(annotation).values())
+        except Exception:  # noqa: BLE001 - a class whose hints do not resolve still counts itself
+            pass
+    return frozenset(found)
 
 
 def is_typed_dict(schema: Any) -> bool:

@@ -15,7 +15,8 @@ from lgdist.errors import ErrorCode, InvalidUpdateError, create_error_message
 from lgdist.graph.branch import Branch
 from lgdist.graph.compile_spec import build_spec
 from lgdist.graph.compiled import CompiledStateGraph
-from lgdist.graph.schema import channels_for_schema, node_input_schema, schema_hints
+from lgdist.graph.schema import channels_for_schema, node_input_schema, schema_classes, schema_hints
+from lgdist.serde import allow_classes
 from lgdist.state_objects import coerce_to_schema, state_to_dict
 from lgdist.types import Command, RetryPolicy
 
@@ -248,6 +249,11 @@ class StateGraph:
             + (interrupt_after if interrupt_after != "*" else [])
         )
         self.compiled = True
+        # Stored state of this graph may name these classes (lgdist.serde's allowlist).
+        allow_classes(*schema_classes(
+            self.state_schema, self.input_schema, self.output_schema, self.context_schema,
+            *(node.input_schema for node in self.nodes.values()),
+        ))
         spec = self._build_spec(interrupt_before, interrupt_after)
         spec.cache = cache
         return CompiledStateGraph(

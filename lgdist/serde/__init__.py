@@ -18,19 +18,32 @@ classes such as ``Send``) and exception.
 Trust model
 -----------
 Pickle is never used, so loading data cannot run arbitrary code through
-``__reduce__``. A tag names a class as ``"module:QualName"``; to rebuild it the
-loader takes the module from ``sys.modules``, or imports it only when its
-top-level package is one this process has loaded already (the program's own
-code and its libraries: ``workers.models`` once ``workers`` is loaded), or
-one named in ``LGDIST_SERDE_MODULES`` (comma-separated); stored data never
-makes the loader import a package the program does not use. It then requires the attribute to be a class *of the tagged kind* - a pydantic
+``__reduce__``. A tag names a class as ``"module:QualName"``, and the loader
+looks a name up only when it is on an allowlist, checked before any module
+is imported or even looked up (as langchain-core's ``load()`` checks its
+namespaces first):
+
+- lgdist's own types, ``langchain_core.messages`` and
+  ``langchain_core.documents``, builtin exceptions, ``collections``;
+- the classes a compiled graph's state, input, output, node-input and context
+  schemas declare, nested ones included (remembered at ``compile()``; nothing
+  is imported for them);
+- the top-level packages of the graphs named in ``LGDIST_GRAPHS`` (the
+  operator's own code, which the workers import anyway);
+- the modules named in ``LGDIST_SERDE_MODULES`` (comma-separated, a package
+  covers its submodules), and classes passed to :func:`allow_classes`.
+
+Anything else (``os:system``, a module no graph declares) is refused with
+:class:`~lgdist.errors.SerializationError` without being imported.
+
+An allowed name must then be a class *of the tagged kind* - a pydantic
 model, a dataclass, an ``Enum``, a namedtuple, an exception, a ``dict``
 subclass, or a slotted class defined in an ``lgdist.`` module. The only code it
 calls is that class's own construction path: ``model_construct`` for pydantic
 models (values were validated when first created and are restored exactly),
 the constructor for the others, and ``Cls(value)`` for enums. Anything else -
 functions, arbitrary callables, a name that is not a class of the expected
-kind - is refused with :class:`~lgdist.errors.SerializationError`. Treat a
+kind - is refused too. Treat a
 checkpoint database as trusted as the code of the graphs that write to it.
 """
 
@@ -39,10 +52,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lgdist.errors import SerializationError
+from lgdist.serde.classes import allow_classes
 from lgdist.serde.decode import loads
 from lgdist.serde.encode import dumps, dumps_checkpoint, dumps_key
 
-__all__ = ["dumps", "loads", "dumps_key", "dumps_checkpoint", "serialize_value", "deserialize_value"]
+__all__ = ["allow_classes", "dumps", "loads", "dumps_key", "dumps_checkpoint", "serialize_value", "deserialize_value"]
 
 
 def serialize_value(value: Any, key: Optional[str] = None) -> tuple[str, bytes]:

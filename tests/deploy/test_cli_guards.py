@@ -26,7 +26,7 @@ def test_config_prints_one_json_document_with_secrets_masked(capsys, tmp_path):
     assert main(["config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["home"] == str(tmp_path / "home")
-    assert printed["database_url"] == "postgresql://user:****@db.example/lgdist"
+    assert printed["database_url"] == "postgresql://user:***@db.example/lgdist"
 
 
 def test_flower_without_credentials_refuses_to_start(capsys):

@@ -41,4 +41,5 @@ def test_safe_dict_masks_passwords_in_urls():
     )
     text = repr(settings.safe_dict())
     assert "s3cret" not in text and "hunter2" not in text
-    assert mask_url("postgresql://app:hunter2@db/x") == "postgresql://app:****@db/x"
+    assert mask_url("postgresql://app:hunter2@db/x") == "postgresql://app:***@db/x"
+    assert mask_url("sentinel://:pw@h1:26379;sentinel://:pw@h2:26379") == "sentinel://***"

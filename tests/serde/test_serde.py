@@ -98,6 +98,11 @@ class NotStorable:
     pass
 
 
+# This module is the program here: its own classes may be loaded back, as a
+# graph's schema classes are once it is compiled.
+serde.allow_classes(Color, Level, Address, Person, Loose, WithPrivate, Point, Frozen, Pair, CustomError)
+
+
 def round_trip(value: Any) -> Any:
     return serde.loads(serde.dumps(value))
 
@@ -311,6 +316,23 @@ def test_serialize_value_error_names_the_key():
 
 
 # ----------------------------------------------------------- what loading may import
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set ``LGDIST_*`` variables for one test; the settings are re-read."""
+    from lgdist.settings import get_settings
+
+    def setenv(**values: str) -> None:
+        for key in ("LGDIST_SERDE_MODULES", "LGDIST_GRAPHS"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+
+    yield setenv
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 def _side_effect_package(tmp_path, monkeypatch, name: str):
     """A package on sys.path that records being imported, with a dataclass."""
     pkg = tmp_path / name
@@ -327,24 +349,76 @@ def _side_effect_package(tmp_path, monkeypatch, name: str):
     return {"__lg__": "dataclass", "c": f"{name}:Thing", "v": {"x": 3}}
 
 
-def test_stored_data_never_imports_a_package_the_program_does_not_use(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [
+        ("json.tool", "json.tool:main"),  # a module of a package the program has loaded
+        ("xmlrpc.server", "xmlrpc.server:SimpleXMLRPCServer"),
+        ("this", "this:Zen"),  # a module whose import has a side effect
+    ],
+)
+def test_stored_data_naming_a_module_off_the_allowlist_is_refused_without_importing_it(module, path, settings_env):
+    settings_env()
+    sys.modules.pop(module, None)
+    payload = {"__lg__": "dataclass", "c": path, "v": {}}
+    with pytest.raises(SerializationError, match="is not on the allowlist"):
+        serde.loads(json.dumps(payload))
+    assert module not in sys.modules
+
+
+def test_os_system_is_refused_by_the_allowlist_before_any_lookup(settings_env):
+    settings_env()
+    for kind in ("dataclass", "model", "exception", "object", "enum", "namedtuple", "dict"):
+        payload = {"__lg__": kind, "c": "os:system", "v": {} if kind != "dict" else []}
+        with pytest.raises(SerializationError, match="module 'os' is not on the allowlist"):
+            serde.loads(json.dumps(payload))
+
+
+def test_stored_data_never_imports_a_package_the_program_does_not_use(tmp_path, monkeypatch, settings_env):
     payload = _side_effect_package(tmp_path, monkeypatch, "lgdist_unused_pkg_a")
-    monkeypatch.delenv("LGDIST_SERDE_MODULES", raising=False)
+    settings_env()
     with pytest.raises(SerializationError, match="LGDIST_SERDE_MODULES"):
         serde.loads(json.dumps(payload))
     assert not (tmp_path / "imported").exists()
+    assert "lgdist_unused_pkg_a" not in sys.modules
 
 
-def test_packages_named_in_lgdist_serde_modules_may_be_imported(tmp_path, monkeypatch):
+def test_packages_named_in_lgdist_serde_modules_may_be_imported(tmp_path, monkeypatch, settings_env):
     payload = _side_effect_package(tmp_path, monkeypatch, "lgdist_unused_pkg_b")
-    monkeypatch.setenv("LGDIST_SERDE_MODULES", "other, lgdist_unused_pkg_b")
+    settings_env(LGDIST_SERDE_MODULES="other, lgdist_unused_pkg_b")
     assert serde.loads(json.dumps(payload)).x == 3
     assert (tmp_path / "imported").read_text() == "yes"
 
 
-def test_a_submodule_of_a_loaded_package_is_imported_on_demand():
-    sys.modules.pop("json.tool", None)
-    payload = {"__lg__": "dataclass", "c": "json.tool:NoSuchThing", "v": {}}
-    with pytest.raises(SerializationError, match="cannot load stored"):  # imported, then not found
-        serde.loads(json.dumps(payload))
-    assert "json.tool" in sys.modules
+def test_the_package_of_a_registered_graph_may_be_imported(tmp_path, monkeypatch, settings_env):
+    payload = _side_effect_package(tmp_path, monkeypatch, "lgdist_unused_pkg_c")
+    settings_env(LGDIST_GRAPHS="agent=lgdist_unused_pkg_c.graphs:graph")
+    assert serde.loads(json.dumps(payload)).x == 3
+
+
+class Ticket(pydantic.BaseModel):
+    """Declared only inside a graph's state schema below."""
+
+    title: str
+    priority: Optional[Level] = None
+
+
+class TicketState(TypedDict):
+    tickets: list[Optional[Ticket]]
+
+
+def test_classes_a_compiled_graphs_schema_declares_load_and_others_do_not(settings_env):
+    from lgdist.graph import END, START, StateGraph
+
+    settings_env()
+    data = serde.dumps({"tickets": [Ticket(title="t")]})
+    with pytest.raises(SerializationError, match="'test_serde:Ticket'"):
+        serde.loads(data)
+    builder = StateGraph(TicketState)
+    builder.add_node("noop", lambda state: {})
+    builder.add_edge(START, "noop")
+    builder.add_edge("noop", END)
+    builder.compile()
+    assert serde.loads(data) == {"tickets": [Ticket(title="t")]}
+    with pytest.raises(SerializationError, match="'test_serde:NotStorable'"):
+        serde.loads(json.dumps({"__lg__": "object", "c": "test_serde:NotStorable", "v": {}}))
