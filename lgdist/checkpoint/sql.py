@@ -33,7 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 
 from lgdist import serde
-from lgdist.checkpoint import blob_cache, delta, postgres_writes
+from lgdist.checkpoint import blob_cache, bookkeeping, delta, postgres_writes
 from lgdist.checkpoint.blob_cache import MISSING, BlobCache, cacheable_version
 from lgdist.checkpoint.sql_schema import SortedText, SQLDatabase, create_checkpoint_engine, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
@@ -112,6 +112,7 @@ writes_table = sa.Table(
 _LOAD_BATCH = 100  # checkpoints whose blobs and writes are fetched together
 _IN_BATCH = 500  # values per IN (...) list
 _LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
+_BOOKKEEPING_CACHED = 64  # checkpoints whose whole versions bookkeeping a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
@@ -185,6 +186,18 @@ class _Statements:
             .order_by(wr.c.checkpoint_id, wr.c.task_id, wr.c.idx)  # pending_writes order
         )
         self.delete_thread = [sa.delete(t).where(t.c.thread_id == p("thread_id")) for t in (cp, bl, wr)]
+        # The rows a delta row's bookkeeping is rebuilt from: its base and
+        # the bases before it, ``depth`` rows along parent_checkpoint_id.
+        self.select_chain = sa.text(
+            "WITH RECURSIVE chain(checkpoint_id, parent_checkpoint_id, checkpoint, n) AS ("
+            " SELECT checkpoint_id, parent_checkpoint_id, checkpoint, 1 FROM lgdist_checkpoints"
+            " WHERE thread_id = :thread_id AND checkpoint_ns = :ns AND checkpoint_id = :base"
+            " UNION ALL"
+            " SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, chain.n + 1"
+            " FROM lgdist_checkpoints c JOIN chain ON c.checkpoint_id = chain.parent_checkpoint_id"
+            " WHERE c.thread_id = :thread_id AND c.checkpoint_ns = :ns AND chain.n < :depth"
+            ") SELECT checkpoint_id, checkpoint FROM chain"
+        )
 
 
 class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
@@ -207,6 +220,9 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         # needs no lookup of its parent's (rows are immutable once written).
         self._links: OrderedDict[tuple[str, str, str], dict[str, delta.Link]] = OrderedDict()
         self._links_lock = threading.Lock()
+        # Whole versions bookkeeping of recently stored or read checkpoints:
+        # a put whose parent is here stores only what changed (bookkeeping.py).
+        self._bookkeeping: OrderedDict[tuple[str, str, str], bookkeeping.Bookkeeping] = OrderedDict()
         # Decoded values, shared by the process's stores; the scope keeps two
         # stores (two databases) apart.
         self._blob_cache: Optional[BlobCache] = blob_cache.CACHE
@@ -295,7 +311,7 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         """Rebuild checkpoints from their rows: values from the blobs named by
         channel_versions (following delta chains), pending writes from the
         writes table."""
-        checkpoints = [serde.loads(row.checkpoint) for row in rows]
+        checkpoints = self._whole_checkpoints(conn, rows)
         links = [delta.links_from_json(serde.loads(row.value_chains) if row.value_chains else None) for row in rows]
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
@@ -441,6 +457,11 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             previous_values = previous.get("channel_values") or {}
             if any(type(v) is list for v in previous_values.values()):
                 parent_links = self._parent_links(thread_id, ns, parent_id)
+        # The local runtime's rows (no idempotency key) store only what changed
+        # in the versions bookkeeping when the parent's is known; the
+        # workers' rows are whole, so a worker reads a step in one row.
+        known = self._remembered_bookkeeping((thread_id, ns, parent_id)) if idempotency_key is None else None
+        body, kept = bookkeeping.encode(checkpoint, parent_id, known)
         inline, blob_channels = _inline_values(checkpoint)
         # Only channels with a value kept as a blob need a row.
         stored_as_blobs = set(blob_channels)
@@ -457,12 +478,12 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             "checkpoint_id": checkpoint["id"],
             "parent_checkpoint_id": parent_id,
             "idempotency_key": idempotency_key,
-            "checkpoint": serde.dumps_checkpoint(checkpoint).decode(),
+            "checkpoint": serde.dumps_checkpoint(body).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
             "inline_values": json.dumps([inline, blob_channels]),
         }
-        return _PlannedPut(thread_id, ns, checkpoint, row, blob_rows, regular, special, blobs, links)
+        return _PlannedPut(thread_id, ns, checkpoint, row, blob_rows, regular, special, blobs, links, kept)
 
     @_retry_on_disconnect
     def _store_rows(self, checkpoints: list[dict], blobs: list[dict], regular: list[dict], special: list[dict]) -> None:
@@ -483,6 +504,7 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             self._insert_write_rows(conn, regular, special)
 
     def _remember_put(self, planned: "_PlannedPut") -> None:
+        self._remember_bookkeeping((planned.thread_id, planned.ns, planned.checkpoint["id"]), planned.kept)
         self._remember_links(planned.thread_id, planned.ns, planned.checkpoint["id"], planned.links)
         self._cache_written(planned.thread_id, planned.ns, planned.checkpoint, planned.blobs)
 
@@ -516,6 +538,53 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         with self._connection() as conn:
             stored = conn.execute(self._statements.select_value_chains, params).scalar()
         return delta.links_from_json(serde.loads(stored) if stored else None)
+
+    def _whole_checkpoints(self, conn: Connection, rows: Sequence[Any]) -> list[dict]:
+        """The checkpoints of ``rows`` (without values), delta rows rebuilt
+        from their bases: from this store's memory, from ``rows``, else
+        from the chain of rows before them (one query per chain)."""
+        bodies = {(row.thread_id, row.checkpoint_ns, row.checkpoint_id): serde.loads(row.checkpoint) for row in rows}
+        rebuilt: dict[tuple[str, str, str], bookkeeping.Bookkeeping] = {}
+
+        def base(key: tuple[str, str, str], depth: int) -> bookkeeping.Bookkeeping:
+            found = rebuilt.get(key) or self._remembered_bookkeeping(key)
+            if found is not None:
+                return found
+            if key not in bodies:
+                params = {"thread_id": key[0], "ns": key[1], "base": key[2], "depth": depth}
+                for checkpoint_id, text in conn.execute(self._statements.select_chain, params):
+                    bodies.setdefault((key[0], key[1], checkpoint_id), serde.loads(text))
+                if key not in bodies:
+                    raise ValueError(
+                        f"checkpoint {key[2]!r} of thread {key[0]!r} is missing: a stored checkpoint's "
+                        "versions are stored as changes to it"
+                    )
+            rebuilt[key] = whole(key)[1]
+            return rebuilt[key]
+
+        def whole(key: tuple[str, str, str]) -> tuple[dict, bookkeeping.Bookkeeping]:
+            body = bodies[key]
+            depth = bookkeeping.base_of(body)[1] if bookkeeping.is_delta(body) else 0
+            return bookkeeping.decode(body, lambda base_id: base((key[0], key[1], base_id), depth))
+
+        result = []
+        for row in rows:
+            key = (row.thread_id, row.checkpoint_ns, row.checkpoint_id)
+            checkpoint, kept = whole(key)
+            self._remember_bookkeeping(key, kept)
+            result.append(checkpoint)
+        return result
+
+    def _remembered_bookkeeping(self, key: tuple[str, str, Optional[str]]) -> Optional[bookkeeping.Bookkeeping]:
+        with self._links_lock:
+            return self._bookkeeping.get(key)  # type: ignore[arg-type]
+
+    def _remember_bookkeeping(self, key: tuple[str, str, str], kept: bookkeeping.Bookkeeping) -> None:
+        with self._links_lock:
+            self._bookkeeping[key] = kept
+            self._bookkeeping.move_to_end(key)
+            while len(self._bookkeeping) > _BOOKKEEPING_CACHED:
+                self._bookkeeping.popitem(last=False)
 
     def _remember_links(self, thread_id: str, ns: str, checkpoint_id: str, links: dict[str, delta.Link]) -> None:
         with self._links_lock:
@@ -575,6 +644,8 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         with self._links_lock:
             for key in [k for k in self._links if k[0] == str(thread_id)]:
                 del self._links[key]
+            for key in [k for k in self._bookkeeping if k[0] == str(thread_id)]:
+                del self._bookkeeping[key]
         if self._blob_cache is not None:
             self._blob_cache.drop_thread(str(thread_id))
 
@@ -665,6 +736,7 @@ class _PlannedPut(NamedTuple):
     special: list[dict]
     blobs: list[delta.Blob]
     links: dict[str, delta.Link]
+    kept: bookkeeping.Bookkeeping
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
