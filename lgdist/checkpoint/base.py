@@ -145,17 +145,17 @@ class BaseCheckpointSaver:
         *,
         previous: Optional[Checkpoint] = None,
         parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
-    ) -> Callable[[], None]:
+    ) -> Optional[Callable[[], None]]:
         """:meth:`put` (without idempotency key or precondition) in two
         halves: encode now, store when the returned call runs. With
         durability="async" the local runtime runs the calls on a background
         thread, in order, while the next step runs: values are encoded before
         that step can change them, and an unstorable value fails here, naming
         its key. A store whose writes are not I/O stores at once (this
-        default) and returns a call that does nothing."""
+        default) and returns ``None``: nothing is left to run."""
         extra = {"parent_writes": parent_writes} if parent_writes else {}
         self.put(config, checkpoint, metadata, new_versions, previous=previous, **extra)
-        return _stored
+        return None
 
     def prepare_put_writes(
         self,
@@ -163,10 +163,10 @@ class BaseCheckpointSaver:
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str = "",
-    ) -> Callable[[], None]:
+    ) -> Optional[Callable[[], None]]:
         """:meth:`put_writes` in two halves, as :meth:`prepare_put`."""
         self.put_writes(config, writes, task_id, task_path)
-        return _stored
+        return None
 
     def delete_thread(self, thread_id: str) -> None:
         raise NotImplementedError
@@ -202,7 +202,3 @@ class BaseCheckpointSaver:
 
     async def adelete_thread(self, thread_id: str) -> None:
         return await asyncio.to_thread(self.delete_thread, thread_id)
-
-
-def _stored() -> None:
-    """The second half of a put that was stored in its first."""

@@ -55,9 +55,12 @@ class WriteBehind:
         self._checkpoints_queued = 0
         self._error: Optional[BaseException] = None
 
-    def submit(self, write: Callable[[], None], *, checkpoint: bool = False) -> None:
+    def submit(self, write: Optional[Callable[[], None]], *, checkpoint: bool = False) -> None:
         """Queue ``write``; a ``checkpoint`` write first waits while
-        ``MAX_CHECKPOINTS_BEHIND`` checkpoints are queued."""
+        ``MAX_CHECKPOINTS_BEHIND`` checkpoints are queued. ``None`` (a store
+        that stored at once, see ``prepare_put``) queues nothing."""
+        if write is None:
+            return
         with self._lock:
             if checkpoint:
                 while self._checkpoints_queued >= MAX_CHECKPOINTS_BEHIND and self._error is None:
