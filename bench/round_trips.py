@@ -24,10 +24,13 @@ STATEMENTS_GOAL, TRANSACTIONS_GOAL = 6, 2
 
 class Counter:
     """Statements (BEGIN/COMMIT not included), transactions and pool
-    checkouts on an engine while the block runs."""
+    checkouts on an engine while the block runs. ``kind``: what ran —
+    ``step`` (a one-task step's run_node), ``task`` (a task of a wide
+    step) or ``finish`` (a wide step's finish_step)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, kind: str = "step") -> None:
         self.engine = engine
+        self.kind = kind
         self.statements: list[str] = []
         self.transactions = 0
         self.checkouts = 0
@@ -83,23 +86,37 @@ def in_process_backend(postgres_url: str = POSTGRES_URL, redis_url: str = REDIS_
 
 def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[str, list[Counter]]:
     """Run a thread to its end, one step message at a time; the counters of
-    each step message. ``cold``: each step in a process that has decoded
-    none of the thread's values (another worker ran the steps before)."""
+    each message (a wide step: each task's, then its finish_step's).
+    ``cold``: each message in a process that has decoded none of the
+    thread's values and read none of its steps (another worker ran the
+    messages before)."""
     from lgdist.checkpoint.blob_cache import CACHE
     from lgdist.distributed import coordinator, lifecycle, nodes
-    from lgdist.distributed.messages import RunNodeMessage
+    from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
+    from lgdist.distributed.step_reads import forget_recent_steps
 
-    sent: list[tuple[str, dict]] = []
+    sent: list[tuple[str, str, dict]] = []
 
     def capture(backend: Any, run: Any, checkpoint_id: str, task: Any, *, resumed: bool, suffix: str) -> None:
         message = RunNodeMessage(
             run_id=run.run_id, thread_id=run.thread_id, graph=run.graph, checkpoint_id=checkpoint_id,
             task_id=task.id, node=task.name, finish=True, resumed=resumed,
         )  # fmt: skip
-        sent.append((f"{checkpoint_id}.{task.id}{suffix}", message.model_dump()))
+        sent.append(("step", f"{checkpoint_id}.{task.id}{suffix}", message.model_dump()))
 
-    original = coordinator.send_single_step
-    coordinator.send_single_step = capture  # type: ignore[assignment]
+    def capture_wide(
+        backend: Any, run: Any, checkpoint_id: str, tasks: list, finish: Any, *, suffix: str, step_has_writes: bool
+    ) -> None:
+        for task in tasks:
+            message = RunNodeMessage(
+                run_id=run.run_id, thread_id=run.thread_id, graph=run.graph, checkpoint_id=checkpoint_id,
+                task_id=task.id, node=task.name, step_has_writes=step_has_writes,
+            )  # fmt: skip
+            sent.append(("task", f"{checkpoint_id}.{task.id}{suffix}", message.model_dump()))
+        sent.append(("finish", f"{checkpoint_id}.finish{suffix}", finish.model_dump()))
+
+    originals = coordinator.send_single_step, coordinator.send_wide_step
+    coordinator.send_single_step, coordinator.send_wide_step = capture, capture_wide  # type: ignore[assignment]
     try:
         thread_id = f"rt-{uuid.uuid4().hex[:8]}"
         run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options={})
@@ -108,16 +125,20 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
         coordinator.start_run(backend, run.run_id)
         counters = []
         while sent:
-            message_id, kwargs = sent.pop(0)
+            kind, message_id, kwargs = sent.pop(0)
             if cold:
                 CACHE.clear()
-            with Counter(backend.saver.engine) as counter:
-                result = nodes.run_node(backend, RunNodeMessage(**kwargs), worker="bench", message_id=message_id)
+                forget_recent_steps()
+            with Counter(backend.saver.engine, kind) as counter:
+                if kind == "finish":
+                    result = coordinator.finish_step(backend, FinishStepMessage(**kwargs))
+                else:
+                    result = nodes.run_node(backend, RunNodeMessage(**kwargs), worker="bench", message_id=message_id)
             if result["status"] != "ok":
-                raise RuntimeError(f"step failed: {result}")
+                raise RuntimeError(f"{kind} failed: {result}")
             counters.append(counter)
     finally:
-        coordinator.send_single_step = original  # type: ignore[assignment]
+        coordinator.send_single_step, coordinator.send_wide_step = originals  # type: ignore[assignment]
     return run.run_id, counters
 
 

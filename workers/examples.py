@@ -283,3 +283,41 @@ def _compile_cached():
 
 
 cached = _compile_cached()
+
+
+class MixedFanState(TypedDict, total=False):
+    items: list
+    results: Annotated[list, operator.add]
+
+
+def _mixed_route(state: MixedFanState) -> list:
+    return [Send("mixed_work", {"item": item}) for item in state.get("items", [])]
+
+
+def _mixed_work(arg: dict) -> dict:
+    """A wide step's task: ``ask`` interrupts, ``boom`` raises, ``late``
+    finishes after a second; anything else at once."""
+    item = arg["item"]
+    if item == "ask":
+        return {"results": [f"ask={interrupt('ask?')}"]}
+    if item == "boom":
+        raise RuntimeError("boom")
+    if item == "late":
+        time.sleep(1.0)
+    return {"results": [item]}
+
+
+def build_mixed_fanout() -> StateGraph:
+    """A fan-out whose tasks may interrupt or fail beside tasks that finish."""
+    g = StateGraph(MixedFanState)
+    g.add_node("split", _split)
+    g.add_node("mixed_work", _mixed_work)
+    g.add_node("join", lambda state: {"results": ["joined"]})
+    g.add_edge(START, "split")
+    g.add_conditional_edges("split", _mixed_route, ["mixed_work"])
+    g.add_edge("mixed_work", "join")
+    g.add_edge("join", END)
+    return g
+
+
+mixed_fanout = build_mixed_fanout().compile()

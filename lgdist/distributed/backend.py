@@ -12,6 +12,7 @@ from lgdist.checkpoint.sql import SQLCheckpointSaver, create_checkpoint_engine
 from lgdist.distributed.deliveries import RedisDeliveries, StoreDeliveries
 from lgdist.distributed.events import EventBus, RedisEventBus, SQLEventBus
 from lgdist.distributed.registry import GraphRegistry
+from lgdist.distributed.step_writes import RedisStepWrites
 from lgdist.distributed.runs import RunStore
 from lgdist.distributed.store import open_shared_store
 from lgdist.settings import Settings, get_settings
@@ -57,6 +58,16 @@ class Backend:
         if broker.startswith(("redis://", "rediss://")):
             return RedisDeliveries(broker)
         return StoreDeliveries(self.runs)
+
+    @cached_property
+    def step_writes(self) -> Optional[RedisStepWrites]:
+        """Where a wide step's tasks keep their writes until its callback
+        stores them (see ``step_writes``): the broker's Redis; None on
+        other brokers, whose tasks store their writes themselves."""
+        broker = self.settings.resolved_broker_url()
+        if broker.startswith(("redis://", "rediss://")):
+            return RedisStepWrites(broker)
+        return None
 
     @cached_property
     def bus(self) -> EventBus:

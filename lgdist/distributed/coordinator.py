@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from celery import chord
 
-from lgdist.checkpoint.base import BaseCheckpointSaver
+from lgdist.checkpoint.base import BaseCheckpointSaver, PreconditionFailed
 from lgdist.constants import ERROR
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.crashpoints import crash_point
@@ -37,6 +37,7 @@ from lgdist.distributed.events import wire_events
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.runs import Run
+from lgdist.distributed.step_writes import store_kept_writes, take_kept_writes
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, should_interrupt
 from lgdist.engine.tasks import Task
@@ -380,6 +381,7 @@ def schedule_step(
     generation: int = 0,
     force: bool = False,
     inline: Any = None,
+    lease_fresh: bool = False,
 ) -> Optional[Task]:
     """Plan the next step and send it, or end the run: a chord for a wide
     step, one ``run_node`` that also finishes the step for a step with one
@@ -391,7 +393,8 @@ def schedule_step(
     step of one task that the slice allows is not sent but returned, its
     input read: the caller, which stored this checkpoint, runs it. It takes
     no claim: a redelivery of the caller's message, should the caller die,
-    finds the step unclaimed and sends it."""
+    finds the step unclaimed and sends it. ``lease_fresh``: the caller
+    touched the thread's lease as it stored this checkpoint."""
     parent_id = loop.checkpoint["id"]
     try:
         # A Command's update with nothing to run makes plan() store a
@@ -432,10 +435,28 @@ def schedule_step(
         return None
     suffix = f".{generation}" if generation else ""
     if single:
-        if inline is None:  # else the caller touched the lease as it stored the checkpoint
+        if inline is None and not lease_fresh:  # else the caller touched the lease as it stored the checkpoint
             backend.runs.touch_thread(run.thread_id)
         send_single_step(backend, run, checkpoint_id, tasks[0], resumed=resumed, suffix=suffix)
         return None
+    if not lease_fresh:
+        backend.runs.touch_thread(run.thread_id)
+    has_writes = bool(loop.pending_writes) or resumed
+    send_wide_step(backend, run, checkpoint_id, tasks, finish, suffix=suffix, step_has_writes=has_writes)
+    return None
+
+
+def send_wide_step(
+    backend: Backend,
+    run: Run,
+    checkpoint_id: str,
+    tasks: list[Task],
+    finish: FinishStepMessage,
+    *,
+    suffix: str,
+    step_has_writes: bool,
+) -> None:
+    """Send a wide step: ``chord(group(run_node × tasks), finish_step)``."""
     header = [
         backend.app.signature(
             "lgdist.run_node",
@@ -446,6 +467,7 @@ def schedule_step(
                 checkpoint_id=checkpoint_id,
                 task_id=task.id,
                 node=task.name,
+                step_has_writes=step_has_writes,
             ).model_dump(),
             immutable=True,
         ).set(
@@ -459,9 +481,7 @@ def schedule_step(
         queue=backend.settings.default_queue,
         task_id=f"{checkpoint_id}.finish{suffix}",
     )
-    backend.runs.touch_thread(run.thread_id)
     chord(header)(body)
-    return None
 
 
 def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task, *, resumed: bool, suffix: str) -> None:
@@ -497,27 +517,45 @@ def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
 
 
 def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
-    """``lgdist.finish_step``: apply the step's saved writes, store the next
-    checkpoint (once), stream the step's events, schedule the next step."""
-    run = backend.runs.get_run(msg.run_id)
+    """``lgdist.finish_step``: apply the step's writes (kept in Redis by its
+    tasks, or saved), store the next checkpoint (once) with those writes,
+    stream the step's events, schedule the next step.
+
+    Round trips: one statement reads the run's fields and the checkpoint
+    row (touching the lease), one more its pending writes, at most one
+    more the channel values this process has not decoded; one Redis call
+    reads the kept writes; one transaction touches the lease, checks the
+    run still runs, stores the checkpoint, its changed blobs and the
+    step's writes."""
+    from lgdist.distributed.leases import lease_precondition
+    from lgdist.distributed.step_reads import read_step
+
+    run, saved, _ = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=True)
     if run is None:
         return rejected(f"lgdist.finish_step: there is no run {msg.run_id!r}")
     if run.thread_id != msg.thread_id:
         return rejected(f"lgdist.finish_step: run {run.run_id} belongs to thread {run.thread_id!r}, not {msg.thread_id!r}")
     if run.status == RunStatus.CANCELLED:
+        # The step stops here: its tasks' writes outlive it (a continue
+        # does not run those tasks again).
+        store_kept_writes(backend, run, msg.checkpoint_id)
         settle_cancelled(backend, run)
         return {"status": "ok", "outcome": "cancelled"}
     if run.status != RunStatus.RUNNING:
         return {"status": "ok", "outcome": f"ignored: run is {run.status}"}
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    if loop.restore() is None:
+    if saved is None or loop.restore(saved) is None:
         # Nothing sends this for a checkpoint that is not stored: a forged or
         # garbled message. It must not end a healthy run.
         return rejected(f"lgdist.finish_step: thread {run.thread_id!r} has no checkpoint {msg.checkpoint_id!r}")
     apply_stop(run, loop)
     if msg.resumed:
         mark_resumed(loop.checkpoint)
+    kept = take_kept_writes(backend, run, loop)
     missing, failed = loop.collect()
+    if kept and (failed or missing):
+        # The step does not complete as it is: keep its tasks' writes.
+        store_kept_writes(backend, run, msg.checkpoint_id)
     if failed:
         if not is_current_step(backend, run, msg.checkpoint_id):
             return {"status": "ok", "outcome": f"ignored: {msg.checkpoint_id} is not the current step"}
@@ -538,19 +576,38 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
         schedule_step(backend, run, latest, resumed=msg.resumed, generation=1, force=True)
         return {"status": "ok", "outcome": "rescheduled"}
     key = step_key(run, msg.checkpoint_id)
+    # Writes the tasks kept in Redis are stored with the checkpoint, in its
+    # transaction, as the pending writes of its parent.
+    loop.unsaved = [loop.tasks[t] for t in kept if t in loop.tasks]
+    seen: list = []
     try:
-        loop.finish(idempotency_key=key)
+        loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
+    except PreconditionFailed:
+        # The run ended while the step ran (cancelled): store no step; keep
+        # its tasks' writes, and settle the cancel.
+        store_kept_writes(backend, run, msg.checkpoint_id)
+        current = backend.runs.get_run(run.run_id)
+        if current is not None and current.status == RunStatus.CANCELLED:
+            settle_cancelled(backend, current)
+            return {"status": "ok", "outcome": "cancelled"}
+        return {"status": "ok", "outcome": f"ignored: run is {seen[0] if seen else 'gone'}"}
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
         publish(backend, run, loop, once=key)
         _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
+    if kept and loop.status == "interrupted":
+        # Nothing stored: the step stops at an interrupt; a resume runs
+        # only the interrupted tasks.
+        store_kept_writes(backend, run, msg.checkpoint_id)
+    elif kept:
+        backend.step_writes.drop(run.run_id, msg.checkpoint_id)  # type: ignore[union-attr]
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return {"status": "ok", "outcome": "stored"}
     publish(backend, run, loop, once=key)
-    schedule_step(backend, run, loop, resumed=False)
+    schedule_step(backend, run, loop, resumed=False, lease_fresh=True)
     return {"status": "ok", "outcome": "stored"}
 
 
@@ -600,6 +657,7 @@ def task_failed(backend: Backend, name: str, payload: Any, exc: BaseException) -
         log.warning("%s for step %s of run %s failed after the step moved on; ignored: %r", name, checkpoint_id, run.run_id, exc)
         return
     node = payload.get("node")
+    _end_wide_step(backend, run, name, payload)
     if isinstance(exc, NodeFailedError):
         # The node's error is saved as its task's outcome. A chord whose
         # member failed does not call its finish_step: end the run here, as
@@ -617,6 +675,17 @@ def task_failed(backend: Backend, name: str, payload: Any, exc: BaseException) -
     end_run(backend, run, RunStatus.ERROR, error)
 
 
+def _end_wide_step(backend: Backend, run: Run, name: str, payload: dict) -> None:
+    """A task of a wide step failed for good: no callback follows, so the
+    writes its siblings kept in Redis are stored now, and those that finish
+    later store their own (see ``step_writes``)."""
+    checkpoint_id = payload.get("checkpoint_id")
+    if name != "lgdist.run_node" or payload.get("finish") or backend.step_writes is None:
+        return
+    if isinstance(checkpoint_id, str):
+        store_kept_writes(backend, run, checkpoint_id, backend.step_writes.end(run.run_id, checkpoint_id))
+
+
 def is_current_step(backend: Backend, run: Run, checkpoint_id: str, task_id: Optional[str] = None) -> bool:
     """Whether ``checkpoint_id`` is still the thread's latest checkpoint (its
     step not stored yet) and, given ``task_id``, that task has no saved
@@ -628,7 +697,10 @@ def is_current_step(backend: Backend, run: Run, checkpoint_id: str, task_id: Opt
         return False
     if task_id is None:
         return True
-    return task_id not in completed_tasks(latest.pending_writes or [])
+    if task_id in completed_tasks(latest.pending_writes or []):
+        return False
+    # A wide step's task that completed keeps its writes in Redis until the step ends.
+    return backend.step_writes is None or not backend.step_writes.has(run.run_id, checkpoint_id, task_id)
 
 
 # -- the sweeper -----------------------------------------------------------------------------

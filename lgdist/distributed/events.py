@@ -120,15 +120,21 @@ class RedisEventBus(EventBus):
         if not events:
             return
         key = self._key(run_id)
-        payloads = [serde.dumps([mode, chunk]) for mode, chunk in events]
         if once is not None:
+            payloads = [serde.dumps([mode, chunk]) for mode, chunk in events]
             self._publish_once(keys=[key, f"{key}:once:{once}"], args=[STREAM_TTL_SECONDS, 100_000, *payloads])
             return
         pipe = self.redis.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.xadd(key, {"e": payload}, maxlen=100_000, approximate=True)
-        pipe.expire(key, STREAM_TTL_SECONDS)
+        self.add_to(pipe, run_id, events)
         pipe.execute()
+
+    def add_to(self, pipe: Any, run_id: str, events: list[tuple[str, Any]]) -> None:
+        """Queue ``events`` on a pipeline of the same Redis (a caller's
+        round trip publishes them too)."""
+        key = self._key(run_id)
+        for mode, chunk in events:
+            pipe.xadd(key, {"e": serde.dumps([mode, chunk])}, maxlen=100_000, approximate=True)
+        pipe.expire(key, STREAM_TTL_SECONDS)
 
     def read(
         self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None

@@ -55,7 +55,8 @@ class ResumeMessage(_Message):
 
 class RunNodeMessage(_Message):
     """Run one task of a step. State is read from the checkpoint store by
-    reference (``checkpoint_id``, ``task_id``); it never rides the broker."""
+    reference (``checkpoint_id``, ``task_id``); it never rides the broker
+    (a wide step's task writes go back through Redis, not in a message)."""
 
     run_id: str = Field(min_length=1, max_length=64)
     thread_id: str = Field(min_length=1, max_length=255)
@@ -68,6 +69,10 @@ class RunNodeMessage(_Message):
     finish: bool = False
     # With ``finish``: the step is the one a resuming run starts from.
     resumed: bool = False
+    # Whether the step's checkpoint had saved writes when it was sent (a
+    # resume's answers, a Command's update, outcomes of earlier attempts):
+    # a wide step's task reads them only then, or when redelivered.
+    step_has_writes: bool = True
 
 
 class FinishStepMessage(_Message):

@@ -1,23 +1,33 @@
 """``lgdist.run_node``: run one task of a step on this worker.
 
-A task of a wide step saves its outcome as pending writes keyed by
-``(checkpoint, task)``, so any number of deliveries store one, and the
-step's chord callback (``finish_step``) collects them. The only task of a
-step also finishes the step itself (:mod:`lgdist.distributed.single_step`):
-no chord, no pending-write row.
+A task of a wide step keeps its writes in the broker's Redis for the
+step's chord callback (``finish_step``), which stores them with the next
+checkpoint in one transaction (:mod:`lgdist.distributed.step_writes`);
+without Redis it saves them as pending writes keyed by ``(checkpoint,
+task)``. Either way any number of deliveries keep one outcome. An error or
+an interrupt is always saved in the store. The only task of a step also
+finishes the step itself (:mod:`lgdist.distributed.single_step`): no chord,
+no pending-write row.
 
-Round-trip budget of a node task (counted by tests/distributed/
-test_round_trips.py):
+Round-trip budget (counted by tests/distributed/test_round_trips.py):
 
 * Redis: one pipelined call counts the delivery;
 * Postgres, before the node: one statement reads the run's fields (not its
-  input) with the step's checkpoint row and touches the thread's lease; at most one more reads the
-  channels this process has not decoded; one more the pending writes, only
-  where the step may have some — all on one pooled connection, no pre-ping;
-* Postgres, after the node: one transaction — the task's writes (wide
-  step), or the lease touch + run check, the checkpoint and its blobs (one
-  task step);
-* Redis: one call publishes the step's stream events.
+  input) with the step's checkpoint row and touches the thread's lease; at
+  most one more reads the channels this process has not decoded; one more
+  the pending writes, only where the step may have some — all on one
+  pooled connection, no pre-ping. A wide step's task skips all of it when
+  another task of the same step read it in this process (first deliveries
+  only): a width-w step on p worker processes makes p reads, not w;
+* after the node, a one-task step: one Postgres transaction — the lease
+  touch + run check, the checkpoint, its blobs and the task's writes — and
+  one Redis call for the step's stream events;
+* after the node, a wide step's task: one Redis transaction keeps its
+  writes and publishes its stream events; no Postgres at all. Its callback:
+  one statement reads the run and the checkpoint row, one its pending
+  writes, one Redis call the kept writes, one transaction stores the
+  lease touch + run check, the checkpoint, its blobs and every task's
+  writes.
 """
 
 from __future__ import annotations
@@ -42,11 +52,13 @@ from lgdist.distributed.coordinator import (
     settle_cancelled,
 )
 from lgdist.distributed.deliveries import RedisDeliveries
+from lgdist.distributed.events import RedisEventBus, wire_events
 from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.distributed.step_reads import read_step
+from lgdist.distributed.step_reads import read_step, recent_step, remember_step
+from lgdist.distributed.step_writes import RedisStepWrites
 from lgdist.engine import mark_resumed
 from lgdist.engine.tasks import Task
 from lgdist.graph.node import needs_async_run
@@ -74,11 +86,18 @@ def run_node(
     deliveries = backend.deliveries.count(message_id or f"{msg.checkpoint_id}.{msg.task_id}")
     # A one-task step saves no writes, so its checkpoint has pending writes
     # only where a run resumes (answers, a Command's update) or where an
-    # earlier delivery of this message left some (an error, an interrupt).
-    with_writes = not msg.finish or msg.resumed or deliveries > 1
+    # earlier delivery of this message left some (an error, an interrupt);
+    # a wide step's, where the coordinator saw some when it sent the step.
+    wide = not msg.finish
+    with_writes = (msg.step_has_writes if wide else msg.resumed) or deliveries > 1
     if not isinstance(backend.deliveries, RedisDeliveries):
         redelivered = redelivered or deliveries > 1
-    run, saved, stored_child = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
+    read = recent_step(msg.run_id, msg.checkpoint_id, with_writes=with_writes) if wide and deliveries == 1 else None
+    if read is None:
+        read = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
+        if wide:
+            remember_step(msg.run_id, msg.checkpoint_id, read, with_writes=with_writes)
+    run, saved, stored_child = read
     if run is None or run.status != RunStatus.RUNNING:
         if msg.finish and run is not None and run.status == RunStatus.CANCELLED and run.thread_id == msg.thread_id:
             # No finish_step follows a one-task step: settle the run as it would.
@@ -103,7 +122,7 @@ def run_node(
 
         return stored_before(backend, run, loop, result, checkpoint_id=msg.checkpoint_id, redelivered=redelivered)
     outcome = loop.outcome(task)
-    if outcome.completed and not msg.finish:
+    if wide and (outcome.completed or stored_child is not None or _kept_before(backend, run, msg, deliveries)):
         return {**result, "status": "done-before"}
     if outcome.completed:
         task.writes = outcome.writes  # an earlier delivery ran it: finish the step with those writes
@@ -118,7 +137,9 @@ def run_node(
         result.update(status="error", error=error, run_error=error)
         _note_failure(task.name, error)
     else:
-        result.update(execute_task(backend, run, loop, task, save=not msg.finish))
+        # A wide step's task keeps its writes in Redis for the callback,
+        # where there is one (see step_writes); else it stores them.
+        result.update(execute_task(backend, run, loop, task, save=not msg.finish and backend.step_writes is None))
     if msg.finish:
         from lgdist.distributed.single_step import finish_single_step
 
@@ -127,8 +148,35 @@ def run_node(
         )
     if result.get("run_error"):
         lifecycle.note(backend.runs, run.run_id, expect=(RunStatus.RUNNING,), error=result.pop("run_error"))
-    publish_events(backend, run.run_id, node_events(loop, task, worker, result))
+    events = node_events(loop, task, worker, result)
+    if result["status"] == "ok" and backend.step_writes is not None:
+        _keep_writes(backend, backend.step_writes, run, loop, task, events)
+    else:
+        publish_events(backend, run.run_id, events)
     return result
+
+
+def _kept_before(backend: Backend, run: Any, msg: RunNodeMessage, deliveries: int) -> bool:
+    """Whether an earlier delivery of this wide step's task kept its
+    writes already (asked of a redelivery only)."""
+    return deliveries > 1 and backend.step_writes is not None and backend.step_writes.has(
+        run.run_id, msg.checkpoint_id, msg.task_id
+    )
+
+
+def _keep_writes(backend: Backend, store: RedisStepWrites, run: Any, loop: ThreadLoop, task: Task, events: list) -> None:
+    """Keep a wide step's task writes for its callback and publish the
+    task's stream events, in one Redis round trip. If the step was ended
+    meanwhile (a sibling failed: no callback follows), store the writes."""
+    bus = backend.bus
+    also = None
+    if isinstance(bus, RedisEventBus) and events:
+        wired = wire_events(events)
+        also = lambda pipe: bus.add_to(pipe, run.run_id, wired)  # noqa: E731
+    elif events:
+        publish_events(backend, run.run_id, events)
+    if store.keep(run.run_id, loop.checkpoint["id"], task.id, task.writes, also=also):
+        backend.saver.put_writes(loop.checkpoint_config, task.writes, task.id)
 
 
 def execute_task(backend: Backend, run: Any, loop: ThreadLoop, task: Task, *, save: bool) -> dict:

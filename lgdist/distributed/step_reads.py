@@ -15,7 +15,9 @@ node starts.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, NamedTuple, Optional
 
 import sqlalchemy as sa
@@ -123,3 +125,46 @@ def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool, checkpoint_id:
             )
         ).scalar()
     return StepRead(run, saver.tuple_from_row(conn, row, with_writes=with_writes), stored_child)
+
+
+# -- the tasks of one wide step in one process ---------------------------------------
+
+_RECENT: "OrderedDict[tuple[str, str], tuple[StepRead, bool]]" = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+_RECENT_SIZE = 32
+
+
+def recent_step(run_id: str, checkpoint_id: str, *, with_writes: bool) -> Optional[StepRead]:
+    """What a task of this process read (or the process stored) for the
+    step at ``checkpoint_id`` of ``run_id``, if it has it: the other tasks
+    of a wide step need no read of their own. A checkpoint never changes;
+    the run's fields are those of the step's start (a run cancelled since
+    runs this step's remaining nodes, as with any step already sent: its
+    callback settles the cancel). Pending writes are those of the step's
+    start, all a first delivery needs: a resume's answers and ``Command``
+    writes are stored before the step is sent; a task's own earlier
+    outcome only exists for a redelivery, which reads the store."""
+    with _RECENT_LOCK:
+        found = _RECENT.get((run_id, checkpoint_id))
+        if found is None or (with_writes and not found[1]):
+            return None
+        _RECENT.move_to_end((run_id, checkpoint_id))
+    read = found[0]
+    return StepRead(dataclasses.replace(read.run), read.saved, None)  # type: ignore[arg-type]
+
+
+def remember_step(run_id: str, checkpoint_id: str, read: StepRead, *, with_writes: bool) -> None:
+    """Keep a wide step's read for its other tasks in this process."""
+    if read.run is None or read.saved is None or read.stored_child is not None:
+        return
+    with _RECENT_LOCK:
+        _RECENT[(run_id, checkpoint_id)] = (read, with_writes)
+        _RECENT.move_to_end((run_id, checkpoint_id))
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+
+
+def forget_recent_steps() -> None:
+    """Forget every step read (a process new to every step: tests, benchmarks)."""
+    with _RECENT_LOCK:
+        _RECENT.clear()

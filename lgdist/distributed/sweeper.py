@@ -25,6 +25,7 @@ from lgdist.distributed.coordinator import latest_loop, resumed_here, schedule_s
 from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.queues import Backlog, read_backlog
 from lgdist.distributed.runs import Run
+from lgdist.distributed.step_writes import store_kept_writes
 
 log = logging.getLogger("lgdist.sweeper")
 
@@ -36,7 +37,7 @@ RESCHEDULES_KEY = "metrics:sweeper:reschedules"
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     """Repair threads whose run made no progress for ``older_than`` seconds:
     reschedule a running step whose messages were lost - only tasks without
-    saved writes run again; send ``lgdist.start`` again for a run that never
+    saved writes (or writes kept in Redis, stored first) run again; send ``lgdist.start`` again for a run that never
     started; free a thread still held by a run that has ended. Returns the
     threads it touched."""
     older_than = backend.settings.stall_seconds if older_than is None else older_than
@@ -64,6 +65,12 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
             loop = latest_loop(backend, run)
             if loop is None:
                 continue
+            if store_kept_writes(backend, run, loop.checkpoint["id"]):
+                # Tasks of the step that finished kept their writes in
+                # Redis: stored now, they do not run again.
+                loop = latest_loop(backend, run)
+                if loop is None:
+                    continue
             log.warning("sweep: rescheduling the stalled step at %s of run %s", loop.checkpoint["id"], run.run_id)
             resumed = resumed_here(run, loop)
             schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)

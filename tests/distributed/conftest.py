@@ -43,6 +43,7 @@ IO_QUEUE = f"lgdist-test-{SESSION}-io"
 GRAPHS = {
     "support-agent": "workers.support_agent:graph",
     "fanout": "workers.examples:fanout",
+    "mixed-fanout": "workers.examples:mixed_fanout",
     "approval": "workers.examples:approval",
     "counter": "workers.examples:counter",
     "slow": "workers.examples:slow",

@@ -44,3 +44,39 @@ def test_a_worker_new_to_the_thread_needs_no_blob_row_for_small_values(backend):
     for counter in counters[3:-1]:
         assert counter.statements == ["WITH", "UPDATE", "INSERT", "INSERT"], counter.statements
         assert counter.transactions <= 2
+
+
+def _wide_step(counters: list) -> tuple[list, Any]:
+    tasks = [c for c in counters if c.kind == "task"]
+    (finish,) = [c for c in counters if c.kind == "finish"]
+    return tasks, finish
+
+
+def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend):
+    run_id, counters = drive(backend, "fanout", {"hits": []})
+    assert backend.runs.get_run(run_id).status == "success"
+    tasks, finish = _wide_step(counters)
+    assert len(tasks) == 32
+    # The first task this process runs reads the run and the checkpoint
+    # row (one statement, touching the lease); the step's other tasks here
+    # read nothing, and no task writes to Postgres: their writes go to the
+    # callback through Redis.
+    assert tasks[0].statements == ["WITH"], tasks[0].statements
+    assert all(t.statements == [] and t.transactions == 0 for t in tasks[1:]), [t.statements for t in tasks]
+    # The callback: the run with the checkpoint row, its pending writes;
+    # then one transaction: lease + run check, checkpoint, blob, and the
+    # 32 tasks' writes (one executemany).
+    assert finish.statements == ["WITH", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT"], finish.statements
+    assert finish.transactions == 2
+
+
+def test_a_wide_step_task_in_a_process_new_to_the_step_makes_one_read(backend):
+    run_id, counters = drive(backend, "fanout", {"hits": []}, cold=True)
+    assert backend.runs.get_run(run_id).status == "success"
+    tasks, finish = _wide_step(counters)
+    for task in tasks:
+        # The run and the checkpoint row, and the one channel blob (the
+        # list of hits) this process has not decoded.
+        assert task.statements == ["WITH", "SELECT"], task.statements
+        assert task.transactions == 1
+    assert len(finish.statements) <= 7 and finish.transactions == 2, finish.statements
