@@ -83,6 +83,11 @@ def _check_worker_settings() -> Optional[str]:
         registry.load_all()
     except (ValueError, GraphLoadError) as exc:
         return str(exc)
+    if not registry.names():
+        return (
+            "no graphs to run: set LGDIST_GRAPHS=name=module:attribute[,...] "
+            "(the seed program: support-agent=lgdist.examples.support_agent:graph)"
+        )
     if settings.embedded:
         print(
             f"lgdist worker: WARNING: no LGDIST_BROKER_URL; using the embedded broker in {settings.broker_folder()} "

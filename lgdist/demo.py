@@ -27,7 +27,7 @@ QUESTION = "what is the weather in sf currently"
 def run_local() -> None:
     """The LangGraph README example with `langgraph` replaced by `lgdist`."""
     from lgdist.checkpoint.sqlite import SqliteSaver
-    from workers.support_agent import build
+    from lgdist.examples.support_agent import build
 
     workflow = build()
     memory = SqliteSaver.from_conn_string(":memory:")
@@ -75,11 +75,8 @@ def run_distributed(workers: int = 2) -> None:
         home = Path(tempfile.mkdtemp(prefix="lgdist-demo-"))
         env["LGDIST_HOME"] = str(home)
         os.environ["LGDIST_HOME"] = str(home)
-    env.setdefault("LGDIST_GRAPHS", "support-agent=workers.support_agent:graph")
+    env.setdefault("LGDIST_GRAPHS", "support-agent=lgdist.examples.support_agent:graph")
     os.environ.setdefault("LGDIST_GRAPHS", env["LGDIST_GRAPHS"])
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    sys.path.insert(0, root)
 
     from lgdist.client import Client, RemoteGraph
     from lgdist.distributed.filesystem_broker import stall_report

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # Minutes between deletions of expired store items in each worker process
     # (None: no sweeping; expired items stay until something calls sweep_ttl()).
     store_sweep_minutes: Optional[float] = None
-    # "name=module:attribute,other=module:attribute"
-    graphs: str = "support-agent=workers.support_agent:graph"
+    # The graphs a worker runs: "name=module:attribute,other=module:attribute"
+    # (none by default; the demo and deploy/ register lgdist.examples').
+    graphs: str = ""
     # Modules (comma-separated; a package covers its submodules) whose classes
     # stored state may name besides lgdist's, langchain_core's messages and
     # documents, the graphs' packages and their schemas' classes (lgdist.serde).

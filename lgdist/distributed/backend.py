@@ -81,7 +81,8 @@ _local = threading.local()
 
 
 def get_backend(app: Any) -> Backend:
-    """The process's backend for ``app`` (one per process and app)."""
+    """The calling thread's backend for ``app`` (one per thread and app, so
+    threads of one worker process never share a backend's connections)."""
     backend = getattr(_local, "backend", None)
     if backend is None or backend.app is not app:
         backend = Backend(getattr(app.conf, "lgdist_settings", None), app, pre_ping=False)

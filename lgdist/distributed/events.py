@@ -70,9 +70,6 @@ class EventBus:
         """Yield ``(mode, chunk)`` until the run's end event (included)."""
         raise NotImplementedError
 
-    def end(self, run_id: str, status: str, error: Optional[str] = None) -> None:
-        self.publish(run_id, [(END_MODE, {"status": status, "error": error})])
-
 
 class _EndWatch:
     """Decides when a silent stream of a finished run should end by itself."""

@@ -36,6 +36,3 @@ RETRY_OPTIONS: dict = {
     "max_retries": 120,
 }
 
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS)

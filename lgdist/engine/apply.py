@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Container, Iterable, Mapping, MutableMapping, Optional
 
-from lgdist.constants import PUSH, TASKS
+from lgdist.constants import PUSH
 from lgdist.engine.channels import BaseChannel
 from lgdist.engine.outcomes import SPECIAL_WRITES
 from lgdist.engine.tasks import Task
@@ -102,7 +102,3 @@ def apply_writes(
                     updated.add(chan)
     return updated
 
-
-def pending_sends(channels: Mapping[str, BaseChannel]) -> list:
-    chan = channels.get(TASKS)
-    return chan.get() if chan is not None and chan.is_available() else []

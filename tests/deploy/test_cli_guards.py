@@ -48,3 +48,22 @@ def test_worker_with_a_malformed_graph_list_fails_at_start(monkeypatch, capsys):
     get_settings.cache_clear()
     assert main(["worker"]) == 2
     assert "expected name=module:attribute" in capsys.readouterr().err
+
+
+def test_worker_with_no_graphs_fails_at_start_and_says_how_to_name_one(monkeypatch, capsys):
+    monkeypatch.delenv("LGDIST_GRAPHS", raising=False)
+    get_settings.cache_clear()
+    assert get_settings().graphs == ""  # a library serves no example graph unless told to
+    assert main(["worker"]) == 2
+    assert "no graphs to run: set LGDIST_GRAPHS=" in capsys.readouterr().err
+
+
+def test_an_unknown_graph_is_a_clear_error_naming_the_registered_ones():
+    from lgdist.distributed.registry import GraphRegistry
+    from lgdist.errors import GraphNotRegisteredError
+
+    registry = GraphRegistry.from_spec("support-agent=lgdist.examples.support_agent:graph")
+    with pytest.raises(GraphNotRegisteredError, match="graph 'nope' is not registered on this worker; registered: support-agent"):
+        registry.get("nope")
+    with pytest.raises(GraphNotRegisteredError, match=r"registered: \(none\)"):
+        GraphRegistry.from_spec("").get("nope")

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from cluster_machinery import with_root_on_path
 from lgdist.client import Client, RemoteGraph
 from lgdist.settings import Settings
 
@@ -35,6 +36,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[Client, list[subprocess.Popen]]]:
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("LGDIST_")}
     env.update(lgdist_env, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = with_root_on_path(env.get("PYTHONPATH"))  # workers/ is not installed
     settings = Settings(
         home=tmp_path / "home", graphs=lgdist_env["LGDIST_GRAPHS"], store_index=lgdist_env["LGDIST_STORE_INDEX"],
         default_queue=queue, broker_url=None, result_backend=None, database_url=None, store_url=None,

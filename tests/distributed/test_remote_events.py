@@ -19,8 +19,9 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from lgdist.checkpoint.memory import InMemorySaver
 from lgdist.client import RemoteGraph
 from lgdist.client.remote_events import CHAT_MODEL_RUN_NAME
+from lgdist.examples import support_agent
 from lgdist.types import Command
-from workers import chat_events, examples, nested, support_agent
+from workers import chat_events, examples, nested
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 

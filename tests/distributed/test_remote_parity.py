@@ -20,8 +20,9 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from lgdist.checkpoint.memory import InMemorySaver
 from lgdist.client import RemoteGraph
+from lgdist.examples import support_agent
 from lgdist.types import Command, Interrupt, PregelTask, StateSnapshot
-from workers import examples, nested, parity, support_agent
+from workers import examples, nested, parity
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 

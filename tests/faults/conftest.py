@@ -1,9 +1,9 @@
 """The fault suite's clusters, fault injection helpers and results table.
 
 Two clusters of real ``lgdist worker -P prefork -c 1`` processes, built with
-the distributed suite's machinery (``tests/distributed/conftest.py``: the
-locked Redis database, the per-session Postgres schema, per-session queue
-names, process spawning and ping):
+the cluster machinery the distributed suite uses too
+(``tests/cluster_machinery.py``: the locked Redis database, the per-session
+Postgres schema, per-session queue names, process spawning and ping):
 
 * ``faults`` (session): three workers plus ``lgdist beat`` (the sweeper) on
   the machine's Redis and Postgres, with a node time limit, a short stall
@@ -34,6 +34,7 @@ import kombu.exceptions
 import pytest
 import redis
 
+from cluster_machinery import GRAPHS, spawn, wait_until_pinged
 from faultlib import (
     _ROWS,
     FAULT_GRAPHS,
@@ -166,27 +167,26 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
         client = Client(get_settings())
         client.backend.runs.setup()
         workers = [dist.start_worker(name, env, tmp) for name in ("f1", "f2", "f3")]
-        dist._WORKERS.extend(workers)
+        dist.workers.extend(workers)
         procs.extend(workers)
         beat = start_beat("beat", env, tmp)
         procs.append(beat)
         _PROCS.extend(procs)
-        dist.wait_until_pinged(client.app, workers)
-        cluster = FaultCluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client)
+        wait_until_pinged(client.app, workers)
+        cluster = FaultCluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client, machinery=dist)
         cluster.beat = beat
         yield cluster
     finally:
-        for proc in [*dist._WORKERS, *procs]:
+        for proc in [*dist.workers, *procs]:
             proc.stop()
             if proc in _PROCS:
                 _PROCS.remove(proc)
-        dist._WORKERS.clear()
+        dist.workers.clear()
         if client is not None:
             client.backend.saver.engine.dispose()
         mp.undo()
         get_settings.cache_clear()
-        if not os.environ.get("LGDIST_TEST_KEEP_SCHEMA"):
-            dist._admin_sql(f"DROP SCHEMA IF EXISTS {dist.SCHEMA} CASCADE")
+        dist.drop_schema()
         dist.release_redis_db(redis_url)
 
 
@@ -226,13 +226,13 @@ def _private_cluster(tmp: Path, names: tuple[str, ...], queue: str, stall_second
         redis_server.start()
         postgres.init()
         postgres.start()
-        graphs = {**dist.GRAPHS, **FAULT_GRAPHS}
+        graphs = {**GRAPHS, **FAULT_GRAPHS}
         lgdist_env = {
             "LGDIST_HOME": str(tmp / "home"),
             "LGDIST_BROKER_URL": redis_server.url,
             "LGDIST_DATABASE_URL": postgres.url,
             "LGDIST_GRAPHS": ",".join(f"{k}={v}" for k, v in graphs.items()),
-            "LGDIST_DEFAULT_QUEUE": f"{queue}-{dist.SESSION}",
+            "LGDIST_DEFAULT_QUEUE": f"{queue}-{dist.session}",
             "LGDIST_STALL_SECONDS": str(stall_seconds),
             "LGDIST_EXAMPLE_PID_FILE": str(tmp / "slow-node.pid"),
             "LGDIST_TEST_CRASH_FILE": str(tmp / "crash-point"),
@@ -246,13 +246,13 @@ def _private_cluster(tmp: Path, names: tuple[str, ...], queue: str, stall_second
         )  # fmt: skip
         client = Client(settings)
         client.backend.runs.setup()
-        workers = [dist.spawn(n, ["worker", "-P", "prefork", "-c", "1", "-n", f"{n}-{dist.SESSION}@%h", "--loglevel=INFO"], env, tmp,
-                              f"{n}-{dist.SESSION}@{socket.gethostname()}") for n in names]  # fmt: skip
+        workers = [spawn(n, ["worker", "-P", "prefork", "-c", "1", "-n", f"{n}-{dist.session}@%h", "--loglevel=INFO"], env, tmp,
+                         f"{n}-{dist.session}@{socket.gethostname()}") for n in names]  # fmt: skip
         procs.extend(workers)
         procs.append(start_beat(f"{queue}-beat", env, tmp))
         _PROCS.extend(procs)
-        dist.wait_until_pinged(client.app, workers)
-        cluster = FaultCluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client)
+        wait_until_pinged(client.app, workers)
+        cluster = FaultCluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client, machinery=dist)
         cluster.stall_seconds = stall_seconds
         cluster.beat = procs[-1]
         yield RestartCluster(redis_server, postgres, cluster)
@@ -307,7 +307,7 @@ def replace_chaos_worker(chaos_cluster: RestartCluster) -> Callable[[Any], Any]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                dist.wait_until_pinged(cluster.app, [new])
+                wait_until_pinged(cluster.app, [new])
                 return new
             except (redis.exceptions.ConnectionError, kombu.exceptions.OperationalError):
                 # A pooled broker connection from before a Redis restart.

@@ -25,10 +25,10 @@ for _folder in (HERE, HERE.parent):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-from cluster_machinery import load_cluster_machinery  # noqa: E402 (needs the path above)
+from cluster_machinery import GRAPHS, SLOW_AT, Cluster, Machinery, spawn, with_root_on_path  # noqa: E402 (needs the path above)
 
-
-dist = load_cluster_machinery("lgdist_faults_cluster_machinery")
+# The fault suite's own session id, queues, schema and Redis database.
+dist = Machinery()
 
 # The sweeper (beat) runs every STALL_SECONDS / 2 and repairs threads with
 # no progress for STALL_SECONDS. A running node's heartbeat keeps its thread
@@ -46,7 +46,6 @@ FAULT_GRAPHS = {
     "chaos": "fault_graphs:chaos",
     "slow-ask": "fault_graphs:slow_ask",
 }
-SLOW_AT = dist.SLOW_AT
 STEPS = 5  # LGDIST_EXAMPLE_STEPS
 
 
@@ -122,7 +121,7 @@ def fault_free_history(graph: str, inputs: list[Any]) -> list[tuple]:
     from lgdist.distributed.registry import GraphRegistry
     from lgdist.graph.compiled import CompiledStateGraph
 
-    spec = {**dist.GRAPHS, **FAULT_GRAPHS}[graph]
+    spec = {**GRAPHS, **FAULT_GRAPHS}[graph]
     compiled = GraphRegistry({graph: spec}).get(graph)
     local = CompiledStateGraph(builder=compiled.builder, spec=compiled.spec, checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": f"reference-{uuid.uuid4().hex}"}}
@@ -138,7 +137,7 @@ def fault_free_values(graph: str, value: Any) -> list:
     """The "values" chunks a fault-free local run of ``graph`` streams."""
     from lgdist.distributed.registry import GraphRegistry
 
-    compiled = GraphRegistry({graph: {**dist.GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph)
+    compiled = GraphRegistry({graph: {**GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph)
     return list(compiled.stream(value, stream_mode="values"))
 
 
@@ -152,7 +151,7 @@ def step_accounting(actual: list[tuple], expected: list[tuple]) -> tuple[int, in
 # -- the fault cluster ------------------------------------------------------------------------
 
 
-class FaultCluster(dist.Cluster):
+class FaultCluster(Cluster):
     """The distributed suite's cluster, plus the sweeper and fault helpers."""
 
     beat: Any = None
@@ -213,7 +212,7 @@ def parent_pid(pid: int) -> int:
 def process_env(lgdist_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LGDIST_")}
     env.update(lgdist_env, PYTHONUNBUFFERED="1", LGDIST_EXAMPLE_ALLOW_CRASH="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), with_root_on_path(env.get("PYTHONPATH"))])
     return env
 
 
@@ -232,7 +231,7 @@ def reference_env(mp: pytest.MonkeyPatch) -> None:
 
 
 def start_beat(name: str, env: dict[str, str], tmp: Path) -> Any:
-    return dist.spawn(name, ["beat", "-s", str(tmp / f"{name}-schedule"), "--loglevel=INFO", "--max-interval", "1"], env, tmp)
+    return spawn(name, ["beat", "-s", str(tmp / f"{name}-schedule"), "--loglevel=INFO", "--max-interval", "1"], env, tmp)
 
 
 # -- private services for the restart tests -------------------------------------------------------

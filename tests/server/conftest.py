@@ -2,9 +2,10 @@
 cluster (two ``lgdist worker`` processes on Redis + Postgres), driven by
 the real ``langgraph-sdk`` clients and langgraph's ``RemoteGraph``.
 
-The cluster's ``cluster`` fixture and its log-attaching hooks are
-re-registered here from the distributed suite's machinery (see
-``serverlib.py``); the server's log is added to failure reports.
+The ``cluster`` fixture and its log-attaching hooks come from the cluster
+machinery the distributed suite uses too (``tests/cluster_machinery.py``),
+with this suite's own session (``serverlib.dist``); the server's log is
+added to failure reports.
 """
 
 from __future__ import annotations
@@ -13,11 +14,24 @@ from typing import Any, Iterator
 
 import pytest
 
+from cluster_machinery import Cluster
 from serverlib import Server, dist, start_server
 
-cluster = dist.cluster
-pytest_runtest_setup = dist.pytest_runtest_setup
-pytest_runtest_makereport = dist.pytest_runtest_makereport
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from dist.cluster(tmp_path_factory)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    dist.record_log_offsets(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    dist.attach_worker_logs(item, outcome.get_result())
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""Shared pieces of the server suite: the distributed suite's cluster
-machinery (``tests/distributed/conftest.py`` loaded as a module of our own,
-as the fault suite does) and starting a real ``lgdist serve`` process.
-Fixtures and hooks that use them live in ``conftest.py``."""
+"""Shared pieces of the server suite: its own share of the cluster
+machinery (``tests/cluster_machinery.py``: a session id, queues and schema
+of its own) and starting a real ``lgdist serve`` process. Fixtures and hooks
+that use them live in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -20,11 +20,10 @@ for _folder in (HERE, HERE.parent):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-from cluster_machinery import load_cluster_machinery  # noqa: E402 (needs the path above)
+from cluster_machinery import Machinery, spawn  # noqa: E402 (needs the path above)
 
-
-dist = load_cluster_machinery("lgdist_server_cluster_machinery")
-SLOW_SECONDS = dist.SLOW_SECONDS
+# The server suite's own session id, queues, schema and Redis database.
+dist = Machinery()
 
 
 def free_port() -> int:
@@ -61,7 +60,7 @@ def wait_until_ok(url: str, process: Any, timeout: float = 60.0) -> None:
 def start_server(cluster: Any, name: str = "serve", extra_env: dict | None = None, host: str = "127.0.0.1") -> Server:
     port = free_port()
     env = {**cluster.process_env, **(extra_env or {})}
-    process = dist.spawn(name, ["serve", "--host", host, "--port", str(port)], env, cluster.tmp)
+    process = spawn(name, ["serve", "--host", host, "--port", str(port)], env, cluster.tmp)
     url = f"http://127.0.0.1:{port}"
     wait_until_ok(url, process)
     return Server(url=url, process=process, cluster=cluster)

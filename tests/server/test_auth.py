@@ -10,7 +10,8 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import AuthenticationError
 
-from serverlib import dist, free_port, start_server
+from cluster_machinery import LGDIST_BIN
+from serverlib import free_port, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
@@ -34,7 +35,7 @@ def test_api_keys_are_required_when_configured(cluster, monkeypatch):
 def test_refuses_a_public_address_without_a_key(cluster):
     env = {k: v for k, v in cluster.process_env.items() if k != "LGDIST_API_KEYS"}
     proc = subprocess.run(
-        [str(dist.LGDIST_BIN), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        [str(LGDIST_BIN), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode != 0

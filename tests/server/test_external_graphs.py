@@ -12,6 +12,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
+from cluster_machinery import wait_until_pinged
 from serverlib import dist, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
@@ -61,13 +62,13 @@ def test_a_graph_module_from_outside_the_repository(cluster, tmp_path):
         "PYTHONPATH": str(project),
         "LGDIST_GRAPHS": "words=acme_graphs:graph",
         # Its own queue: the session's workers do not know this graph.
-        "LGDIST_DEFAULT_QUEUE": f"{dist.QUEUE}-acme",
+        "LGDIST_DEFAULT_QUEUE": f"{dist.queue}-acme",
         "LGDIST_NODE_QUEUES": "",
     }
     worker = dist.start_worker("acme", {**cluster.process_env, **env}, cluster.tmp)
     server = None
     try:
-        dist.wait_until_pinged(cluster.app, [worker])
+        wait_until_pinged(cluster.app, [worker])
         server = start_server(cluster, "serve-acme", env)
         sdk = get_sync_client(url=server.url)
         assert [a["graph_id"] for a in sdk.assistants.search()] == ["words"]

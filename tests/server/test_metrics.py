@@ -33,8 +33,8 @@ def test_metrics_from_the_cluster(sdk, server, cluster):
     assert m[("lgdist_threads", (("status", "interrupted"),))] >= 1
     assert ("lgdist_active_threads", ()) in m
     assert ("lgdist_sweeper_reschedules_total", ()) in m
-    assert m[("lgdist_queue_depth", (("queue", dist.QUEUE),))] >= 0
-    assert ("lgdist_queue_depth", (("queue", dist.IO_QUEUE),)) in m
+    assert m[("lgdist_queue_depth", (("queue", dist.queue),))] >= 0
+    assert ("lgdist_queue_depth", (("queue", dist.io_queue),)) in m
     # Five counting steps ran in the counter run: node and superstep latencies.
     assert m[("lgdist_node_seconds_count", (("graph", "counter"), ("node", "step")))] >= 5
     assert m[("lgdist_node_seconds_sum", (("graph", "counter"), ("node", "step")))] > 0

@@ -8,9 +8,10 @@ from langgraph.pregel.remote import RemoteGraph, RemoteException
 from langgraph.types import Command
 
 from lgdist.checkpoint.memory import InMemorySaver
+from lgdist.examples import support_agent
 from lgdist.types import Command as LocalCommand
 from lgdist.server.serialize import jsonable
-from workers import examples, support_agent
+from workers import examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
