@@ -16,9 +16,10 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
   input) with the step's checkpoint row and touches the thread's lease; at
   most one more reads the channels this process has not decoded; one more
   the pending writes, only where the step may have some — all on one
-  pooled connection, no pre-ping. A wide step's task skips all of it when
-  another task of the same step read it in this process (first deliveries
-  only): a width-w step on p worker processes makes p reads, not w;
+  pooled connection, no pre-ping. A wide step's task skips all of it, and
+  the planning of the step, when another task of the same step did them in
+  this process (first deliveries only): a width-w step on p worker
+  processes makes p reads, not w;
 * after the node, a one-task step: one Postgres transaction — the lease
   touch + run check, the checkpoint, its blobs and the task's writes — and
   one Redis call for the step's stream events;
