@@ -12,8 +12,9 @@ timed spans).
 last 32 steps: windows of 32 steps, so a periodic larger row (lgdist's delta
 chain restates 32 steps every 32nd step) counts at its amortized cost. Times
 are the median step of the same windows.
-langgraph runs with ``durability="sync"`` (each checkpoint saved before the
-next step, as lgdist does) so the byte counts are read after the writes.
+Both run with ``durability="sync"`` (each checkpoint saved before the next
+step; the default of both, "async", stores it while the next step runs) so
+the byte counts are read after the writes.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def measure(lib: str, kind: str, steps: int, tmp: Path) -> dict[str, float]:
     app = build(lib, steps).compile(checkpointer=saver)
     thread_id = f"bench-growing-{uuid.uuid4().hex[:10]}"
     cfg: dict[str, Any] = {"configurable": {"thread_id": thread_id}, "recursion_limit": steps + 10}
-    kwargs = {"durability": "sync"} if lib == "langgraph" else {}
+    kwargs = {"durability": "sync"}  # both: the byte counts are read between steps
     marks = {START_STEP, START_STEP + WINDOW, steps - WINDOW, steps}
     sizes: dict[int, int] = {}
     times: list[float] = []

@@ -136,6 +136,38 @@ class BaseCheckpointSaver:
         """Store a task's writes against the checkpoint in ``config``."""
         raise NotImplementedError
 
+    def prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        previous: Optional[Checkpoint] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
+    ) -> Optional[Callable[[], None]]:
+        """:meth:`put` (without idempotency key or precondition) in two
+        halves: encode now, store when the returned call runs. With
+        durability="async" the local runtime runs the calls on a background
+        thread, in order, while the next step runs: values are encoded before
+        that step can change them, and an unstorable value fails here, naming
+        its key. A store whose writes are not I/O stores at once (this
+        default) and returns ``None``: nothing is left to run."""
+        extra = {"parent_writes": parent_writes} if parent_writes else {}
+        self.put(config, checkpoint, metadata, new_versions, previous=previous, **extra)
+        return None
+
+    def prepare_put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> Optional[Callable[[], None]]:
+        """:meth:`put_writes` in two halves, as :meth:`prepare_put`."""
+        self.put_writes(config, writes, task_id, task_path)
+        return None
+
     def delete_thread(self, thread_id: str) -> None:
         raise NotImplementedError
 

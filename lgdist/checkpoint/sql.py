@@ -26,14 +26,14 @@ import json
 import threading
 import uuid
 from collections import OrderedDict, defaultdict
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from sqlalchemy.engine import Connection, Engine
 
 from lgdist import serde
-from lgdist.checkpoint import blob_cache, delta
+from lgdist.checkpoint import blob_cache, bookkeeping, delta, postgres_writes
 from lgdist.checkpoint.blob_cache import MISSING, BlobCache, cacheable_version
 from lgdist.checkpoint.sql_schema import SortedText, SQLDatabase, create_checkpoint_engine, dialect_insert
 from lgdist.checkpoint.sql_chains import ABSENT, StoredRows, join_pieces, load_chains
@@ -67,9 +67,12 @@ checkpoints_table = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     # JSON {channel: delta.Link} for the list-valued channels: how their rows chain.
     sa.Column("value_chains", sa.Text, nullable=True),
-    # JSON {channel: [version, value]}: small primitive values (numbers,
-    # booleans, None, short strings) kept in the row itself, every one the
-    # checkpoint has (changed or not), so reading them costs no blob row.
+    # JSON [{channel: value}, [channel, ...]]: small primitive values
+    # (numbers, booleans, None, short strings) kept in the row itself, every
+    # one the checkpoint has (changed or not), so reading them costs no blob
+    # row, and the channels whose values are blobs; a channel with a version
+    # in neither has no value (see _inline_hits, which also reads the older
+    # {channel: [version, value]} form).
     sa.Column("inline_values", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("thread_id", "checkpoint_ns", "idempotency_key", name="lgdist_checkpoints_idempotency"),
@@ -109,6 +112,7 @@ writes_table = sa.Table(
 _LOAD_BATCH = 100  # checkpoints whose blobs and writes are fetched together
 _IN_BATCH = 500  # values per IN (...) list
 _LINKS_CACHED = 1024  # checkpoints whose delta links a store remembers
+_BOOKKEEPING_CACHED = 64  # checkpoints whose whole versions bookkeeping a store remembers
 _SETUP_LOCK_KEY = 0x6C676469737431  # pg advisory lock id serializing setup()
 
 
@@ -182,6 +186,18 @@ class _Statements:
             .order_by(wr.c.checkpoint_id, wr.c.task_id, wr.c.idx)  # pending_writes order
         )
         self.delete_thread = [sa.delete(t).where(t.c.thread_id == p("thread_id")) for t in (cp, bl, wr)]
+        # The rows a delta row's bookkeeping is rebuilt from: its base and
+        # the bases before it, ``depth`` rows along parent_checkpoint_id.
+        self.select_chain = sa.text(
+            "WITH RECURSIVE chain(checkpoint_id, parent_checkpoint_id, checkpoint, n) AS ("
+            " SELECT checkpoint_id, parent_checkpoint_id, checkpoint, 1 FROM lgdist_checkpoints"
+            " WHERE thread_id = :thread_id AND checkpoint_ns = :ns AND checkpoint_id = :base"
+            " UNION ALL"
+            " SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, chain.n + 1"
+            " FROM lgdist_checkpoints c JOIN chain ON c.checkpoint_id = chain.parent_checkpoint_id"
+            " WHERE c.thread_id = :thread_id AND c.checkpoint_ns = :ns AND chain.n < :depth"
+            ") SELECT checkpoint_id, checkpoint FROM chain"
+        )
 
 
 class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
@@ -204,6 +220,9 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         # needs no lookup of its parent's (rows are immutable once written).
         self._links: OrderedDict[tuple[str, str, str], dict[str, delta.Link]] = OrderedDict()
         self._links_lock = threading.Lock()
+        # Whole versions bookkeeping of recently stored or read checkpoints:
+        # a put whose parent is here stores only what changed (bookkeeping.py).
+        self._bookkeeping: OrderedDict[tuple[str, str, str], bookkeeping.Bookkeeping] = OrderedDict()
         # Decoded values, shared by the process's stores; the scope keeps two
         # stores (two databases) apart.
         self._blob_cache: Optional[BlobCache] = blob_cache.CACHE
@@ -292,7 +311,7 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         """Rebuild checkpoints from their rows: values from the blobs named by
         channel_versions (following delta chains), pending writes from the
         writes table."""
-        checkpoints = [serde.loads(row.checkpoint) for row in rows]
+        checkpoints = self._whole_checkpoints(conn, rows)
         links = [delta.links_from_json(serde.loads(row.value_chains) if row.value_chains else None) for row in rows]
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
@@ -303,12 +322,8 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         # Decoded values this process has seen need no row: read only the rest.
         cached: list[dict[str, Any]] = []
         for row, checkpoint in zip(rows, checkpoints):
-            hits: dict[str, Any] = {}
-            inline = json.loads(row.inline_values) if getattr(row, "inline_values", None) else {}
             versions = checkpoint.get("channel_versions") or {}
-            for channel, entry in inline.items():
-                if str(versions.get(channel)) == entry[0]:
-                    hits[channel] = entry[1] if len(entry) > 1 else ABSENT
+            hits = _inline_hits(getattr(row, "inline_values", None), versions)
             if cache is not None:
                 for channel, version in versions.items():
                     if channel not in hits and cacheable_version(version):
@@ -376,8 +391,62 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         precondition: Optional[Precondition] = None,
         parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
     ) -> Optional[RunnableConfig]:
+        planned = self._plan_put(config, checkpoint, metadata, new_versions, previous, parent_writes, idempotency_key)
+        if idempotency_key is None and precondition is None:
+            self._store_rows([planned.row], planned.blob_rows, planned.regular, planned.special)
+            self._remember_put(planned)
+            return _config(planned.thread_id, planned.ns, checkpoint["id"])
+        statements = self._statements
+        with self._transaction() as conn:
+            if precondition is not None and not precondition(conn):
+                conn.rollback()
+                raise PreconditionFailed(checkpoint["id"])
+            if idempotency_key is None:
+                conn.execute(statements.upsert_checkpoint, planned.row)
+            elif conn.execute(statements.insert_checkpoint_once, planned.row).first() is None:
+                # This step was already stored (same key, or same id): write
+                # nothing. The checkpoint row goes first so no blob was written.
+                conn.rollback()
+                return None
+            if planned.blob_rows:
+                # Blob keys carry a random version suffix, so an existing row is
+                # the same value written by a retried step: keep it.
+                conn.execute(statements.insert_blobs, planned.blob_rows)
+            self._insert_write_rows(conn, planned.regular, planned.special)
+        self._remember_put(planned)
+        return _config(planned.thread_id, planned.ns, checkpoint["id"])
+
+    def prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        previous: Optional[Checkpoint] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
+    ) -> Callable[[], None]:
+        """Encode a checkpoint now and return the call that stores it (see
+        ``BaseCheckpointSaver.prepare_put``): the next put of the thread
+        already finds this one's delta links, and its values are cached."""
+        planned = self._plan_put(config, checkpoint, metadata, new_versions, previous, parent_writes, None)
+        self._remember_put(planned)
+        return _PreparedRows(self, [planned.row], planned.blob_rows, planned.regular, planned.special)
+
+    def _plan_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        previous: Optional[Checkpoint],
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]],
+        idempotency_key: Optional[str],
+    ) -> "_PlannedPut":
+        """The rows a put stores, encoded (an unstorable value fails here,
+        naming its key, before anything is written)."""
         thread_id, ns = get_thread_id(config), get_checkpoint_ns(config)
-        write_rows = self._write_rows(config, parent_writes) if parent_writes else ([], [])
+        regular, special = self._write_rows(config, parent_writes) if parent_writes else ([], [])
         parent_id = get_checkpoint_id(config)
         # Deltas need the parent's links and its values; ``previous`` must be
         # that parent (its versions may already be bumped by the caller, so the
@@ -388,9 +457,15 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             previous_values = previous.get("channel_values") or {}
             if any(type(v) is list for v in previous_values.values()):
                 parent_links = self._parent_links(thread_id, ns, parent_id)
-        inline = _inline_values(checkpoint)
-        if inline:
-            new_versions = {c: v for c, v in new_versions.items() if c not in inline}
+        # The local runtime's rows (no idempotency key) store only what changed
+        # in the versions bookkeeping when the parent's is known; the
+        # workers' rows are whole, so a worker reads a step in one row.
+        known = self._remembered_bookkeeping((thread_id, ns, parent_id)) if idempotency_key is None else None
+        body, kept = bookkeeping.encode(checkpoint, parent_id, known)
+        inline, blob_channels = _inline_values(checkpoint)
+        # Only channels with a value kept as a blob need a row.
+        stored_as_blobs = set(blob_channels)
+        new_versions = {c: v for c, v in new_versions.items() if c in stored_as_blobs}
         blobs, links = delta.plan_blobs(checkpoint, new_versions, parent_links, previous_values)
         blob_rows = [
             {"thread_id": thread_id, "checkpoint_ns": ns, "channel": b.channel, "version": b.version,
@@ -403,53 +478,35 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             "checkpoint_id": checkpoint["id"],
             "parent_checkpoint_id": parent_id,
             "idempotency_key": idempotency_key,
-            "checkpoint": serde.dumps_checkpoint(checkpoint).decode(),
+            "checkpoint": serde.dumps_checkpoint(body).decode(),
             "metadata": serde.dumps_key("metadata", metadata).decode(),
             "value_chains": serde.dumps(delta.links_to_json(links)).decode() if links else None,
-            "inline_values": json.dumps(inline) if inline else None,
+            "inline_values": json.dumps([inline, blob_channels]),
         }
-        statements = self._statements
-        if idempotency_key is None and precondition is None and self.engine.dialect.name == "postgresql":
-            self._put_in_one_statement(row, blob_rows, *write_rows)
-            self._remember_links(thread_id, ns, checkpoint["id"], links)
-            self._cache_written(thread_id, ns, checkpoint, blobs)
-            return _config(thread_id, ns, checkpoint["id"])
-        with self._transaction() as conn:
-            if precondition is not None and not precondition(conn):
-                conn.rollback()
-                raise PreconditionFailed(checkpoint["id"])
-            if idempotency_key is None:
-                conn.execute(statements.upsert_checkpoint, row)
-            elif conn.execute(statements.insert_checkpoint_once, row).first() is None:
-                # This step was already stored (same key, or same id): write
-                # nothing. The checkpoint row goes first so no blob was written.
-                conn.rollback()
-                return None
-            if blob_rows:
-                # Blob keys carry a random version suffix, so an existing row is
-                # the same value written by a retried step: keep it.
-                conn.execute(statements.insert_blobs, blob_rows)
-            self._insert_write_rows(conn, *write_rows)
-        self._remember_links(thread_id, ns, checkpoint["id"], links)
-        self._cache_written(thread_id, ns, checkpoint, blobs)
-        return _config(thread_id, ns, checkpoint["id"])
+        return _PlannedPut(thread_id, ns, checkpoint, row, blob_rows, regular, special, blobs, links, kept)
 
-    def _put_in_one_statement(self, row: dict, blob_rows: list, regular: list, special: list) -> None:
-        """Postgres: the checkpoint row, its blobs and the parent's writes as
-        one statement of data-modifying CTEs, in autocommit — one round trip
-        per step, atomic as any single statement (the local runtime's put)."""
-        statements = self._statements
-        ctes = [statements.upsert_checkpoint.values(row).returning(checkpoints_table.c.checkpoint_id).cte("c")]
-        if blob_rows:
-            ctes.append(statements.insert_blobs.values(blob_rows).returning(blobs_table.c.version).cte("b"))
-        if regular:
-            ctes.append(statements.insert_writes.values(regular).returning(writes_table.c.idx).cte("w"))
-        if special:
-            ctes.append(statements.upsert_writes.values(special).returning(writes_table.c.idx).cte("s"))
-        statement = sa.select(sa.literal(1)).add_cte(*ctes)
-        with self._connection() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(statement)
+    @_retry_on_disconnect
+    def _store_rows(self, checkpoints: list[dict], blobs: list[dict], regular: list[dict], special: list[dict]) -> None:
+        """Store checkpoint rows (without idempotency key), blobs and writes,
+        in order: on Postgres one statement in autocommit (one round trip,
+        atomic as any single statement), elsewhere one transaction."""
+        if self.engine.dialect.name == "postgresql":
+            with self._connection() as conn:
+                postgres_writes.store_rows(
+                    conn.execution_options(isolation_level="AUTOCOMMIT"), checkpoints, blobs, regular, special
+                )
+            return
+        with self._transaction() as conn:
+            if checkpoints:
+                conn.execute(self._statements.upsert_checkpoint, checkpoints)
+            if blobs:
+                conn.execute(self._statements.insert_blobs, blobs)
+            self._insert_write_rows(conn, regular, special)
+
+    def _remember_put(self, planned: "_PlannedPut") -> None:
+        self._remember_bookkeeping((planned.thread_id, planned.ns, planned.checkpoint["id"]), planned.kept)
+        self._remember_links(planned.thread_id, planned.ns, planned.checkpoint["id"], planned.links)
+        self._cache_written(planned.thread_id, planned.ns, planned.checkpoint, planned.blobs)
 
     def _cache_written(self, thread_id: str, ns: str, checkpoint: Checkpoint, blobs: Sequence[delta.Blob]) -> None:
         """Values just stored are known decoded: the next restore of this
@@ -482,6 +539,53 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             stored = conn.execute(self._statements.select_value_chains, params).scalar()
         return delta.links_from_json(serde.loads(stored) if stored else None)
 
+    def _whole_checkpoints(self, conn: Connection, rows: Sequence[Any]) -> list[dict]:
+        """The checkpoints of ``rows`` (without values), delta rows rebuilt
+        from their bases: from this store's memory, from ``rows``, else
+        from the chain of rows before them (one query per chain)."""
+        bodies = {(row.thread_id, row.checkpoint_ns, row.checkpoint_id): serde.loads(row.checkpoint) for row in rows}
+        rebuilt: dict[tuple[str, str, str], bookkeeping.Bookkeeping] = {}
+
+        def base(key: tuple[str, str, str], depth: int) -> bookkeeping.Bookkeeping:
+            found = rebuilt.get(key) or self._remembered_bookkeeping(key)
+            if found is not None:
+                return found
+            if key not in bodies:
+                params = {"thread_id": key[0], "ns": key[1], "base": key[2], "depth": depth}
+                for checkpoint_id, text in conn.execute(self._statements.select_chain, params):
+                    bodies.setdefault((key[0], key[1], checkpoint_id), serde.loads(text))
+                if key not in bodies:
+                    raise ValueError(
+                        f"checkpoint {key[2]!r} of thread {key[0]!r} is missing: a stored checkpoint's "
+                        "versions are stored as changes to it"
+                    )
+            rebuilt[key] = whole(key)[1]
+            return rebuilt[key]
+
+        def whole(key: tuple[str, str, str]) -> tuple[dict, bookkeeping.Bookkeeping]:
+            body = bodies[key]
+            depth = bookkeeping.base_of(body)[1] if bookkeeping.is_delta(body) else 0
+            return bookkeeping.decode(body, lambda base_id: base((key[0], key[1], base_id), depth))
+
+        result = []
+        for row in rows:
+            key = (row.thread_id, row.checkpoint_ns, row.checkpoint_id)
+            checkpoint, kept = whole(key)
+            self._remember_bookkeeping(key, kept)
+            result.append(checkpoint)
+        return result
+
+    def _remembered_bookkeeping(self, key: tuple[str, str, Optional[str]]) -> Optional[bookkeeping.Bookkeeping]:
+        with self._links_lock:
+            return self._bookkeeping.get(key)  # type: ignore[arg-type]
+
+    def _remember_bookkeeping(self, key: tuple[str, str, str], kept: bookkeeping.Bookkeeping) -> None:
+        with self._links_lock:
+            self._bookkeeping[key] = kept
+            self._bookkeeping.move_to_end(key)
+            while len(self._bookkeeping) > _BOOKKEEPING_CACHED:
+                self._bookkeeping.popitem(last=False)
+
     def _remember_links(self, thread_id: str, ns: str, checkpoint_id: str, links: dict[str, delta.Link]) -> None:
         with self._links_lock:
             self._links[(thread_id, ns, checkpoint_id)] = links
@@ -489,7 +593,6 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
             while len(self._links) > _LINKS_CACHED:
                 self._links.popitem(last=False)
 
-    @_retry_on_disconnect
     def put_writes(
         self,
         config: RunnableConfig,
@@ -497,11 +600,18 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        if not writes:
-            return
+        self.prepare_put_writes(config, writes, task_id, task_path)()
+
+    def prepare_put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> Callable[[], None]:
+        """Encode a task's writes now; the returned call stores them."""
         regular, special = self._write_rows(config, [(task_id, writes)], task_path)
-        with self._transaction() as conn:
-            self._insert_write_rows(conn, regular, special)
+        return _PreparedRows(self, [], [], regular, special)
 
     def _write_rows(
         self, config: RunnableConfig, tasks: Sequence[tuple[str, Sequence[tuple[str, Any]]]], task_path: str = ""
@@ -534,6 +644,8 @@ class SQLCheckpointSaver(SQLDatabase, BaseCheckpointSaver):
         with self._links_lock:
             for key in [k for k in self._links if k[0] == str(thread_id)]:
                 del self._links[key]
+            for key in [k for k in self._bookkeeping if k[0] == str(thread_id)]:
+                del self._bookkeeping[key]
         if self._blob_cache is not None:
             self._blob_cache.drop_thread(str(thread_id))
 
@@ -542,21 +654,89 @@ _INLINE_TYPES = (int, float, bool, type(None))
 _INLINE_STR = 256  # longest string kept in the checkpoint row
 
 
-def _inline_values(checkpoint: Checkpoint) -> dict[str, list]:
-    """The checkpoint's small primitive values, ``{channel: [version, value]}``,
-    and its channels that have a version but no value, ``{channel: [version]}``
-    (a trigger consumed last step): neither needs a blob row."""
+def _inline_values(checkpoint: Checkpoint) -> tuple[dict[str, Any], list[str]]:
+    """The checkpoint's small primitive values, ``{channel: value}``, and its
+    other channels that have a value (stored as blobs). A channel with a
+    version in neither has no value (a trigger consumed earlier): it needs
+    neither a blob row nor a word in the row, so the row grows with the
+    state's keys, not with the graph's nodes."""
     values = checkpoint.get("channel_values") or {}
-    inline = {}
-    for channel, version in (checkpoint.get("channel_versions") or {}).items():
-        if channel not in values:
-            inline[channel] = [str(version)]
+    inline: dict[str, Any] = {}
+    blobs: list[str] = []
+    versions = checkpoint.get("channel_versions") or {}
+    for channel, value in values.items():
+        if channel not in versions:
             continue
-        value = values[channel]
         kind = type(value)
         if kind in _INLINE_TYPES or (kind is str and len(value) <= _INLINE_STR):
-            inline[channel] = [str(version), value]
-    return inline
+            inline[channel] = value
+        else:
+            blobs.append(channel)
+    return inline, blobs
+
+
+def _inline_hits(stored: Optional[str], versions: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint row's ``inline_values`` says without a blob row:
+    ``{channel: value}``, ``ABSENT`` for a channel with no value.
+
+    Two formats: ``[{channel: value}, [blob channels]]`` (every channel with
+    a version is inline, a blob or empty), and the older ``{channel:
+    [version, value] or [version]}`` (each entry valid when its version is
+    the checkpoint's; other channels are blobs), still read as written."""
+    if not stored:
+        return {}
+    data = json.loads(stored)
+    hits: dict[str, Any] = {}
+    if type(data) is list:
+        inline, blobs = data
+        blobs = set(blobs)
+        for channel in versions:
+            if channel in inline:
+                hits[channel] = inline[channel]
+            elif channel not in blobs:
+                hits[channel] = ABSENT
+        return hits
+    for channel, entry in data.items():
+        if str(versions.get(channel)) == entry[0]:
+            hits[channel] = entry[1] if len(entry) > 1 else ABSENT
+    return hits
+
+
+class _PreparedRows:
+    """Rows encoded by ``prepare_put`` / ``prepare_put_writes``, stored when
+    called. Queued ones of one store combine into one statement or
+    transaction (see lgdist.loop.write_behind)."""
+
+    def __init__(self, store: SQLCheckpointSaver, checkpoints: list, blobs: list, regular: list, special: list) -> None:
+        self.batch_key = store
+        self.rows = (checkpoints, blobs, regular, special)
+
+    def __call__(self) -> None:
+        if any(self.rows):
+            self.batch_key._store_rows(*self.rows)
+
+    def combine(self, later: Sequence["_PreparedRows"]) -> "_PreparedRows":
+        """One write storing this one's rows and then ``later``'s."""
+        rows = tuple([*mine] for mine in self.rows)
+        for other in later:
+            for into, more in zip(rows, other.rows):
+                into.extend(more)
+        return _PreparedRows(self.batch_key, *rows)
+
+
+class _PlannedPut(NamedTuple):
+    """A put's rows, encoded, and what the store remembers once it is made."""
+
+    thread_id: str
+    ns: str
+    checkpoint: Checkpoint
+    row: dict
+    blob_rows: list[dict]
+    regular: list[dict]
+    special: list[dict]
+    blobs: list[delta.Blob]
+    links: dict[str, delta.Link]
+    kept: bookkeeping.Bookkeeping
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -27,6 +27,9 @@ def apply_writes(
     tasks: Iterable[Task],
     next_version: NextVersion,
     trigger_to_nodes: Optional[Container[str]] = None,
+    *,
+    may_hold: Optional[Iterable[str]] = None,
+    changed: Optional[set[str]] = None,
 ) -> set[str]:
     """Fold every task's writes into ``channels`` and bump the versions of the
     channels that changed. Mutates ``checkpoint``'s version bookkeeping.
@@ -35,6 +38,13 @@ def apply_writes(
     after which no channel that triggers a node is available is tentatively
     the last one: every channel is told the run is finishing, which makes
     the triggers of ``defer=True`` nodes available.
+
+    ``may_hold`` names the channels that may hold a value a step clears
+    (ephemeral triggers, Send packets), in ``channels``' order: every
+    channel updated since the last step, for a caller that knows it; then
+    clearing them costs O(channels touched), not O(channels). ``None``
+    checks every channel. ``changed``,
+    when given, receives every channel whose version was bumped.
 
     Returns the names of the channels updated in this step.
     """
@@ -60,6 +70,8 @@ def apply_writes(
         nonlocal max_version
         max_version = next_version(max_version)
         versions[chan] = max_version
+        if changed is not None:
+            changed.add(chan)
 
     for task in ordered:
         for chan in task.triggers:
@@ -87,10 +99,10 @@ def apply_writes(
     # Command's update/goto) land on top of the current step, which must
     # keep its pending triggers (e.g. the node a breakpoint stopped before).
     if any(task.triggers for task in ordered):
-        for chan, channel in channels.items():
-            if chan in updated or chan not in versions:
+        for chan in list(channels if may_hold is None else may_hold):
+            if chan in updated or chan not in versions or chan not in channels:
                 continue
-            if channel.update([]):
+            if channels[chan].update([]):
                 bump(chan)
                 updated.add(chan)
         if trigger_to_nodes is not None and not any(

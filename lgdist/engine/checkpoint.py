@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from lgdist.engine.channels import MISSING, BaseChannel
 from lgdist.engine.ids import new_checkpoint_id
@@ -83,11 +83,24 @@ def create_checkpoint(
     channels: Optional[Mapping[str, BaseChannel]],
     *,
     updated_channels: Optional[set[str]] = None,
+    changed: Optional[Iterable[str]] = None,
 ) -> dict:
     """A new checkpoint (fresh id and timestamp) holding the channels' values
-    and the previous checkpoint's versions bookkeeping."""
+    and the previous checkpoint's versions bookkeeping.
+
+    ``changed``, for a caller that knows ``previous``'s values were the
+    channels' before this step, names the channels whose version the step
+    bumped: only their values are read again (O(channels touched))."""
     if channels is None:
         values = dict(previous["channel_values"])
+    elif changed is not None:
+        values = dict(previous["channel_values"])
+        for name in changed:
+            value = channels[name].checkpoint() if name in channels else MISSING
+            if value is MISSING:
+                values.pop(name, None)
+            else:
+                values[name] = value
     else:
         values = {}
         for name, chan in channels.items():

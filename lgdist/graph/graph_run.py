@@ -79,7 +79,9 @@ class GraphRun:
             output_keys=output_keys,
             parent=parent,
             stream_subgraphs=subgraphs,
-            durability=durability if parent is None else None,
+            # LangGraph's default is "async": store each step's checkpoint
+            # while the next step runs.
+            durability=(durability or "async") if parent is None else None,
         )
         self.context, self.store = graph._run_context(context)
 

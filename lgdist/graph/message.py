@@ -89,6 +89,10 @@ def add_messages(
 def _coerce(value: Messages) -> list[BaseMessage]:
     # Only a list is "many messages": a tuple is one message-like ("user", "hi").
     items = value if isinstance(value, list) else [value]
+    # The state's history is already messages: converting it would give the
+    # same objects, at a cost that grows with the conversation every step.
+    if all(isinstance(m, BaseMessage) and not isinstance(m, BaseMessageChunk) for m in items):
+        return items
     return [
         message_chunk_to_message(m) if isinstance(m, BaseMessageChunk) else m
         for m in convert_to_messages(items)
@@ -121,7 +125,7 @@ def _merge(left: Sequence[BaseMessage], right: Sequence[BaseMessage]) -> list[Ba
         else:
             removed.discard(message.id)  # type: ignore[arg-type]
             merged[at] = message
-    return [m for m in merged if m.id not in removed]
+    return [m for m in merged if m.id not in removed] if removed else merged
 
 
 def _last_remove_all(messages: Sequence[BaseMessage]) -> int | None:

@@ -19,6 +19,7 @@ from lgdist.errors import GraphInterrupt, ParentCommand
 from lgdist.loop import ThreadLoop
 from lgdist.loop.messages import StreamMessagesHandler
 from lgdist.loop.task_run import after_task, prepare_task, task_callbacks
+from lgdist.loop.write_behind import WriteBehind
 
 
 def _task_done(
@@ -106,10 +107,23 @@ def _executor_for(loop: ThreadLoop) -> Any:
 
 def stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
     """Run the loop to its end, yielding ``(mode, chunk)`` as they happen."""
+    _write_behind_if_async(loop)
     try:
         yield from _stream_sync(loop, input, context=context, store=store)
     finally:
-        loop.flush()  # durability="exit": the run stopped, store where it is
+        try:
+            loop.flush()  # durability="exit": the run stopped, store where it is
+        finally:
+            if loop.write_behind is not None:
+                loop.write_behind.wait()  # "async": the run returns once all is stored
+
+
+def _write_behind_if_async(loop: ThreadLoop) -> None:
+    """durability="async" (LangGraph's default): checkpoints and writes are
+    stored on a background thread while the next step runs. A subgraph's
+    loop stores before going on (its parent task's run waits for it)."""
+    if loop.durability == "async" and loop.saver is not None and loop.parent is None:
+        loop.write_behind = WriteBehind()
 
 
 def _stream_sync(loop: ThreadLoop, input: Any, *, context: Any = None, store: Any = None) -> Iterator[tuple[str, Any]]:
@@ -180,12 +194,17 @@ async def stream_async(
 ) -> AsyncIterator[tuple[str, Any]]:
     """Async twin of :func:`stream_sync`; nodes run as asyncio tasks (sync
     nodes in the default executor). Checkpoint I/O goes through a thread."""
+    _write_behind_if_async(loop)
     try:
         async for item in _stream_async(loop, input, context=context, store=store):
             yield item
     finally:
-        if loop.unstored:
-            await asyncio.to_thread(loop.flush)
+        try:
+            if loop.unstored:
+                await asyncio.to_thread(loop.flush)
+        finally:
+            if loop.write_behind is not None:
+                await asyncio.to_thread(loop.write_behind.wait)
 
 
 async def _stream_async(

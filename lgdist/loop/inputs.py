@@ -33,6 +33,7 @@ class InputApplier:
         null_task = Task(NULL_TASK_ID, "__null__", (), None, (), None)  # type: ignore[arg-type]
         null_task.writes = state_writes
         updated = apply_writes(self.checkpoint, self.channels, [null_task], self.next_version)
+        self.may_hold = None
         previous = self.checkpoint.get("updated_channels")
         if previous is not None:
             self.checkpoint["updated_channels"] = sorted(set(previous) | updated)
@@ -100,6 +101,7 @@ class InputApplier:
             input_task = Task("", INPUT_TASK_NAME, (), None, (), None)  # type: ignore[arg-type]
             input_task.writes = [(self.spec.input_channel, input)]
             updated = apply_writes(self.checkpoint, self.channels, [*discarded, input_task], self.next_version)
+            self.may_hold = None
             self._put_checkpoint("input", updated, idempotency_key=idempotency_key)
             self.step += 1
 

@@ -40,6 +40,7 @@ from lgdist.loop import events as ev
 from lgdist.loop.inputs import InputApplier
 from lgdist.loop.node_cache import remember, take_cached
 from lgdist.loop.outbox import StreamOutbox, _as_set
+from lgdist.loop.write_behind import WriteBehind
 from lgdist.types import Command, Interrupt
 
 _READ = object()  # restore(): read the checkpoint from the store
@@ -93,12 +94,19 @@ class ThreadLoop(StreamOutbox, InputApplier):
         # Tasks of this step whose interrupt was streamed already.
         self.announced_interrupts: set[str] = set()
         self.applied_null_writes = False
+        # Channels that may hold a value the next step clears; None: any
+        # (set by finish(), forgotten by whatever else applies writes).
+        self.may_hold: Optional[set[str]] = None
+        self.channel_position = {name: i for i, name in enumerate(spec.channels)}
         # How often checkpoints are stored, as LangGraph's durability:
         # "sync" and "async" every step (the history is the same), "exit"
         # only when the run stops (see flush).
         if durability not in (None, "sync", "async", "exit"):
             raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
         self.durability = durability or "sync"
+        # Set by a driver that stores in the background (durability
+        # "async", see write_behind.py); None stores before going on.
+        self.write_behind: Optional[WriteBehind] = None
         self.unstored = False
         self.stored_config: Optional[dict] = None
         self.unstored_metadata: dict = {}
@@ -182,6 +190,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.pending_writes = []
             self.step = -1
         self.channels = channels_from_checkpoint(self.spec.channels, self.checkpoint)
+        self.may_hold = None
         self.stop = self.step + self.recursion_limit + 1
         self.applied_null_writes = False
         for task_id, chan, value in self.pending_writes:
@@ -269,6 +278,8 @@ class ThreadLoop(StreamOutbox, InputApplier):
         with durability "exit" when the checkpoint is (see :meth:`flush`)."""
         if self.durability == "exit" and self.unstored:
             self.deferred_writes.append((task_id, list(writes)))
+        elif self.write_behind is not None:
+            self.write_behind.submit(self.saver.prepare_put_writes(self.checkpoint_config, writes, task_id))  # type: ignore[union-attr]
         else:
             self.saver.put_writes(self.checkpoint_config, writes, task_id)  # type: ignore[union-attr]
 
@@ -427,13 +438,23 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self._emit_values_so_far()
             return
         tasks = list(self.tasks.values())
+        # Between two finishes nothing else changes the channels, so the
+        # last step's updates are all a step may clear, and only the
+        # channels whose version changes need reading into the checkpoint.
+        may_hold = self.may_hold
+        changed: Optional[set[str]] = set() if may_hold is not None else None
         updated = apply_writes(
-            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes
+            self.checkpoint, self.channels, tasks, self.next_version, self.spec.trigger_to_nodes,
+            may_hold=None if may_hold is None else sorted(may_hold, key=self.channel_position.__getitem__),
+            changed=changed,
         )
         self.applied_null_writes = False
         if updated & _as_set(self.output_keys):
             self._emit_values()
-        self._put_checkpoint("loop", updated, idempotency_key=idempotency_key, precondition=precondition)
+        self._put_checkpoint(
+            "loop", updated, idempotency_key=idempotency_key, precondition=precondition, changed=changed
+        )
+        self.may_hold = updated if any(task.triggers for task in tasks) else None
         ran = [t for t in tasks if t.node is not None]
         self.step += 1
         self.pending_writes = []
@@ -450,8 +471,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
         *,
         idempotency_key: Optional[str] = None,
         precondition: Optional[Precondition] = None,
+        changed: Optional[set[str]] = None,
     ) -> None:
-        new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated)
+        new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated, changed=changed)
         metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
             "configurable", {}
@@ -471,33 +493,24 @@ class ThreadLoop(StreamOutbox, InputApplier):
             # transaction (one statement on local Postgres) — the checkpoint,
             # blobs of changed channels only, and the writes of tasks
             # recorded with save=False. Only channels whose version changed
-            # since the last stored checkpoint need a new blob.
+            # since the last stored checkpoint need a new blob. With a
+            # write_behind the put is encoded now and stored while the next
+            # step runs.
             new_versions = {
                 c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
             }
-            config = self.saver.put(
-                self.checkpoint_config,
-                new,
-                # Stored with the run's config metadata; the checkpoints
-                # stream shows the loop's own, as LangGraph's does.
-                checkpoint_metadata(self.config, metadata),
-                new_versions,
-                idempotency_key=idempotency_key,
-                previous=self.checkpoint,
-                **({"precondition": precondition} if precondition is not None else {}),
-                **({"parent_writes": [(t.id, t.writes) for t in self.unsaved]} if self.unsaved else {}),
-            )
-            if config is None:
-                # Another delivery of this step already stored its checkpoint.
-                raise StepAlreadyFinished(self.checkpoint["id"])
+            parent_writes = [(t.id, t.writes) for t in self.unsaved]
+            if self.write_behind is not None and idempotency_key is None and precondition is None:
+                put = self.saver.prepare_put(  # type: ignore[union-attr]
+                    self.checkpoint_config, new, checkpoint_metadata(self.config, metadata), new_versions,
+                    previous=self.checkpoint, **({"parent_writes": parent_writes} if parent_writes else {}),
+                )
+                self.write_behind.submit(put, checkpoint=True)
+                config = self._config_of(new)
+            else:
+                config = self._put_now(new, metadata, new_versions, parent_writes, idempotency_key, precondition)
         else:
-            config = {
-                "configurable": {
-                    "thread_id": self._thread_id(),
-                    "checkpoint_ns": self.checkpoint_ns,
-                    "checkpoint_id": new["id"],
-                }
-            }
+            config = self._config_of(new)
         self.parent_config = parent_config
         self.checkpoint = new
         self.checkpoint_config = config
@@ -510,6 +523,42 @@ class ThreadLoop(StreamOutbox, InputApplier):
             read_inputs=False,
         ) if {"checkpoints", "debug"} & self.modes and self.saver is not None else {}
         self._emit_checkpoint(next_tasks.values())
+
+    def _config_of(self, checkpoint: dict) -> dict:
+        return {
+            "configurable": {
+                "thread_id": self._thread_id(),
+                "checkpoint_ns": self.checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    def _put_now(
+        self,
+        new: dict,
+        metadata: dict,
+        new_versions: dict,
+        parent_writes: list,
+        idempotency_key: Optional[str],
+        precondition: Optional[Precondition],
+    ) -> dict:
+        """Store the step's checkpoint before going on."""
+        config = self.saver.put(  # type: ignore[union-attr]
+            self.checkpoint_config,
+            new,
+            # Stored with the run's config metadata; the checkpoints
+            # stream shows the loop's own, as LangGraph's does.
+            checkpoint_metadata(self.config, metadata),
+            new_versions,
+            idempotency_key=idempotency_key,
+            previous=self.checkpoint,
+            **({"precondition": precondition} if precondition is not None else {}),
+            **({"parent_writes": parent_writes} if parent_writes else {}),
+        )
+        if config is None:
+            # Another delivery of this step already stored its checkpoint.
+            raise StepAlreadyFinished(self.checkpoint["id"])
+        return config
 
 
 class StepAlreadyFinished(Exception):
