@@ -36,6 +36,7 @@ __all__ = [
     "RunFailedError",
     "ScriptExhaustedError",
     "ToolInvocationError",
+    "ApiError",
     "create_error_message",
 ]
 
@@ -232,3 +233,14 @@ class ToolInvocationError(LgdistError, ToolException):
 class GraphLoadError(LgdistError, ImportError):
     """A graph named in ``LGDIST_GRAPHS`` cannot be imported or is not a
     compiled graph."""
+
+
+class ApiError(LgdistError):
+    """An error ``lgdist serve`` reports to the caller as an HTTP ``status``
+    with ``{"detail": detail}``, as LangGraph's server does (404 unknown
+    thread, run or assistant; 409 busy thread; 422 bad input)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail

@@ -39,7 +39,7 @@ from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.distributed.step_writes import store_kept_writes, take_kept_writes
 from lgdist.distributed.transient import TRANSIENT_ERRORS
-from lgdist.engine import mark_resumed, should_interrupt
+from lgdist.engine import mark_resumed, plan_next_step, should_interrupt
 from lgdist.engine.tasks import Task
 from lgdist.errors import GraphNotRegisteredError, LgdistError, NodeFailedError
 from lgdist.loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
@@ -221,7 +221,12 @@ def start_next_enqueued(backend: Backend, thread_id: str) -> None:
 
 
 def send_start(backend: Backend, run_id: str) -> None:
-    backend.app.send_task("lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue)
+    # No one reads a start task's result (the run record and its stream
+    # are the outcome): ignoring it spares the sender a result-channel
+    # subscription and the worker a stored result, per run.
+    backend.app.send_task(
+        "lgdist.start", kwargs={"v": 1, "run_id": run_id}, queue=backend.settings.default_queue, ignore_result=True
+    )
 
 
 def fail_pending_run(backend: Backend, run: Run, error: str) -> bool:
@@ -506,11 +511,17 @@ def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task,
 
 
 def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
-    if loop.status == "done":
+    if loop.status == "done" or (loop.status == "interrupt_after" and not _has_next_step(loop)):
+        # A breakpoint after the graph's last step leaves nothing to resume:
+        # the thread is idle, as LangGraph's server reports it.
         return end_run(backend, run, RunStatus.SUCCESS, loop=loop)
     if loop.status in ("interrupted", "interrupt_before", "interrupt_after"):
         return end_run(backend, run, RunStatus.INTERRUPTED, loop=loop)
     raise ValueError(f"unexpected loop status {loop.status!r}")
+
+
+def _has_next_step(loop: ThreadLoop) -> bool:
+    return bool(plan_next_step(loop.spec, loop.checkpoint, loop.channels, loop.step, checkpoint_ns=loop.checkpoint_ns, read_inputs=False))
 
 
 # -- lgdist.finish_step -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 
 from lgdist import serde
-from lgdist.distributed.runs import Run, RunStore, runs_table, threads_table
+from lgdist.distributed.runs import Run, RunStore, run_from_row, runs_table, threads_table
 
 
 class RunStatus(str, Enum):
@@ -141,22 +141,24 @@ def submit(
     with store._tx() as conn:
         _ensure_thread(store, conn, thread_id, graph, now)
         conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
-        current = conn.execute(
-            sa.select(runs_table.c.status, runs_table.c.thread_id).where(runs_table.c.run_id == row["run_id"])
-        ).one()
+        # The run as stored (a repeated submit finds the first one's row):
+        # read in this transaction, so the caller needs no second one.
+        current = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row["run_id"])).mappings().one()
         claimed = False
-        if current.status == RunStatus.PENDING and current.thread_id == thread_id:
+        if current["status"] == RunStatus.PENDING and current["thread_id"] == thread_id:
             claimed = _claim(conn, thread_id, graph, row["run_id"], claim_from, now)
             if not claimed and busy_error is not None:
                 active = conn.execute(
                     sa.select(threads_table.c.active_run_id).where(threads_table.c.thread_id == thread_id)
                 ).scalar()
-                conn.execute(
+                refused = conn.execute(
                     sa.update(runs_table)
                     .where(runs_table.c.run_id == row["run_id"], runs_table.c.status == str(RunStatus.PENDING))
                     .values(status=str(RunStatus.ERROR), error=f"{busy_error} ({active})", updated_at=now)
-                )
-    return store.get_run(row["run_id"]), claimed  # type: ignore[return-value]
+                    .returning(*runs_table.c)
+                ).mappings().first()
+                current = refused or current
+    return run_from_row(current), claimed
 
 
 def record_refusal(store: RunStore, *, thread_id: str, graph: str, kind: str, error: str) -> Run:
@@ -257,6 +259,25 @@ def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadSt
                     sa.or_(ended, missing),
                 )
                 .values(status=str(status), active_run_id=None, updated_at=time.time())
+            ).rowcount
+            == 1
+        )
+
+
+def rest(store: RunStore, thread_id: str, status: ThreadStatus) -> bool:
+    """Restate a free thread's resting status after its checkpoints changed
+    under it (a rolled-back run's dropped). One statement: nothing changes
+    while a run holds the thread."""
+    with store._tx() as conn:
+        return (
+            conn.execute(
+                sa.update(threads_table)
+                .where(
+                    threads_table.c.thread_id == thread_id,
+                    threads_table.c.active_run_id.is_(None),
+                    threads_table.c.status.in_(_values(CLAIMABLE)),
+                )
+                .values(status=str(status), updated_at=time.time())
             ).rowcount
             == 1
         )

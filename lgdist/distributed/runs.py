@@ -157,14 +157,14 @@ class RunStore:
     def get_run(self, run_id: str) -> Optional[Run]:
         with self._tx() as conn:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).mappings().first()
-        return _run(row) if row else None
+        return run_from_row(row) if row else None
 
     def list_runs(self, thread_id: Optional[str] = None, limit: int = 100) -> list[Run]:
         query = sa.select(runs_table).order_by(runs_table.c.created_at.desc()).limit(limit)
         if thread_id is not None:
             query = query.where(runs_table.c.thread_id == thread_id)
         with self._tx() as conn:
-            return [_run(r) for r in conn.execute(query).mappings()]
+            return [run_from_row(r) for r in conn.execute(query).mappings()]
 
     def pending_runs(self, thread_id: str) -> list[Run]:
         """The thread's runs that have not started, oldest first."""
@@ -174,7 +174,7 @@ class RunStore:
             .order_by(runs_table.c.created_at)
         )
         with self._tx() as conn:
-            return [_run(r) for r in conn.execute(query).mappings()]
+            return [run_from_row(r) for r in conn.execute(query).mappings()]
 
     # -- threads ------------------------------------------------------------------
     def get_thread(self, thread_id: str) -> Optional[dict]:
@@ -244,7 +244,8 @@ class RunStore:
             return [(r.seq, r.payload) for r in rows]
 
 
-def _run(row: Any) -> Run:
+def run_from_row(row: Any) -> Run:
+    """A ``Run`` from a row of the runs table (as a mapping)."""
     from lgdist.distributed.lifecycle import RunStatus
 
     return Run(

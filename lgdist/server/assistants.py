@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Request
 
-from lgdist.server.errors import ApiError
+from lgdist.errors import ApiError
 from lgdist.server.schemas import AssistantCount, AssistantSearch
 from lgdist.server.store import contains
 

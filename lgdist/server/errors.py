@@ -1,4 +1,4 @@
-"""Errors in the shape LangGraph's server sends: ``{"detail": "..."}`` with
+"""Errors as HTTP answers in the shape LangGraph's server sends: ``{"detail": "..."}`` with
 its status codes (404 unknown thread, run or assistant; 409 busy thread
 under ``reject``; 422 malformed body). Bad input never surfaces as a 500."""
 
@@ -12,18 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lgdist.errors import GraphNotRegisteredError, LgdistError, RunNotFoundError, ThreadBusyError
+from lgdist.errors import ApiError, GraphNotRegisteredError, LgdistError, RunNotFoundError, ThreadBusyError
 
 log = logging.getLogger("lgdist.server")
-
-
-class ApiError(LgdistError):
-    """An error the API reports to the caller with ``status``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def not_found(what: str) -> ApiError:

@@ -8,14 +8,17 @@ from typing import Any, AsyncIterator, Optional
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from lgdist.distributed.lifecycle import ACTIVE
 from lgdist.distributed.runs import Run
-from lgdist.server.errors import ApiError
+from lgdist.errors import ApiError
 from lgdist.server.schemas import CancelMany, RunCreate
-from lgdist.server.streaming import EventTranslator, api_events, metadata_event
+from lgdist.server.streaming import EventTranslator, RunTreeEvents, api_events, metadata_event
 
 router = APIRouter(tags=["runs"])
 
@@ -40,13 +43,22 @@ def _translator(run: Run, modes: Optional[list[str]] = None) -> EventTranslator:
     return EventTranslator(list(requested), subgraphs=bool(api.get("subgraphs")))
 
 
+def _tree(run: Run, translator: EventTranslator) -> Optional[RunTreeEvents]:
+    """The ``events`` mode's run tree, when it was asked for."""
+    if "events" not in translator.requested:
+        return None
+    api = run.options.get("api") or {}
+    metadata = {"graph_id": run.graph, "assistant_id": api.get("assistant_id"), "run_id": run.run_id, "thread_id": run.thread_id}
+    return RunTreeEvents(run, {**(api.get("metadata") or {}), **metadata})
+
+
 def _sse(service: Any, run: Run, translator: EventTranslator, *, cancel_on_disconnect: bool, skip: int = 0) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict]:
         finished = False
         try:
             if skip == 0:
                 yield {"event": "metadata", "data": _dumps(metadata_event(run.run_id)), "id": "0"}
-            async for seq, event, data in api_events(service, run.run_id, translator, skip=skip):
+            async for seq, event, data in api_events(service, run.run_id, translator, skip=skip, tree=_tree(run, translator)):
                 yield {"event": event, "data": _dumps(data), "id": str(seq)}
             finished = True
         finally:
@@ -66,8 +78,15 @@ async def _create(request: Request, thread_id: Optional[str], body: RunCreate) -
 async def _wait(service: Any, run: Run, translator: EventTranslator) -> Any:
     async for _ in api_events(service, run.run_id, translator):
         pass
-    await run_in_threadpool(service.finish_temporary, run)
     return translator.output()
+
+
+async def _wait_response(service: Any, run: Run) -> JSONResponse:
+    """The run's output; a stateless run's thread is deleted after the
+    answer is sent (off the caller's latency)."""
+    output = await _wait(service, run, _translator(run, ["values"]))
+    cleanup = BackgroundTask(service.finish_temporary, run)
+    return JSONResponse(jsonable_encoder(output), headers=_locations(run), background=cleanup)
 
 
 # -- creating runs ------------------------------------------------------------------------
@@ -86,17 +105,13 @@ async def stream_stateless(body: RunCreate, request: Request) -> EventSourceResp
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait(thread_id: str, body: RunCreate, request: Request, response: Response) -> Any:
-    run = await _create(request, thread_id, body)
-    response.headers.update(_locations(run))
-    return await _wait(_service(request), run, _translator(run, ["values"]))
+async def wait(thread_id: str, body: RunCreate, request: Request) -> JSONResponse:
+    return await _wait_response(_service(request), await _create(request, thread_id, body))
 
 
 @router.post("/runs/wait")
-async def wait_stateless(body: RunCreate, request: Request, response: Response) -> Any:
-    run = await _create(request, None, body)
-    response.headers.update(_locations(run))
-    return await _wait(_service(request), run, _translator(run, ["values"]))
+async def wait_stateless(body: RunCreate, request: Request) -> JSONResponse:
+    return await _wait_response(_service(request), await _create(request, None, body))
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -154,7 +169,7 @@ def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
 async def join(thread_id: str, run_id: str, request: Request) -> Any:
     service = _service(request)
     run = await run_in_threadpool(service.get_run, thread_id, run_id)
-    return await _wait(service, run, _translator(run, ["values"]))
+    return await _wait_response(service, run)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -199,6 +214,7 @@ async def cancel(
     await run_in_threadpool(service.cancel, run_id, action)
     if wait:
         await _wait(service, run, _translator(run, ["values"]))
+        await run_in_threadpool(service.finish_temporary, run)
     return Response(status_code=202 if not wait else 204)
 
 

@@ -14,11 +14,12 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from lgdist.client import Client
+from lgdist.client.remote_events import TREE_MODES
 from lgdist.distributed import coordinator, lifecycle
-from lgdist.distributed.lifecycle import ACTIVE
+from lgdist.distributed.lifecycle import ACTIVE, ThreadStatus
 from lgdist.distributed.runs import Run
-from lgdist.errors import GraphNotRegisteredError
-from lgdist.server.errors import ApiError, not_found
+from lgdist.errors import ApiError, GraphNotRegisteredError
+from lgdist.server.errors import not_found
 from lgdist.server.schemas import CommandBody, RunCreate
 from lgdist.server.serialize import iso, jsonable, thread_state
 from lgdist.server.store import ApiStore, ThreadRecord
@@ -29,8 +30,9 @@ from lgdist.types import Command, Send
 # graph id), so an assistant has the same id on both servers.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
-# API stream modes -> the modes the workers publish.
-WORKER_MODES = {"messages-tuple": "messages", "messages": "messages", "events": "tasks"}
+# API stream modes -> the modes the workers publish (``events`` is the run
+# tree rebuilt from these, see streaming.RunTreeEvents).
+WORKER_MODES = {"messages-tuple": ("messages",), "messages": ("messages",), "events": TREE_MODES}
 
 # lgdist run status -> the API's run status.
 RUN_STATUS = {"cancelled": "interrupted"}
@@ -247,17 +249,27 @@ class ApiService:
 
     def create_run(self, thread_id: Optional[str], body: RunCreate) -> Run:
         """Create the run and start it (or queue it behind the thread's
-        active run, per ``multitask_strategy``)."""
+        active run, per ``multitask_strategy``).
+
+        Round trips: a stateless run costs one transaction (the run, with
+        its new thread) and one broker message; a run on a thread adds the
+        thread's read and its latest checkpoint id (and a metadata write the
+        first time the thread meets a graph)."""
         graph = self.resolve_graph(body.assistant_id)
+        labels = {"graph_id": graph, "assistant_id": assistant_id(graph)}
         temporary = thread_id is None
+        rec: Optional[ThreadRecord] = None
         if temporary:
+            # A new thread: no row to read, no checkpoint to roll back to.
             thread_id = str(uuid.uuid4())
-            self.store.create(thread_id, {})
-        elif self.store.get(thread_id) is None:
-            if body.if_not_exists != "create":
+            if body.on_completion == "keep":
+                self.store.create(thread_id, labels, fresh=True)
+        else:
+            rec = self.store.get(thread_id)
+            if rec is None and body.if_not_exists != "create":
                 raise not_found(f"Thread with ID {thread_id} not found")
-            self.store.ensure(thread_id)
-        self.store.merge_metadata(thread_id, {"graph_id": graph, "assistant_id": assistant_id(graph)})
+            if rec is None or any(rec["metadata"].get(k) != v for k, v in labels.items()):
+                self.store.merge_metadata(thread_id, labels)
         run_input = _command(body.command) if body.command is not None else body.input
         strategy = body.multitask_strategy or DEFAULT_STRATEGY
         requested = body.modes()
@@ -270,9 +282,8 @@ class ApiService:
         if fork_from:
             configurable["checkpoint_id"] = fork_from
         rollback_clears = False
-        thread = self.runs.get_thread(thread_id)
-        if strategy == "rollback" and thread and thread["status"] == "busy" and thread["active_run_id"] and not fork_from:
-            active = self.runs.get_run(thread["active_run_id"])
+        if strategy == "rollback" and rec and rec["status"] == "busy" and rec["active_run_id"] and not fork_from:
+            active = self.runs.get_run(rec["active_run_id"])
             target = ((active.options.get("api") or {}).get("rollback_to")) if active else None
             if target:
                 configurable["checkpoint_id"] = target
@@ -291,7 +302,7 @@ class ApiService:
                 "metadata": body.metadata or {},
                 "stream_modes": requested,
                 "subgraphs": body.stream_subgraphs,
-                "rollback_to": self.latest_checkpoint_id(thread_id),
+                "rollback_to": None if temporary else self.latest_checkpoint_id(thread_id),
                 "temporary": temporary and body.on_completion != "keep",
                 "kwargs": jsonable(
                     {
@@ -351,11 +362,24 @@ class ApiService:
             return False
         cancelled = self.client.cancel(run_id)
         if action == "rollback":
-            target = (run.options.get("api") or {}).get("rollback_to")
             self._wait_released(run)
-            if target is None:
-                self.backend.saver.delete_thread(run.thread_id)
+            self._roll_back(run)
         return cancelled
+
+    def _roll_back(self, run: Run) -> None:
+        """What LangGraph's server does for ``action="rollback"``: the thread
+        as it was before the (stopped) run, and no record of the run. The
+        run's checkpoints are dropped (the thread's latest is again the one
+        it started from); the values they stored stay behind unreferenced,
+        as a fork's do, under versions no later step can reuse."""
+        target = (run.options.get("api") or {}).get("rollback_to")
+        if target is None:
+            self.backend.saver.delete_thread(run.thread_id)
+        else:
+            self.store.drop_checkpoints_after(run.thread_id, target)
+        rest = coordinator.resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+        lifecycle.rest(self.runs, run.thread_id, rest)
+        self.store.delete_run(run.run_id)
 
     def _wait_released(self, run: Run, timeout: float = INTERRUPT_WAIT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -366,10 +390,10 @@ class ApiService:
             time.sleep(0.05)
 
     def finish_temporary(self, run: Run) -> None:
-        """A stateless run's thread is deleted once the run ends."""
+        """A stateless run's thread is deleted once the run ends (one
+        transaction)."""
         if (run.options.get("api") or {}).get("temporary"):
-            self.backend.saver.delete_thread(run.thread_id)
-            self.store.delete(run.thread_id)
+            self.store.delete(run.thread_id, with_checkpoints=True)
 
     def final_status(self, run_id: str) -> Optional[tuple[str, Optional[str]]]:
         return self.client._final_status(run_id)
@@ -385,12 +409,12 @@ def _compiled(client: Client, graph: str) -> Any:
 
 def _worker_modes(requested: list[str]) -> list[str]:
     """What the workers must publish: the requested modes (renamed), plus
-    ``values`` and ``updates`` (the run's output and its interrupts)."""
-    modes = ["values", "updates"]
-    for mode in requested:
-        mode = WORKER_MODES.get(mode, mode)
-        if mode not in modes:
-            modes.append(mode)
+    ``values`` (the run's output, and the interrupts it stopped at)."""
+    modes = ["values"]
+    for requested_mode in requested:
+        for mode in WORKER_MODES.get(requested_mode, (requested_mode,)):
+            if mode not in modes:
+                modes.append(mode)
     return modes
 
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lgdist.checkpoint.sql import blobs_table, checkpoints_table, writes_table
 from lgdist.distributed.runs import runs_table, threads_table
 
 metadata = sa.MetaData()
@@ -45,6 +46,8 @@ class ApiStore:
         else:
             from sqlalchemy.dialects.sqlite import insert
         self._insert = insert
+        # Built once: the statement cache then compiles each query once.
+        self._threads = self._select()
 
     def setup(self) -> None:
         with self._lock:
@@ -93,7 +96,7 @@ class ApiStore:
         return rec
 
     def get(self, thread_id: str) -> Optional[ThreadRecord]:
-        q = self._select()
+        q = self._threads
         with self._conn() as conn:
             row = conn.execute(sa.select(q).where(q.c.thread_id == thread_id)).mappings().first()
         return self._record(row) if row else None
@@ -111,7 +114,7 @@ class ApiStore:
     ) -> list[ThreadRecord]:
         """Threads matching every filter. Metadata is matched in Python:
         a JSON containment test that reads the same on SQLite and Postgres."""
-        q = self._select()
+        q = self._threads
         query = sa.select(q)
         if status:
             query = query.where(q.c.status == status)
@@ -127,9 +130,11 @@ class ApiStore:
         return rows[:limit] if limit is not None else rows
 
     # -- writing --------------------------------------------------------------------
-    def create(self, thread_id: str, metadata: dict) -> bool:
-        """Insert the thread; False when it exists already (in either table)."""
-        if self.get(thread_id) is not None:
+    def create(self, thread_id: str, metadata: dict, *, fresh: bool = False) -> bool:
+        """Insert the thread; False when it exists already (in either table).
+        ``fresh``: the id was just made up, so the run store cannot know it
+        (one statement instead of two)."""
+        if not fresh and self.get(thread_id) is not None:
             return False
         now = time.time()
         with self._conn() as conn:
@@ -152,27 +157,48 @@ class ApiStore:
             )
 
     def merge_metadata(self, thread_id: str, extra: dict) -> dict:
-        """Add ``extra`` to the thread's metadata (keys in ``extra`` win)."""
-        self.ensure(thread_id)
+        """Add ``extra`` to the thread's metadata (keys in ``extra`` win),
+        giving the thread its row if it has none. One transaction."""
+        now = time.time()
         with self._conn() as conn:
+            conn.execute(
+                self._insert(api_threads_table)
+                .values(thread_id=thread_id, metadata="{}", created_at=now, updated_at=now)
+                .on_conflict_do_nothing()
+            )
             row = conn.execute(
-                sa.select(api_threads_table.c.metadata).where(api_threads_table.c.thread_id == thread_id)
+                sa.select(api_threads_table.c.metadata)
+                .where(api_threads_table.c.thread_id == thread_id)
+                .with_for_update()
             ).first()
             merged = {**json.loads(row[0] if row else "{}"), **extra}
             conn.execute(
                 sa.update(api_threads_table)
                 .where(api_threads_table.c.thread_id == thread_id)
-                .values(metadata=json.dumps(merged), updated_at=time.time())
+                .values(metadata=json.dumps(merged), updated_at=now)
             )
         return merged
 
-    def delete(self, thread_id: str) -> None:
-        """Forget the thread, its runs and its run-store row (checkpoints are
-        the saver's to delete)."""
+    def delete(self, thread_id: str, *, with_checkpoints: bool = False) -> None:
+        """Forget the thread, its runs and its run-store row; with
+        ``with_checkpoints`` its checkpoints too, in the same transaction
+        (a stateless run's thread, whose checkpoints this process never
+        read, so the saver has nothing of it cached)."""
+        tables = [api_threads_table, runs_table, threads_table]
+        if with_checkpoints:
+            tables += [checkpoints_table, blobs_table, writes_table]
         with self._conn() as conn:
-            conn.execute(sa.delete(api_threads_table).where(api_threads_table.c.thread_id == thread_id))
-            conn.execute(sa.delete(runs_table).where(runs_table.c.thread_id == thread_id))
-            conn.execute(sa.delete(threads_table).where(threads_table.c.thread_id == thread_id))
+            for table in tables:
+                conn.execute(sa.delete(table).where(table.c.thread_id == thread_id))
+
+    def drop_checkpoints_after(self, thread_id: str, checkpoint_id: str) -> int:
+        """Delete the thread's checkpoints (every namespace) stored after
+        ``checkpoint_id``, with their pending writes, in one transaction.
+        Checkpoint ids sort by creation time. Returns how many went."""
+        cp, wr = checkpoints_table, writes_table
+        with self._conn() as conn:
+            conn.execute(sa.delete(wr).where(wr.c.thread_id == thread_id, wr.c.checkpoint_id > checkpoint_id))
+            return conn.execute(sa.delete(cp).where(cp.c.thread_id == thread_id, cp.c.checkpoint_id > checkpoint_id)).rowcount
 
     def delete_run(self, run_id: str) -> None:
         with self._conn() as conn:

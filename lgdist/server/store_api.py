@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from lgdist.server.errors import ApiError
+from lgdist.errors import ApiError
 
 router = APIRouter(tags=["store"])
 

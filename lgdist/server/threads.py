@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Request, Response
 
-from lgdist.server.errors import ApiError
+from lgdist.errors import ApiError
 from lgdist.server.schemas import HistoryRequest, StateAtCheckpoint, StateUpdate, ThreadCount, ThreadCreate, ThreadPatch, ThreadSearch
 from lgdist.server.store import contains
 

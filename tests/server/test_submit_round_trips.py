@@ -1,0 +1,73 @@
+"""What submitting a run costs the server, counted rather than timed: the
+database transactions ``create_run`` opens (each is a round trip or more,
+and a pooled connection held) for a stateless run and for a run on a
+thread. The runs then finish on the real workers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from lgdist.server.schemas import RunCreate
+from lgdist.server.service import ApiService
+
+pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def service(cluster: Any) -> Iterator[ApiService]:
+    from lgdist.client import Client
+
+    service = ApiService(cluster.client.settings, Client(cluster.client.settings))
+    service.runs.setup()
+    service.backend.saver.setup()
+    try:
+        yield service
+    finally:
+        service.backend.saver.engine.dispose()
+
+
+class Transactions:
+    """Counts the transactions begun on an engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.count = 0
+
+    def _begin(self, conn: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> "Transactions":
+        sa.event.listen(self.engine, "begin", self._begin)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sa.event.remove(self.engine, "begin", self._begin)
+
+
+def test_a_stateless_run_is_submitted_in_one_transaction(cluster, service):
+    with Transactions(service.backend.saver.engine) as tx:
+        run = service.create_run(None, RunCreate(assistant_id="counter", input={"n": 3}))
+    assert tx.count == 1
+    assert cluster.wait_run(run.run_id)["status"] == "success"
+    with Transactions(service.backend.saver.engine) as tx:
+        service.finish_temporary(run)
+    assert tx.count == 1  # the thread's rows and checkpoints together
+    assert service.store.get(run.thread_id) is None
+
+
+def test_a_run_on_a_labelled_thread_costs_three_transactions(cluster, service):
+    tid = cluster.thread_id("rt")
+    service.store.create(tid, {})
+    with Transactions(service.backend.saver.engine) as tx:
+        first = service.create_run(tid, RunCreate(assistant_id="counter", input={"n": 3}))
+    # The thread's read, its graph labels (once), its latest checkpoint, the run.
+    assert tx.count == 4
+    assert cluster.wait_run(first.run_id)["status"] == "success"
+    with Transactions(service.backend.saver.engine) as tx:
+        second = service.create_run(tid, RunCreate(assistant_id="counter", input={"n": 3}))
+    assert tx.count == 3
+    assert cluster.wait_run(second.run_id)["status"] == "success"
+    assert service.store.get(tid)["metadata"] == {"graph_id": "counter", "assistant_id": service.assistant("counter")["assistant_id"]}
