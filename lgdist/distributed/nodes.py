@@ -16,9 +16,10 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
   input) with the step's checkpoint row and touches the thread's lease; at
   most one more reads the channels this process has not decoded; one more
   the pending writes, only where the step may have some — all on one
-  pooled connection, no pre-ping. A wide step's task skips all of it when
-  another task of the same step read it in this process (first deliveries
-  only): a width-w step on p worker processes makes p reads, not w;
+  pooled connection, no pre-ping. A wide step's task skips all of it, and
+  the planning of the step, when another task of the same step did them in
+  this process (first deliveries only): a width-w step on p worker
+  processes makes p reads, not w;
 * after the node, a one-task step: one Postgres transaction — the lease
   touch + run check, the checkpoint, its blobs and the task's writes — and
   one Redis call for the step's stream events;
@@ -33,6 +34,7 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from contextlib import contextmanager
@@ -57,8 +59,9 @@ from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.distributed.step_reads import read_step, recent_step, remember_step
+from lgdist.distributed.step_reads import read_step, recent_plan, recent_step, remember_plan, remember_step
 from lgdist.distributed.step_writes import RedisStepWrites
+from lgdist.constants import PULL
 from lgdist.engine import mark_resumed
 from lgdist.engine.tasks import Task
 from lgdist.graph.node import needs_async_run
@@ -93,6 +96,7 @@ def run_node(
     if not isinstance(backend.deliveries, RedisDeliveries):
         redelivered = redelivered or deliveries > 1
     read = recent_step(msg.run_id, msg.checkpoint_id, with_writes=with_writes) if wide and deliveries == 1 else None
+    cached = read is not None
     if read is None:
         read = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
         if wide:
@@ -114,7 +118,7 @@ def run_node(
     apply_stop(run, loop)
     if msg.resumed:
         mark_resumed(loop.checkpoint)
-    task = loop.plan_task(msg.task_id)
+    task = _plan_task(loop, msg, cached) if wide else loop.plan_task(msg.task_id)
     if task is None:
         return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
     if msg.finish and stored_child is not None:
@@ -154,6 +158,23 @@ def run_node(
     else:
         publish_events(backend, run.run_id, events)
     return result
+
+
+def _plan_task(loop: ThreadLoop, msg: RunNodeMessage, cached: bool) -> Optional[Task]:
+    """A wide step's task, ready to run: planned as ``loop.plan_task``
+    does, or, when this process read the step for another of its tasks,
+    taken from that task's plan (the same checkpoint, the same plan) with
+    only this task's input read."""
+    plan = recent_plan(msg.run_id, msg.checkpoint_id) if cached else None
+    if plan is None:
+        task = loop.plan_task(msg.task_id)
+        remember_plan(msg.run_id, msg.checkpoint_id, loop.tasks)
+        return task
+    loop.tasks = {task_id: dataclasses.replace(t, writes=[]) for task_id, t in plan.items()}
+    task = loop.tasks.get(msg.task_id)
+    if task is not None and task.node is not None and task.path and task.path[0] == PULL:
+        task.input = task.node.read_input(loop.channels)
+    return task
 
 
 def _kept_before(backend: Backend, run: Any, msg: RunNodeMessage, deliveries: int) -> bool:

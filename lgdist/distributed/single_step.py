@@ -133,7 +133,8 @@ def finish_single_step(
         redelivered = False  # steps run inline below are this delivery's own
         if outcome["outcome"] != "stored" or loop.status != "pending":
             return {**result, **outcome, "checkpoint_id": checkpoint_id}
-        nxt = schedule_step(backend, run, loop, resumed=False, inline=inline)
+        # The store touched the lease: sending a wide step needs no touch of its own.
+        nxt = schedule_step(backend, run, loop, resumed=False, inline=inline, lease_fresh=True)
         if nxt is None:
             return {**result, **outcome, "checkpoint_id": checkpoint_id}
         # The next step has one task on this queue: run it here.

@@ -108,6 +108,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         # "async", see write_behind.py); None stores before going on.
         self.write_behind: Optional[WriteBehind] = None
         self.unstored = False
+        self.saved_versions_of: Optional[str] = None  # the checkpoint saved_versions are of
         self.stored_config: Optional[dict] = None
         self.unstored_metadata: dict = {}
         self.deferred_writes: list = []
@@ -176,8 +177,10 @@ class ThreadLoop(StreamOutbox, InputApplier):
             self.pending_writes = list(saved.pending_writes or [])
             self.step = saved.metadata.get("step", -2) + 1
             self.saved_versions = dict(saved.checkpoint["channel_versions"])
+            self.saved_versions_of = saved.checkpoint["id"]
         else:
             self.saved_versions = {}
+            self.saved_versions_of = None
             self.checkpoint = empty_checkpoint()
             self.checkpoint_config = {
                 "configurable": {
@@ -301,6 +304,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         self.checkpoint_config = config
         self.parent_config = self.stored_config
         self.saved_versions = dict(self.checkpoint["channel_versions"])
+        self.saved_versions_of = self.checkpoint["id"]
         deferred, self.deferred_writes = self.deferred_writes, []
         for task_id, writes in deferred:
             self.saver.put_writes(config, writes, task_id)
@@ -496,9 +500,13 @@ class ThreadLoop(StreamOutbox, InputApplier):
             # since the last stored checkpoint need a new blob. With a
             # write_behind the put is encoded now and stored while the next
             # step runs.
-            new_versions = {
-                c: v for c, v in new["channel_versions"].items() if self.saved_versions.get(c) != v
-            }
+            versions = new["channel_versions"]
+            if changed is not None and self.saved_versions_of == self.checkpoint["id"]:
+                # The parent is the last stored checkpoint and the step says
+                # which versions it bumped: no need to compare every channel.
+                new_versions = {c: versions[c] for c in changed}
+            else:
+                new_versions = {c: v for c, v in versions.items() if self.saved_versions.get(c) != v}
             parent_writes = [(t.id, t.writes) for t in self.unsaved]
             if self.write_behind is not None and idempotency_key is None and precondition is None:
                 put = self.saver.prepare_put(  # type: ignore[union-attr]
@@ -517,6 +525,7 @@ class ThreadLoop(StreamOutbox, InputApplier):
         self.metadata = metadata
         if stored:
             self.saved_versions = dict(new["channel_versions"])
+            self.saved_versions_of = new["id"]
         self.unsaved = []
         next_tasks = plan_next_step(
             self.spec, self.checkpoint, self.channels, self.step + 1, checkpoint_ns=self.checkpoint_ns,
