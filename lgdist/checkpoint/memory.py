@@ -33,15 +33,29 @@ __all__ = ["InMemorySaver", "MemorySaver"]
 
 
 class _StoredCheckpoint:
-    __slots__ = ("checkpoint", "metadata", "parent_id", "links")
+    __slots__ = ("checkpoint", "versions", "seen", "metadata", "parent_id", "links")
 
-    def __init__(
-        self, checkpoint: bytes, metadata: bytes, parent_id: Optional[str], links: dict[str, delta.Link]
-    ) -> None:
-        self.checkpoint = checkpoint  # serialized, without channel_values
+    def __init__(self, checkpoint: Checkpoint, metadata: bytes, parent_id: Optional[str], links: dict[str, delta.Link]) -> None:
+        # Serialized without values and versions bookkeeping, which are kept
+        # as private copies: encoding every channel's version and every
+        # node's seen versions as JSON each step cost O(nodes) in encoding.
+        body = {k: (None if k in _BOOKKEEPING else v) for k, v in checkpoint.items() if k != "channel_values"}
+        self.checkpoint = serde.dumps_checkpoint(body)
+        self.versions = dict(checkpoint.get("channel_versions") or {})
+        self.seen = {node: dict(s) for node, s in (checkpoint.get("versions_seen") or {}).items()}
         self.metadata = metadata
         self.parent_id = parent_id
         self.links = links  # delta links of its list-valued channels
+
+    def load(self) -> dict:
+        """The stored checkpoint without values, the caller's own."""
+        checkpoint = serde.loads(self.checkpoint)
+        checkpoint["channel_versions"] = dict(self.versions)
+        checkpoint["versions_seen"] = {node: dict(s) for node, s in self.seen.items()}
+        return checkpoint
+
+
+_BOOKKEEPING = ("channel_versions", "versions_seen")
 
 
 class InMemorySaver(BaseCheckpointSaver):
@@ -110,7 +124,7 @@ class InMemorySaver(BaseCheckpointSaver):
     def _load_tuple(
         self, thread_id: str, ns: str, checkpoint_id: str, stored: _StoredCheckpoint
     ) -> CheckpointTuple:
-        checkpoint = serde.loads(stored.checkpoint)
+        checkpoint = stored.load()
         values = {}
         for channel, version in checkpoint.get("channel_versions", {}).items():
             pieces = []  # the row, then its bases back to the chain's root
@@ -171,7 +185,7 @@ class InMemorySaver(BaseCheckpointSaver):
             for b in planned
         }
         stored = _StoredCheckpoint(
-            serde.dumps_checkpoint(checkpoint),
+            checkpoint,
             serde.dumps_key("metadata", metadata),
             parent_id,
             links,
