@@ -268,8 +268,11 @@ class Client:
         """Which worker ran each node of a finished run, in order."""
         return [c for m, c in self.events(run_id, timeout=5) if m == WORKER_MODE]
 
-    def cancel(self, run_id: str) -> bool:
-        """Stop a run after its current step (or before it starts)."""
+    def cancel(self, run_id: str, roll_back: Optional[dict] = None) -> bool:
+        """Stop a run after its current step (or before it starts). With
+        ``roll_back={"after": checkpoint_id}`` (None: the whole thread) the
+        checkpoints the run stored after that one are dropped in the same
+        transaction that frees the thread."""
         run = self.backend.runs.get_run(run_id)
         if run is None:
             raise RunNotFoundError(f"no run {run_id!r}")
@@ -277,7 +280,7 @@ class Client:
         # (still resumable at an interrupt); a running one stops after its
         # step, and the step's end releases the thread the same way.
         rest = resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
-        was = lifecycle.cancel(self.backend.runs, run_id, rest)
+        was = lifecycle.cancel(self.backend.runs, run_id, rest, roll_back=roll_back)
         if was == RunStatus.PENDING:
             publish_end(self.backend, run_id, RunStatus.CANCELLED)
             start_next_enqueued(self.backend, run.thread_id)

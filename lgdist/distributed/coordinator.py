@@ -199,8 +199,11 @@ def resting_status(backend: Backend, thread_id: str, graph: str, otherwise: Thre
 def settle_cancelled(backend: Backend, run: Run) -> bool:
     """A cancelled run's step has stopped: free its thread (resumable if the
     step left work behind) and end its stream. Idempotent."""
-    rest = resting_status(backend, run.thread_id, run.graph, ThreadStatus.IDLE)
-    if not lifecycle.release_ended(backend.runs, run.thread_id, run.run_id, rest):
+    roll_back = run.options.get("roll_back")
+    # A rolled-back run leaves the thread as its target checkpoint says: the
+    # canceller restates that status once the run's checkpoints are gone.
+    rest = ThreadStatus.IDLE if roll_back is not None else resting_status(backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+    if not lifecycle.release_ended(backend.runs, run.thread_id, run.run_id, rest, roll_back=roll_back):
         return False
     publish_end(backend, run.run_id, RunStatus.CANCELLED)
     start_next_enqueued(backend, run.thread_id)

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 
 from lgdist import serde
+from lgdist.checkpoint.sql import blobs_table, checkpoints_table, writes_table
 from lgdist.distributed.runs import Run, RunStore, run_from_row, runs_table, threads_table
 
 
@@ -239,10 +240,18 @@ def _release(conn: sa.Connection, thread_id: str, run_id: str, status: ThreadSta
     )
 
 
-def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadStatus) -> bool:
+def release_ended(
+    store: RunStore, thread_id: str, run_id: str, status: ThreadStatus, roll_back: Optional[dict] = None
+) -> bool:
     """Free a thread still held by ``run_id`` once that run has ended (a
     cancelled run whose step stopped; the sweeper's repair). One statement:
-    it changes nothing if the run is still active or holds nothing."""
+    it changes nothing if the run is still active or holds nothing.
+
+    ``roll_back`` (a run cancelled with :func:`cancel`'s ``roll_back``):
+    the same transaction drops the thread's checkpoints stored after
+    ``roll_back["after"]`` (all of them when it is None), so the run's
+    progress is gone before the next run can claim the thread, and only
+    the call that frees the thread drops anything."""
     ended = (
         sa.select(runs_table.c.run_id)
         .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(FINAL)))
@@ -250,7 +259,7 @@ def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadSt
     )
     missing = ~sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id).exists()
     with store._tx() as conn:
-        return (
+        freed = (
             conn.execute(
                 sa.update(threads_table)
                 .where(
@@ -262,6 +271,23 @@ def release_ended(store: RunStore, thread_id: str, run_id: str, status: ThreadSt
             ).rowcount
             == 1
         )
+        if freed and roll_back is not None:
+            _drop_checkpoints_after(conn, thread_id, roll_back.get("after"))
+        return freed
+
+
+def _drop_checkpoints_after(conn: Any, thread_id: str, after: Optional[str]) -> None:
+    """A rolled-back run's checkpoints (every namespace) and their pending
+    writes; with no ``after``, the thread's whole history and its values.
+    Checkpoint ids sort by creation time. Values a dropped checkpoint
+    stored stay behind unreferenced (as a fork's do), under versions no
+    later step reuses."""
+    tables = [writes_table, checkpoints_table] + ([blobs_table] if after is None else [])
+    for table in tables:
+        where = table.c.thread_id == thread_id
+        if after is not None:
+            where = sa.and_(where, table.c.checkpoint_id > after)
+        conn.execute(sa.delete(table).where(where))
 
 
 def rest(store: RunStore, thread_id: str, status: ThreadStatus) -> bool:
@@ -283,18 +309,30 @@ def rest(store: RunStore, thread_id: str, status: ThreadStatus) -> bool:
         )
 
 
-def cancel(store: RunStore, run_id: str, thread_status: ThreadStatus) -> Optional[RunStatus]:
+def cancel(
+    store: RunStore, run_id: str, thread_status: ThreadStatus, roll_back: Optional[dict] = None
+) -> Optional[RunStatus]:
     """Cancel a run. A pending run ends at once and releases its thread to
     ``thread_status`` (same transaction); a running one is marked cancelled
     and its thread is released when its current step stops. Returns the
-    status the run was cancelled from, or None if it had ended already."""
+    status the run was cancelled from, or None if it had ended already.
+
+    ``roll_back`` (``{"after": checkpoint_id or None}``) is kept with a
+    running run, for :func:`release_ended` to drop what the run stored when
+    its step stops (a pending run stored nothing)."""
     if end(store, run_id, RunStatus.CANCELLED, expect=(RunStatus.PENDING,), thread_status=thread_status):
         return RunStatus.PENDING
     with store._tx() as conn:
+        values: dict[str, Any] = {"status": str(RunStatus.CANCELLED), "updated_at": time.time()}
+        if roll_back is not None:
+            row = conn.execute(sa.select(runs_table.c.options).where(runs_table.c.run_id == run_id)).first()
+            if row is not None:
+                options = {**serde.loads(row.options), "roll_back": roll_back}
+                values["options"] = serde.dumps(options).decode()
         changed = conn.execute(
             sa.update(runs_table)
             .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.RUNNING))
-            .values(status=str(RunStatus.CANCELLED), updated_at=time.time())
+            .values(**values)
         ).rowcount
     return RunStatus.RUNNING if changed == 1 else None
 

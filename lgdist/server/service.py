@@ -338,8 +338,8 @@ class ApiService:
 
     def _stop_active(self, thread_id: str, new_run_id: str, *, clear: bool) -> None:
         """Cancel the thread's active run and wait (bounded) until it has let
-        go of the thread; with ``clear``, drop the thread's checkpoints too
-        (a rollback of a run that started the thread)."""
+        go of the thread; with ``clear`` (a rollback of a run that started the
+        thread), the transaction that frees it drops the thread's checkpoints."""
         deadline = time.monotonic() + INTERRUPT_WAIT_SECONDS
         while time.monotonic() < deadline:
             thread = self.runs.get_thread(thread_id) or {}
@@ -347,12 +347,10 @@ class ApiService:
             if thread.get("status") != "busy" or active in (None, new_run_id):
                 break
             try:
-                self.client.cancel(active)
+                self.client.cancel(active, roll_back={"after": None} if clear else None)
             except Exception:  # noqa: BLE001 - it ended meanwhile
                 pass
             time.sleep(0.05)
-        if clear and (self.runs.get_thread(thread_id) or {}).get("status") != "busy":
-            self.backend.saver.delete_thread(thread_id)
 
     def cancel(self, run_id: str, action: str = "interrupt") -> bool:
         run = self.runs.get_run(run_id)
@@ -360,23 +358,20 @@ class ApiService:
             raise not_found(f"Run {run_id} not found")
         if run.status not in ACTIVE:
             return False
-        cancelled = self.client.cancel(run_id)
-        if action == "rollback":
-            self._wait_released(run)
-            self._roll_back(run)
+        if action != "rollback":
+            return self.client.cancel(run_id)
+        # What LangGraph's server does for action="rollback": the thread as
+        # it was before the run, and no record of the run. The checkpoints
+        # the run stored go in the transaction that frees the thread (a run
+        # enqueued behind it starts only after), see lifecycle.release_ended.
+        cancelled = self.client.cancel(run_id, roll_back={"after": (run.options.get("api") or {}).get("rollback_to")})
+        self._wait_released(run)
+        self._forget(run)
         return cancelled
 
-    def _roll_back(self, run: Run) -> None:
-        """What LangGraph's server does for ``action="rollback"``: the thread
-        as it was before the (stopped) run, and no record of the run. The
-        run's checkpoints are dropped (the thread's latest is again the one
-        it started from); the values they stored stay behind unreferenced,
-        as a fork's do, under versions no later step can reuse."""
-        target = (run.options.get("api") or {}).get("rollback_to")
-        if target is None:
-            self.backend.saver.delete_thread(run.thread_id)
-        else:
-            self.store.drop_checkpoints_after(run.thread_id, target)
+    def _forget(self, run: Run) -> None:
+        """A rolled-back run: its thread's status as its checkpoint now
+        says (unless another run holds it already), and no record of it."""
         rest = coordinator.resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
         lifecycle.rest(self.runs, run.thread_id, rest)
         self.store.delete_run(run.run_id)

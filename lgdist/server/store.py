@@ -191,15 +191,6 @@ class ApiStore:
             for table in tables:
                 conn.execute(sa.delete(table).where(table.c.thread_id == thread_id))
 
-    def drop_checkpoints_after(self, thread_id: str, checkpoint_id: str) -> int:
-        """Delete the thread's checkpoints (every namespace) stored after
-        ``checkpoint_id``, with their pending writes, in one transaction.
-        Checkpoint ids sort by creation time. Returns how many went."""
-        cp, wr = checkpoints_table, writes_table
-        with self._conn() as conn:
-            conn.execute(sa.delete(wr).where(wr.c.thread_id == thread_id, wr.c.checkpoint_id > checkpoint_id))
-            return conn.execute(sa.delete(cp).where(cp.c.thread_id == thread_id, cp.c.checkpoint_id > checkpoint_id)).rowcount
-
     def delete_run(self, run_id: str) -> None:
         with self._conn() as conn:
             conn.execute(sa.delete(runs_table).where(runs_table.c.run_id == run_id))

@@ -191,3 +191,31 @@ def test_resume_of_a_thread_that_does_not_exist_is_refused_up_front(cluster, cli
 def test_thread_ids_that_cannot_be_stored_are_refused_clearly(cluster, client, bad):
     with pytest.raises(InvalidThreadIdError):
         client.submit("counter", {"n": 0}, bad)
+
+
+def test_a_rolled_back_run_drops_its_checkpoints_as_it_frees_the_thread_and_never_after(cluster, client):
+    """Cancel with ``roll_back``: the checkpoints the run stored go in the
+    transaction that frees the thread, so a run that claims the thread next
+    keeps its own — even when the cancelled run is settled again later (a
+    late duplicate of its step, the sweeper)."""
+    from lgdist.distributed.coordinator import settle_cancelled
+
+    thread_id = cluster.thread_id("roll-back")
+    assert cluster.wait_run(client.submit("slow", {"n": 3}, thread_id))["status"] == "success"
+    before = [s.config["configurable"]["checkpoint_id"] for s in client.get_state_history("slow", thread_id)]
+
+    rolled = client.submit("slow", {"n": 0}, thread_id)  # sleeps at n == SLOW_AT, after storing steps
+    cluster.wait_for(lambda: len(client.get_state_history("slow", thread_id)) >= len(before) + 2, what="the run's first steps")
+    assert client.cancel(rolled, roll_back={"after": before[0]})
+    assert cluster.wait_run(rolled)["status"] == "cancelled"
+    cluster.wait_for(lambda: cluster.thread_status(thread_id) == "idle", what="the thread to be freed")
+    assert [s.config["configurable"]["checkpoint_id"] for s in client.get_state_history("slow", thread_id)] == before
+    assert client.get_state("slow", thread_id).values["n"] == 5
+
+    after = client.submit("slow", {"n": 3}, thread_id)
+    assert cluster.wait_run(after)["status"] == "success"
+    kept = [s.config["configurable"]["checkpoint_id"] for s in client.get_state_history("slow", thread_id)]
+    assert len(kept) > len(before)
+    assert settle_cancelled(client.backend, client.backend.runs.get_run(rolled)) is False
+    assert [s.config["configurable"]["checkpoint_id"] for s in client.get_state_history("slow", thread_id)] == kept
+    cluster.assert_thread_sound(thread_id)
