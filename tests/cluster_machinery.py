@@ -209,14 +209,7 @@ class Cluster:
         return self.client.wait(run_id, timeout=timeout, poll=0.05)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
+        return wait_for(predicate, timeout, what)
 
     def thread_status(self, thread_id: str) -> Optional[str]:
         row = self.client.backend.runs.get_thread(thread_id)
@@ -245,6 +238,19 @@ class Cluster:
             assert child.parent_config is not None
             assert child.parent_config["configurable"]["checkpoint_id"] == parent.config["configurable"]["checkpoint_id"]
 
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (and return
+    that); TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
 
 class Machinery:
     """One suite's share of the machine: a session id, the queue names and

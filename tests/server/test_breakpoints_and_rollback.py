@@ -12,23 +12,17 @@ slow third step), checked side by side:
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from langgraph_sdk.errors import NotFoundError
+
+
+from cluster_machinery import wait_for  # tests/ is on the path (tests/server/conftest.py)
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(180)]
 
 
 def _wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(predicate, timeout, what)
 
 
 def test_interrupt_after_alone_stops_after_the_node_and_resumes(sdk):

@@ -4,23 +4,17 @@ thread, and failed runs."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from langgraph_sdk.errors import ConflictError
+
+
+from cluster_machinery import wait_for  # tests/ is on the path (tests/server/conftest.py)
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(180)]
 
 
 def _wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(predicate, timeout, what)
 
 
 def _busy_at_slow_step(sdk, tid, input=None):
