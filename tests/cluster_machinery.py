@@ -372,15 +372,22 @@ class Machinery:
             wait_until_pinged(client.app, workers)
             yield Cluster(env=lgdist_env, process_env=env, tmp=tmp, workers=workers, client=client, machinery=self)
         finally:
-            for w in self.workers:
-                w.stop()
-            self.workers.clear()
-            if client is not None:
-                client.backend.saver.engine.dispose()
-            mp.undo()
-            get_settings.cache_clear()
-            self.drop_schema()
-            self.release_redis_db(redis_url)
+            self.tear_down(client, mp, redis_url)
+
+    def tear_down(self, client: Any, mp: pytest.MonkeyPatch, redis_url: str) -> None:
+        """End a cluster fixture: stop the workers, close the client's pool,
+        restore the settings, drop the schema and free the Redis database."""
+        from lgdist.settings import get_settings
+
+        for w in self.workers:
+            w.stop()
+        self.workers.clear()
+        if client is not None:
+            client.backend.saver.engine.dispose()
+        mp.undo()
+        get_settings.cache_clear()
+        self.drop_schema()
+        self.release_redis_db(redis_url)
 
     # -- worker logs in failure reports --------------------------------------------------
     def record_log_offsets(self, item: pytest.Item) -> None:

@@ -177,17 +177,11 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
         cluster.beat = beat
         yield cluster
     finally:
-        for proc in [*dist.workers, *procs]:
+        for proc in procs:
             proc.stop()
             if proc in _PROCS:
                 _PROCS.remove(proc)
-        dist.workers.clear()
-        if client is not None:
-            client.backend.saver.engine.dispose()
-        mp.undo()
-        get_settings.cache_clear()
-        dist.drop_schema()
-        dist.release_redis_db(redis_url)
+        dist.tear_down(client, mp, redis_url)
 
 
 @pytest.fixture
