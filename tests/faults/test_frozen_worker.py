@@ -26,6 +26,8 @@ def test_a_thawed_worker_past_its_time_limit_does_not_end_the_moved_on_run(fault
     run_id = faults.client.submit("pausing", {"n": 0, "until": UNTIL}, thread_id)
     victim = faults.wait_for(lambda: pause_file.exists() and int(pause_file.read_text() or 0), what="the long tick to start")
     worker = faults.worker_of(victim)
+    # Read now: once thawed, the hard time limit may kill the pool child.
+    assert parent_pid(victim) == worker.proc.pid
     log_offset = worker.log_size()
     frozen_at = time.monotonic()
     os.killpg(worker.proc.pid, signal.SIGSTOP)  # main process and pool: no timers fire either
@@ -45,5 +47,4 @@ def test_a_thawed_worker_past_its_time_limit_does_not_end_the_moved_on_run(fault
     state = faults.client.get_state("pausing", thread_id)
     assert state.values["n"] == UNTIL and state.values["trail"] == list(range(UNTIL))
     faults.assert_thread_sound(thread_id)
-    assert parent_pid(victim) == worker.proc.pid
     record("worker-frozen", runs=1, recover=recovered, by="sweeper; the thawed task's outcome ignored")
