@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from lgdist import serde
 from lgdist.checkpoint import delta
 
-__all__ = ["ABSENT", "EMPTY", "StoredRows", "join_pieces", "load_chains"]
+__all__ = ["ABSENT", "EMPTY", "StoredRows", "join_pieces", "chunks", "load_chains"]
 
 EMPTY = delta.EMPTY  # a blob row for a channel that has a version but no value
 ABSENT = object()  # join_pieces' answer for an EMPTY row
@@ -102,7 +102,7 @@ def _fetch(
     pairs = sorted((channel, version) for channel, versions in exact.items() for version in versions)
     arms: list[tuple[int, Any]] = [
         (2 * len(part), sa.tuple_(c.channel, c.version).in_(part))
-        for part in _chunks(pairs, _IN_BATCH // 2)
+        for part in chunks(pairs, _IN_BATCH // 2)
     ]
     arms += [
         (4, sa.and_(c.channel == channel, c.level == level, c.version > after, c.version <= up_to))
@@ -134,6 +134,6 @@ def _batches(arms: Sequence[tuple[int, Any]]) -> Iterator[list[Any]]:
         yield batch
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -2,20 +2,29 @@
 engine, the dialect's insert (for ``ON CONFLICT``), table setup that is safe
 to run at every start-up and from several processes at once, and
 :class:`SQLDatabase`, the base of the checkpoint store and the memory store
-(engine ownership, lazy setup, connections and transactions)."""
+(engine ownership, lazy setup, connections and transactions), and the
+retry of an operation whose pooled connection turned out to be dead."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from typing import Any, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-__all__ = ["SortedText", "SQLDatabase", "create_checkpoint_engine", "dialect_insert", "create_tables"]
+__all__ = [
+    "SortedText",
+    "SQLDatabase",
+    "create_checkpoint_engine",
+    "create_tables",
+    "dialect_insert",
+    "retry_on_disconnect",
+]
 
 # Postgres compares text by locale by default; "C" makes ORDER BY and "<" on ids
 # agree with Python's string order (SQLite's BINARY collation already does).
@@ -151,3 +160,20 @@ class SQLDatabase:
             self.setup()
         with self._lock, self.engine.begin() as conn:
             yield conn
+
+
+def retry_on_disconnect(method: Callable) -> Callable:
+    """Run a store operation again, once, when its connection turned out to
+    be dead (SQLAlchemy then invalidates the pool, so the retry connects
+    afresh). Every operation is one transaction and idempotent."""
+
+    @functools.wraps(method)
+    def retrying(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return method(self, *args, **kwargs)
+
+    return retrying
