@@ -24,7 +24,10 @@ STATEMENTS_GOAL, TRANSACTIONS_GOAL = 6, 2
 
 class Counter:
     """Statements (BEGIN/COMMIT not included), transactions and pool
-    checkouts on an engine while the block runs. ``kind``: what ran —
+    checkouts on an engine while the block runs, and ``durable``: the
+    commits that wrote something (each waits for a WAL flush, the costly
+    part of a transaction; a transaction that wrote no row commits at once).
+    ``kind``: what ran —
     ``step`` (a one-task step's run_node), ``task`` (a task of a wide
     step) or ``finish`` (a wide step's finish_step)."""
 
@@ -34,6 +37,7 @@ class Counter:
         self.statements: list[str] = []
         self.transactions = 0
         self.checkouts = 0
+        self.durable = 0
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement.split()[0].upper())
@@ -44,15 +48,26 @@ class Counter:
     def _checkout(self, *args: Any) -> None:
         self.checkouts += 1
 
+    def _commit(self, conn: Any) -> None:
+        # On the DBAPI connection: a statement SQLAlchemy does not see (nor count).
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+            self.durable += bool(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+
     def __enter__(self) -> "Counter":
         sa.event.listen(self.engine, "before_cursor_execute", self._statement)
         sa.event.listen(self.engine, "begin", self._begin)
+        sa.event.listen(self.engine, "commit", self._commit)
         sa.event.listen(self.engine.pool, "checkout", self._checkout)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         sa.event.remove(self.engine, "before_cursor_execute", self._statement)
         sa.event.remove(self.engine, "begin", self._begin)
+        sa.event.remove(self.engine, "commit", self._commit)
         sa.event.remove(self.engine.pool, "checkout", self._checkout)
 
 

@@ -13,7 +13,8 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
 
 * Redis: one pipelined call counts the delivery;
 * Postgres, before the node: one statement reads the run's fields (not its
-  input) with the step's checkpoint row and touches the thread's lease; at
+  input) with the step's checkpoint row and touches the thread's lease
+  (unless fresh: then it writes nothing and commits without a WAL flush); at
   most one more reads the channels this process has not decoded; one more
   the pending writes, only where the step may have some — all on one
   pooled connection, no pre-ping. A wide step's task skips all of it, and

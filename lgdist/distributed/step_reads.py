@@ -10,6 +10,13 @@ connection, without a pre-ping, in one transaction that also touches the
 thread's lease (on Postgres the first statement does, as a CTE), so a
 redelivered or long-queued step shows the sweeper it is alive before its
 node starts.
+
+The touch writes only a lease older than :data:`LEASE_SLACK_SECONDS`. A
+step read right after its step was sent (the usual case: the store that
+sent it touched the lease) then writes nothing, and its transaction
+commits without waiting for a WAL flush: a read stays a read. A lease at
+most a second old is as good as a fresh one to the sweeper, which takes
+only threads untouched for ``stall_seconds`` (at least one second).
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from lgdist import serde
 from lgdist.checkpoint.base import CheckpointTuple
 from lgdist.checkpoint.sql import checkpoints_table
 from lgdist.distributed.runs import Run, runs_table, threads_table
+
+# A lease touched this recently is not touched again by a step's read.
+LEASE_SLACK_SECONDS = 1.0
 
 _RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
 _RUN_COLUMNS = [c for c in runs_table.c if c.name != "input" and c.name in _RUN_FIELDS]
@@ -71,11 +81,15 @@ def _statement(saver: Any) -> Any:
     if saver.engine.dialect.name == "postgresql":
         # The same statement touches the thread's lease (a data-modifying
         # CTE): a redelivered or long-queued step shows it is alive to the
-        # sweeper before its node starts, at no extra round trip.
+        # sweeper before its node starts, at no extra round trip. A fresh
+        # lease is left as it is: the statement then writes no row.
         run_thread = sa.select(runs_table.c.thread_id).where(runs_table.c.run_id == sa.bindparam("run_id"))
         lease = (
             sa.update(threads_table)
-            .where(threads_table.c.thread_id == run_thread.scalar_subquery())
+            .where(
+                threads_table.c.thread_id == run_thread.scalar_subquery(),
+                threads_table.c.updated_at < sa.bindparam("stale_before"),
+            )
             .values(updated_at=sa.bindparam("now"))
             .returning(threads_table.c.thread_id)
             .cte("lease")
@@ -95,7 +109,11 @@ def read_step(backend: Any, run_id: str, checkpoint_id: str, *, with_writes: boo
     saver = backend.saver
     postgres = saver.engine.dialect.name == "postgresql"
     with saver.reading() as conn:
-        params = {"run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}", "now": time.time()}
+        now = time.time()
+        params = {
+            "run_id": run_id, "checkpoint_id": checkpoint_id, "step_key": f"step:{checkpoint_id}",
+            "now": now, "stale_before": now - LEASE_SLACK_SECONDS,
+        }  # fmt: skip
         row = conn.execute(_statement(saver), params).first()
         read = _read_row(saver, conn, row, with_writes, checkpoint_id, params["step_key"])
         if postgres:

@@ -36,6 +36,9 @@ def test_a_chain_superstep_costs_two_transactions_and_at_most_six_statements(bac
     # already); no writes read. The write: lease + run check, checkpoint,
     # the task's writes (no blob: the chain's state is one small number).
     assert steps[0].statements == ["WITH", "UPDATE", "INSERT", "INSERT"], steps[0].statements
+    # The read finds the lease fresh (the previous step's store touched
+    # it) and writes nothing: one commit per step waits for a WAL flush.
+    assert all(counter.durable == 1 for counter in steps), [c.durable for c in steps]
 
 
 def test_a_worker_new_to_the_thread_needs_no_blob_row_for_small_values(backend):
@@ -63,11 +66,14 @@ def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend):
     # callback through Redis.
     assert tasks[0].statements == ["WITH"], tasks[0].statements
     assert all(t.statements == [] and t.transactions == 0 for t in tasks[1:]), [t.statements for t in tasks]
+    # The lease was touched as the step was stored: the read writes nothing.
+    assert all(t.durable == 0 for t in tasks), [t.durable for t in tasks]
     # The callback: the run with the checkpoint row, its pending writes;
     # then one transaction: lease + run check, checkpoint, blob, and the
     # 32 tasks' writes (one executemany).
     assert finish.statements == ["WITH", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT"], finish.statements
     assert finish.transactions == 2
+    assert finish.durable == 1  # the store; the read wrote nothing
 
 
 def test_a_wide_step_task_in_a_process_new_to_the_step_makes_one_read(backend):
