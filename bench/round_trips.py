@@ -72,9 +72,11 @@ class Counter:
 
 
 @contextmanager
-def in_process_backend(postgres_url: str = POSTGRES_URL, redis_url: str = REDIS_URL) -> Iterator[Any]:
-    """A worker's backend on a schema of its own (dropped afterwards), with
-    inline steps off so that every step is one message."""
+def in_process_backend(
+    postgres_url: str = POSTGRES_URL, redis_url: str = REDIS_URL, *, inline_steps: int = 0
+) -> Iterator[Any]:
+    """A worker's backend on a schema of its own (dropped afterwards), by
+    default with inline steps off so that every step is one message."""
     from lgdist.distributed.app import create_app
     from lgdist.distributed.backend import Backend
     from lgdist.settings import Settings
@@ -86,7 +88,7 @@ def in_process_backend(postgres_url: str = POSTGRES_URL, redis_url: str = REDIS_
     url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
     settings = Settings(
         broker_url=redis_url, database_url=url, graphs=GRAPHS,
-        default_queue=f"lgdist-rt-{schema}", node_queues="", inline_steps=0,
+        default_queue=f"lgdist-rt-{schema}", node_queues="", inline_steps=inline_steps,
     )  # fmt: skip
     backend = Backend(settings, create_app(settings), pre_ping=False)
     backend.runs.setup()

@@ -3,6 +3,7 @@
     start/resume ──► schedule_step ──► chord(group(run_node × tasks), finish_step)
                           ▲                                           │
                           └──────────── next step ◄───────────────────┘
+                                (a one-task next step runs in finish_step)
 
 Every function here tolerates being run twice for the same step (duplicated
 or redelivered messages): node writes are keyed by ``(checkpoint, task)``,
@@ -23,6 +24,7 @@ step: its messages were lost) sends a step again on purpose.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from typing import Any, Optional
 
@@ -530,10 +532,17 @@ def _has_next_step(loop: ThreadLoop) -> bool:
 # -- lgdist.finish_step -------------------------------------------------------------------
 
 
-def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
+def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[str] = None, again: bool = False) -> dict:
     """``lgdist.finish_step``: apply the step's writes (kept in Redis by its
     tasks, or saved), store the next checkpoint (once) with those writes,
-    stream the step's events, schedule the next step.
+    stream the step's events, schedule the next step. A next step with one
+    task on the callback's queue runs right here (see :func:`_go_on`).
+
+    ``again``: an earlier delivery of this message is over (the broker
+    redelivered it after its worker died, or Celery retried it after an
+    outage); it may have stored this step and more, run inline, without
+    sending the step after them. ``worker`` names the worker in the node
+    events of a step run here.
 
     Round trips: one statement reads the run's fields and the checkpoint
     row (touching the lease), one more its pending writes, at most one
@@ -608,7 +617,17 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
         publish(backend, run, loop, once=key)
-        _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
+        if again or backend.step_writes is None:
+            # That delivery may have run the next steps here too, unclaimed:
+            # go on from the thread's latest checkpoint, as a redelivered
+            # one-task step does. (Brokers without Redis do not say which
+            # delivery is a redelivery: every one goes on; a step sent
+            # twice runs its node twice and stores it once.)
+            from lgdist.distributed.single_step import _continue_after_redelivery
+
+            _continue_after_redelivery(backend, run, loop, msg.checkpoint_id)
+        else:
+            _continue_after_stored_step(backend, run, loop, msg.checkpoint_id)
         return {"status": "ok", "outcome": "stored before"}
     if kept and loop.status == "interrupted":
         # Nothing stored: the step stops at an interrupt; a resume runs
@@ -621,8 +640,40 @@ def finish_step(backend: Backend, msg: FinishStepMessage) -> dict:
         end_run_for_status(backend, run, loop)
         return {"status": "ok", "outcome": "stored"}
     publish(backend, run, loop, once=key)
-    schedule_step(backend, run, loop, resumed=False, lease_fresh=True)
-    return {"status": "ok", "outcome": "stored"}
+    after = _go_on(backend, run, loop, worker or backend.hostname)
+    return {"status": "ok", "outcome": "stored", **({"next": after} if after else {})}
+
+
+def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str) -> Optional[dict]:
+    """The callback stored its step: send the next one, or, when it has one
+    task on the callback's queue, run it here, as a one-task step runs the
+    next one (a slice of ``inline_steps`` / ``inline_ms``, see
+    ``single_step``) — no message, no read of the state just stored. The
+    outcome of the steps run here, if any.
+
+    The step run here takes no claim: should this callback die, its
+    redelivery (``again``) finds its step stored and goes on from the
+    thread's latest checkpoint, whose step no one claimed — the one run
+    here if it did not store it, else the one after it. A duplicate that
+    runs while this callback is alive (not a redelivery) goes on only from
+    this step's own checkpoint, through its claim: at worst it sends the
+    step this callback is running, whose node then runs twice and whose
+    checkpoint is stored once, as for any duplicated message."""
+    from lgdist.distributed.nodes import execute_task
+    from lgdist.distributed.single_step import InlineSlice, finish_single_step
+
+    inline = InlineSlice(backend, backend.settings.default_queue)
+    task = schedule_step(backend, run, loop, resumed=False, lease_fresh=True, inline=inline)
+    if task is None:
+        return None
+    inline.take()
+    parent_id = loop.checkpoint["id"]
+    worker = f"{worker} (pid {os.getpid()})"
+    result = {"node": task.name, "worker": worker, "status": "ok", **execute_task(backend, run, loop, task, save=False)}
+    after = finish_single_step(
+        backend, run, loop, task, result, checkpoint_id=parent_id, redelivered=False, worker=worker, inline=inline
+    )
+    return {"node": after["node"], "status": after["status"], "outcome": after.get("outcome")}
 
 
 def _continue_after_stored_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str) -> None:

@@ -29,7 +29,8 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
   one statement reads the run and the checkpoint row, one its pending
   writes, one Redis call the kept writes, one transaction stores the
   lease touch + run check, the checkpoint, its blobs and every task's
-  writes.
+  writes. A one-task step after it on the callback's queue runs in the
+  callback: no message and no read, one transaction to store it.
 """
 
 from __future__ import annotations

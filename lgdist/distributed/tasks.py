@@ -227,7 +227,13 @@ def register_tasks(app: Celery) -> None:
         msg, rejection = _check("lgdist.finish_step", backend, FinishStepMessage, args, payload)
         if msg is None:
             return rejection  # type: ignore[return-value]
-        return {**coordinator.finish_step(backend, msg), "checkpoint_id": msg.checkpoint_id}
+        # A redelivery (its worker died) or a retry (an outage): an earlier
+        # delivery of this callback is over, maybe halfway through.
+        again = bool((self.request.delivery_info or {}).get("redelivered")) or bool(self.request.retries)
+        with nodes.node_failures() as failures:  # the one-task step after it may run right here
+            result = coordinator.finish_step(backend, msg, worker=self.request.hostname, again=again)
+        raise_node_failures(failures)
+        return {**result, "checkpoint_id": msg.checkpoint_id}
 
     @app.task(name="lgdist.sweep", bind=True, base=LgdistTask, acks_late=False)
     def sweep(self: Any, *args: Any, **payload: Any) -> dict:

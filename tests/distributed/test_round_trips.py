@@ -86,3 +86,26 @@ def test_a_wide_step_task_in_a_process_new_to_the_step_makes_one_read(backend):
         assert task.statements == ["WITH", "SELECT"], task.statements
         assert task.transactions == 1
     assert len(finish.statements) <= 7 and finish.transactions == 2, finish.statements
+
+
+def test_a_wide_step_callback_runs_the_one_task_step_after_it_without_reading_it():
+    """With inline steps on (a worker's default), the callback of the
+    fan-out's wide step runs the one-task ``join`` step itself: no message
+    and no read for it, one more transaction to store it, then the run's
+    end. Durable commits: the callback's step, join's step, the run's end."""
+    with in_process_backend(POSTGRES_URL, REDIS_URL, inline_steps=8) as backend:
+        run_id, counters = drive(backend, "fanout", {"hits": []})
+        assert backend.runs.get_run(run_id).status == "success"
+    tasks, finish = _wide_step(counters)
+    assert len(tasks) == 32
+    assert counters[-1] is finish, "no message follows the callback: join ran in it"
+    # The callback's read and store, as without inline steps; join's
+    # store (lease + run check, checkpoint, blob, its writes); the run's end
+    # (the run and its thread in one transaction, then the run's error and
+    # the thread's queued runs).
+    assert finish.statements == [
+        "WITH", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
+        "UPDATE", "INSERT", "INSERT", "INSERT",
+        "UPDATE", "UPDATE", "SELECT", "SELECT",
+    ], finish.statements  # fmt: skip
+    assert finish.durable == 3

@@ -13,7 +13,7 @@ import time
 from typing import Annotated, TypedDict
 
 from lgdist.graph import END, START, StateGraph
-from lgdist.types import RetryPolicy
+from lgdist.types import RetryPolicy, Send
 
 
 class TickState(TypedDict, total=False):
@@ -240,3 +240,41 @@ def build_slow_ask() -> StateGraph:
 
 
 slow_ask = build_slow_ask().compile()
+
+
+class WideState(TypedDict, total=False):
+    items: list
+    results: Annotated[list, operator.add]
+
+
+def _split(state: WideState) -> dict:
+    return {}
+
+
+def _spread(state: WideState) -> list:
+    return [Send("double", {"item": item}) for item in state.get("items", [])]
+
+
+def _double(arg: dict) -> dict:
+    return {"results": [arg["item"] * 2]}
+
+
+def _total(state: WideState) -> dict:
+    return {"results": [sum(state.get("results", []))]}
+
+
+def build_wide() -> StateGraph:
+    """A one-task step, a wide step (``Send``), a one-task step: the shape
+    whose wide step's callback runs the step after it."""
+    g = StateGraph(WideState)
+    g.add_node("split", _split)
+    g.add_node("double", _double)
+    g.add_node("total", _total)
+    g.add_edge(START, "split")
+    g.add_conditional_edges("split", _spread, ["double"])
+    g.add_edge("double", "total")
+    g.add_edge("total", END)
+    return g
+
+
+wide = build_wide().compile()

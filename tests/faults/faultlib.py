@@ -45,6 +45,7 @@ FAULT_GRAPHS = {
     "pausing": "fault_graphs:pausing",
     "chaos": "fault_graphs:chaos",
     "slow-ask": "fault_graphs:slow_ask",
+    "wide": "fault_graphs:wide",
 }
 STEPS = 5  # LGDIST_EXAMPLE_STEPS
 
