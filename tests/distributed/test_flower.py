@@ -70,10 +70,10 @@ def test_flower_lists_lgdist_tasks_and_its_api_requires_basic_auth(cluster, clie
     # (its event consumer may start a moment after its HTTP server): submit
     # again until it has seen one whole run.
     # Only the wide step (the two "work" tasks) is a chord with a
-    # finish_step; a one-task step's run_node finishes the step itself, and
+    # finish_step, which runs the one-task step after it ("join") itself;
     # the one-task steps at the start ("__start__", "split") may run inline
     # in lgdist.start (whose kwargs name only the run) or in one run_node.
-    expected = sorted(["lgdist.finish_step"] + [f"lgdist.run_node[{n}]" for n in ("work", "work", "join")])
+    expected = sorted(["lgdist.finish_step"] + [f"lgdist.run_node[{n}]" for n in ("work", "work")])
     inline = {"lgdist.run_node[__start__]", "lgdist.run_node[split]"}
 
     def names_of(tasks: list) -> list:
