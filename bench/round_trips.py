@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 POSTGRES_URL = os.environ.get("LGDIST_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LGDIST_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-GRAPHS = "chain=workers.bench_graphs:chain_20,fanout=workers.bench_graphs:fanout_32"
+GRAPHS = "chain=workers.bench_graphs:chain_20,fanout=workers.bench_graphs:fanout_32,five=workers.bench_graphs:five_steps"
 STATEMENTS_GOAL, TRANSACTIONS_GOAL = 6, 2
 
 
@@ -89,6 +89,8 @@ def in_process_backend(
     settings = Settings(
         broker_url=redis_url, database_url=url, graphs=GRAPHS,
         default_queue=f"lgdist-rt-{schema}", node_queues="", inline_steps=inline_steps,
+        # Node time only counts against a slice; a cold first node must not end it.
+        inline_ms=60_000.0,
     )  # fmt: skip
     backend = Backend(settings, create_app(settings), pre_ping=False)
     backend.runs.setup()
@@ -157,6 +159,23 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
     finally:
         coordinator.send_single_step, coordinator.send_wide_step = originals  # type: ignore[assignment]
     return run.run_id, counters
+
+
+def count_run(backend: Any, graph: str, value: Any, options: dict) -> tuple[str, Counter]:
+    """Submit a run and run its ``lgdist.start`` in-process, counting the
+    worker's statements and transactions for the whole run (a short run's
+    steps all run inline in that one task)."""
+    from lgdist.distributed import coordinator, lifecycle
+
+    thread_id = f"rt-{uuid.uuid4().hex[:8]}"
+    run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options=options)
+    if not claimed:
+        raise RuntimeError(f"thread {thread_id} could not be claimed")
+    with Counter(backend.saver.engine, "run") as counter:
+        result = coordinator.start_run(backend, run.run_id)
+    if result["status"] != "started":
+        raise RuntimeError(f"start failed: {result}")
+    return run.run_id, counter
 
 
 def run(quick: bool) -> list[dict]:

@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     visibility_timeout: int = 3600
     # A worker that finished a one-task step runs the next one-task steps
     # of the thread itself (same queue, state kept in memory, a checkpoint
-    # per step) for at most this many steps and milliseconds, then yields
-    # to the queue so other threads get their turn. 0 steps: never.
+    # per step) for at most this many steps and milliseconds of its nodes'
+    # time, then yields to the queue so other threads get their turn.
+    # 0 steps: never.
     inline_steps: int = 8
     inline_ms: float = 50.0
 

@@ -134,6 +134,60 @@ class SQLCheckpointSaver(CheckpointReads, SQLDatabase, BaseCheckpointSaver):
         self._remember_put(planned)
         return _PreparedRows(self, [planned.row], planned.blob_rows, planned.regular, planned.special)
 
+    def plan_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+        *,
+        idempotency_key: str,
+        previous: Optional[Checkpoint] = None,
+        parent_writes: Sequence[tuple[str, Sequence[tuple[str, Any]]]] = (),
+    ) -> "_PlannedPut":
+        """Encode a keyed put now and store it later with
+        :meth:`put_planned` (a worker's slice of steps, durability
+        "async"). The next put of the thread finds this one's links and
+        values as if it were stored."""
+        planned = self._plan_put(config, checkpoint, metadata, new_versions, previous, parent_writes, idempotency_key)
+        self._remember_put(planned)
+        return planned
+
+    @retry_on_disconnect
+    def put_planned(
+        self,
+        planned: Sequence["_PlannedPut"],
+        *,
+        precondition: Optional[Precondition] = None,
+        writes: Sequence[Callable[[], None]] = (),
+        also: Sequence[Callable[[Connection], Any]] = (),
+    ) -> bool:
+        """Store planned puts (a chain of steps, each the child of the one
+        before) and prepared writes (``prepare_put_writes``) in one
+        transaction: ``precondition`` first, then the checkpoint rows, each
+        once under its key (one statement), then their blobs and all the
+        writes, then ``also`` (the caller's statements, e.g. run
+        bookkeeping). False, storing nothing, when a key was stored already
+        (another delivery stored the chain's first step)."""
+        statements = self._statements
+        rows = [p.row for p in planned]
+        regular = [r for p in planned for r in p.regular] + [r for w in writes for r in w.rows[2]]  # type: ignore[attr-defined]
+        special = [r for p in planned for r in p.special] + [r for w in writes for r in w.rows[3]]  # type: ignore[attr-defined]
+        with self._transaction() as conn:
+            if precondition is not None and not precondition(conn):
+                conn.rollback()
+                raise PreconditionFailed(planned[0].checkpoint["id"] if planned else "")
+            if rows and len(conn.execute(statements.insert_checkpoint_once, rows).all()) != len(rows):
+                conn.rollback()
+                return False
+            blob_rows = [r for p in planned for r in p.blob_rows]
+            if blob_rows:
+                conn.execute(statements.insert_blobs, blob_rows)
+            self._insert_write_rows(conn, regular, special)
+            for statements_of_caller in also:
+                statements_of_caller(conn)
+        return True
+
     def _plan_put(
         self,
         config: RunnableConfig,

@@ -68,6 +68,7 @@ class RemoteGraph(Runnable):
         interrupt_after: Any = None,
         subgraphs: bool = False,
         context: Any = None,
+        durability: Optional[str] = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
         config = self._merged(config)
@@ -82,6 +83,7 @@ class RemoteGraph(Runnable):
             interrupt_after=interrupt_after,
             subgraphs=subgraphs,
             context=context,
+            durability=durability,
         )
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:

@@ -149,9 +149,13 @@ def publish_events(backend: Backend, run_id: str, events: list, once: Optional[s
         log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
 
 
-def publish_end(backend: Backend, run_id: str, status: str, error: Optional[str] = None) -> None:
-    """The run's last stream event (best effort, like every event)."""
-    publish_events(backend, run_id, [("__end__", {"status": str(status), "error": error})])
+def publish_end(
+    backend: Backend, run_id: str, status: str, error: Optional[str] = None, *, thread_deleted: bool = False
+) -> None:
+    """The run's last stream event (best effort, like every event);
+    ``thread_deleted``: the run's thread went with its end."""
+    end = {"status": str(status), "error": error, **({"thread_deleted": True} if thread_deleted else {})}
+    publish_events(backend, run_id, [("__end__", end)])
 
 
 def end_run(
@@ -164,16 +168,22 @@ def end_run(
     reach the stream before its end event: readers stop there. A run
     cancelled meanwhile is settled instead: its step has stopped."""
     status = RunStatus(status)
-    if not lifecycle.end(backend.runs, run.run_id, status, error=error):
+    # One transaction: the run's status, its thread's release (or, for a
+    # run submitted with on_completion="delete", the thread's deletion) and
+    # the runs queued on the thread.
+    ended = lifecycle.finish(
+        backend.runs, run.run_id, status, error=error, delete_thread=run.options.get("on_completion") == "delete"
+    )
+    if ended is None:
         current = backend.runs.get_run(run.run_id)
         if current is not None and current.status == RunStatus.CANCELLED:
             settle_cancelled(backend, current)
         return False
     if loop is not None:
         publish(backend, run, loop)
-    current = backend.runs.get_run(run.run_id)
-    publish_end(backend, run.run_id, status, current.error if current else error)
-    start_next_enqueued(backend, run.thread_id)
+    publish_end(backend, run.run_id, status, ended.error, thread_deleted=ended.thread_deleted)
+    if not ended.thread_deleted:
+        start_next_enqueued(backend, run.thread_id, queued=ended.queued)
     return True
 
 
@@ -212,12 +222,14 @@ def settle_cancelled(backend: Backend, run: Run) -> bool:
     return True
 
 
-def start_next_enqueued(backend: Backend, thread_id: str) -> None:
+def start_next_enqueued(backend: Backend, thread_id: str, queued: Optional[list[Run]] = None) -> None:
+    """Start the oldest run queued on the free thread; ``queued``: the
+    thread's pending runs, when the caller read them already."""
     # Submitted runs (a resume through RemoteGraph too) carry a strategy. A
     # reject-strategy run is never pending without holding its thread.
-    queued = [
-        r for r in backend.runs.pending_runs(thread_id) if r.kind == "start" or "multitask_strategy" in r.options
-    ]  # fmt: skip
+    if queued is None:
+        queued = backend.runs.pending_runs(thread_id)
+    queued = [r for r in queued if r.kind == "start" or "multitask_strategy" in r.options]
     if not queued:
         return
     nxt = queued[0]
@@ -234,11 +246,11 @@ def send_start(backend: Backend, run_id: str) -> None:
     )
 
 
-def fail_pending_run(backend: Backend, run: Run, error: str) -> bool:
+def fail_pending_run(backend: Backend, run: Run, error: str, expect: tuple = (RunStatus.PENDING,)) -> bool:
     """A run that never started (bad graph name, bad input) ends as error;
     its thread keeps whatever it could still resume."""
     rest = resting_status(backend, run.thread_id, run.graph, ThreadStatus.ERROR)
-    if not lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=(RunStatus.PENDING,), thread_status=rest):
+    if not lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=expect, thread_status=rest):
         return False
     publish_end(backend, run.run_id, RunStatus.ERROR, error)
     start_next_enqueued(backend, run.thread_id)
@@ -262,7 +274,29 @@ def rejected(error: str, **extra: Any) -> dict:
 
 def start_run(backend: Backend, run_id: str) -> dict:
     """``lgdist.start``: the run's thread is already claimed by the client or
-    by a resume; load the thread, apply the input, schedule step one."""
+    by a resume; load the thread, apply the input, schedule step one.
+
+    The usual case - a pending run that holds its thread - begins in one
+    statement that also reads the run; anything else (a queued run, a
+    redelivery, a duplicate) is told apart by :func:`_start_unusual`."""
+    run = lifecycle.begin(backend.runs, run_id, backend.hostname)
+    if run is None:
+        return _start_unusual(backend, run_id)
+    try:
+        backend.registry.get(run.graph)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken graph fails the run
+        error = str(exc) if isinstance(exc, GraphNotRegisteredError) else (
+            f"graph {run.graph!r} could not be loaded: {type(exc).__name__}: {exc}"
+        )  # fmt: skip
+        fail_pending_run(backend, run, error, expect=(RunStatus.RUNNING,))
+        return {"status": "error", "run_id": run_id, "error": error}
+    # A stateless run's thread was created with it: nothing to read there.
+    _load_and_schedule(backend, run, new_thread=run.options.get("on_completion") == "delete")
+    return {"status": "started", "run_id": run_id}
+
+
+def _start_unusual(backend: Backend, run_id: str) -> dict:
+    """``lgdist.start`` for a run that did not begin at once."""
     run = backend.runs.get_run(run_id)
     if run is None:
         return rejected(f"lgdist.start: there is no run {run_id!r}")
@@ -284,10 +318,10 @@ def start_run(backend: Backend, run_id: str) -> dict:
         error = f"graph {run.graph!r} could not be loaded: {type(exc).__name__}: {exc}"
         fail_pending_run(backend, run, error)
         return {"status": "error", "run_id": run_id, "error": error}
-    if not lifecycle.begin(backend.runs, run_id, backend.hostname):
+    begun = lifecycle.begin(backend.runs, run_id, backend.hostname)
+    if begun is None:
         return {"status": "duplicate", "run_id": run_id}
-    run.status = RunStatus.RUNNING
-    _load_and_schedule(backend, run)
+    _load_and_schedule(backend, begun)
     return {"status": "started", "run_id": run_id}
 
 
@@ -313,8 +347,15 @@ def _resumes(run: Run) -> bool:
     return run.input is None or isinstance(run.input, Command)
 
 
-def _load_and_schedule(backend: Backend, run: Run) -> None:
+def _load_and_schedule(backend: Backend, run: Run, *, new_thread: bool = False) -> None:
+    """Load the run's input and start its steps. Under durability "async"
+    what the input stores, the run's start and the first slice of steps
+    are stored together (see ``slice_store``). ``new_thread``: the thread
+    was created with the run and has no checkpoint to read."""
+    from lgdist.distributed.single_step import InlineSlice, start_steps
+
     loop = make_loop(backend, run)
+    inline = InlineSlice(backend, backend.settings.default_queue, run, loop, new_thread=new_thread)
     try:
         if run.options.get("as_node") is not None:
             from lgdist.graph.update import apply_update
@@ -333,15 +374,14 @@ def _load_and_schedule(backend: Backend, run: Run) -> None:
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - bad input ends the run, not the worker
-        end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
+        if inline.settle() is None:
+            end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return
     if run.start_step is None:
-        record_start(backend, run, loop)
-    publish(backend, run, loop, once=f"input:{run.run_id}")
+        inline.record_start(loop)
+    inline.publish(loop, once=f"input:{run.run_id}")
     crash_point("start.loaded", run.thread_id, loop.metadata.get("step", -2))
-    from lgdist.distributed.single_step import start_steps
-
-    start_steps(backend, run, loop, resumed=_resumes(run))
+    start_steps(backend, run, loop, inline, resumed=_resumes(run))
 
 
 def _restart_started_run(backend: Backend, run: Run) -> dict:
@@ -416,21 +456,27 @@ def schedule_step(
     except TRANSIENT_ERRORS:
         raise
     except LgdistError as exc:
-        publish(backend, run, loop)
-        end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
+        if inline is None or inline.settle() is None:
+            publish(backend, run, loop)
+            end_run(backend, run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
         return None
     except Exception as exc:  # noqa: BLE001
-        end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
+        if inline is None or inline.settle() is None:
+            end_run(backend, run, RunStatus.ERROR, "".join(traceback.format_exception(exc)))
         return None
     _drop_plan_time_updates(loop)
+    checkpoint_id = loop.checkpoint["id"]
+    single = len(loop.tasks) == 1 and len(tasks) == 1
+    if loop.status == "pending" and single and inline is not None and inline.allows(loop, tasks[0]):
+        inline.publish(loop)
+        return tasks[0]
+    # The slice ends here: what it kept is stored before the run ends or a
+    # step leaves this worker (durability "async", see slice_store).
+    if inline is not None and inline.settle() is not None:
+        return None
     if loop.status != "pending":
         end_run_for_status(backend, run, loop)
         return None
-    checkpoint_id = loop.checkpoint["id"]
-    single = len(loop.tasks) == 1 and len(tasks) == 1
-    if single and inline is not None and inline.allows(loop, tasks[0]):
-        publish(backend, run, loop)
-        return tasks[0]
     if not force and not claim_step(backend, run, checkpoint_id):
         log.info("step at %s of run %s was scheduled already", checkpoint_id, run.run_id)
         return None
@@ -662,7 +708,7 @@ def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str) -> Optiona
     from lgdist.distributed.nodes import execute_task
     from lgdist.distributed.single_step import InlineSlice, finish_single_step
 
-    inline = InlineSlice(backend, backend.settings.default_queue)
+    inline = InlineSlice(backend, backend.settings.default_queue, run, loop)
     task = schedule_step(backend, run, loop, resumed=False, lease_fresh=True, inline=inline)
     if task is None:
         return None
@@ -670,6 +716,7 @@ def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str) -> Optiona
     parent_id = loop.checkpoint["id"]
     worker = f"{worker} (pid {os.getpid()})"
     result = {"node": task.name, "worker": worker, "status": "ok", **execute_task(backend, run, loop, task, save=False)}
+    inline.ran(result)
     after = finish_single_step(
         backend, run, loop, task, result, checkpoint_id=parent_id, redelivered=False, worker=worker, inline=inline
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Optional
 
@@ -182,22 +183,75 @@ def claim(store: RunStore, thread_id: str, graph: str, run_id: str, allowed: Ite
 # -- running -------------------------------------------------------------------------------
 
 
-def begin(store: RunStore, run_id: str, worker: Optional[str]) -> bool:
-    """pending → running, only while the run holds its thread."""
+def begin(store: RunStore, run_id: str, worker: Optional[str]) -> Optional[Run]:
+    """pending → running, only while the run holds its thread. One
+    statement, which returns the run as it now is (None: no change)."""
     holds = (
         sa.select(threads_table.c.thread_id)
         .where(threads_table.c.thread_id == runs_table.c.thread_id, threads_table.c.active_run_id == run_id)
         .exists()
     )
     with store._tx() as conn:
-        return (
-            conn.execute(
-                sa.update(runs_table)
-                .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.PENDING), holds)
-                .values(status=str(RunStatus.RUNNING), worker=worker, updated_at=time.time())
-            ).rowcount
-            == 1
-        )
+        row = conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.PENDING), holds)
+            .values(status=str(RunStatus.RUNNING), worker=worker, updated_at=time.time())
+            .returning(*runs_table.c)
+        ).mappings().first()
+    return run_from_row(row) if row is not None else None
+
+
+@dataclass
+class Ended:
+    """What :func:`finish` did: the run's error text as stored, the runs
+    queued on its thread (oldest first), and whether the thread is gone."""
+
+    error: Optional[str]
+    queued: list[Run] = field(default_factory=list)
+    thread_deleted: bool = False
+
+
+def finish(
+    store: RunStore,
+    run_id: str,
+    status: RunStatus,
+    *,
+    error: Optional[str] = None,
+    expect: Iterable[Any] = (RunStatus.RUNNING,),
+    thread_status: Optional[ThreadStatus] = None,
+    delete_thread: bool = False,
+) -> Optional[Ended]:
+    """The run leaves ``expect`` for ``status`` and releases its thread (to
+    ``thread_status``, by default what ``status`` leaves behind), in one
+    transaction that also reads the runs queued on the thread. With
+    ``delete_thread`` (a run submitted with ``on_completion="delete"``) the
+    thread goes instead — its record, its runs and its checkpoints — as
+    LangGraph's server deletes a stateless run's thread. None: the run had
+    left ``expect`` already (nothing changed)."""
+    values: dict = {"status": str(status), "updated_at": time.time()}
+    if error is not None:
+        values["error"] = error
+    rest = thread_status or THREAD_AFTER[status]
+    with store._tx() as conn:
+        row = conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
+            .values(**values)
+            .returning(runs_table.c.thread_id, runs_table.c.error)
+        ).first()
+        if row is None:
+            return None
+        if delete_thread:
+            for table in (runs_table, threads_table, writes_table, checkpoints_table, blobs_table):
+                conn.execute(sa.delete(table).where(table.c.thread_id == row.thread_id))
+            return Ended(row.error, thread_deleted=True)
+        _release(conn, row.thread_id, run_id, rest)
+        queued = conn.execute(
+            sa.select(runs_table)
+            .where(runs_table.c.thread_id == row.thread_id, runs_table.c.status == str(RunStatus.PENDING))
+            .order_by(runs_table.c.created_at)
+        ).mappings()
+        return Ended(row.error, [run_from_row(r) for r in queued])
 
 
 def end(
@@ -209,24 +263,8 @@ def end(
     expect: Iterable[Any] = (RunStatus.RUNNING,),
     thread_status: Optional[ThreadStatus] = None,
 ) -> bool:
-    """The run leaves ``expect`` for ``status`` and releases its thread (to
-    ``thread_status``, by default what ``status`` leaves behind), in one
-    transaction. Returns whether this call made the change."""
-    values: dict = {"status": str(status), "updated_at": time.time()}
-    if error is not None:
-        values["error"] = error
-    rest = thread_status or THREAD_AFTER[status]
-    with store._tx() as conn:
-        row = conn.execute(
-            sa.update(runs_table)
-            .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
-            .values(**values)
-            .returning(runs_table.c.thread_id)
-        ).first()
-        if row is None:
-            return False
-        _release(conn, row.thread_id, run_id, rest)
-    return True
+    """:func:`finish`, answering whether this call made the change."""
+    return finish(store, run_id, status, error=error, expect=expect, thread_status=thread_status) is not None
 
 
 def _release(conn: sa.Connection, thread_id: str, run_id: str, status: ThreadStatus) -> bool:
@@ -340,18 +378,23 @@ def cancel(
 def note(store: RunStore, run_id: str, *, expect: Iterable[Any] = ACTIVE, **values: Any) -> bool:
     """Record facts about an active run that are not a status change (its
     first step, the last error text a node saved)."""
+    with store._tx() as conn:
+        return note_in(conn, run_id, expect=expect, **values)
+
+
+def note_in(conn: sa.Connection, run_id: str, *, expect: Iterable[Any] = ACTIVE, **values: Any) -> bool:
+    """:func:`note` in the caller's transaction."""
     if "status" in values:
         raise ValueError("a run's status changes only through lifecycle transitions")
     values["updated_at"] = time.time()
-    with store._tx() as conn:
-        return (
-            conn.execute(
-                sa.update(runs_table)
-                .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
-                .values(**values)
-            ).rowcount
-            == 1
-        )
+    return (
+        conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
+            .values(**values)
+        ).rowcount
+        == 1
+    )
 
 
 # -- leases and the sweeper ------------------------------------------------------------------

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+from contextlib import nullcontext
+from typing import ContextManager, Optional
 from lgdist.checkpoint.base import PreconditionFailed
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import (
     end_run,
     end_run_for_status,
     latest_loop,
+    publish,
+    record_start,
     publish_events,
     schedule_step,
     settle_cancelled,
@@ -40,6 +43,7 @@ from lgdist.distributed.coordinator import (
 from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed.leases import lease_precondition
 from lgdist.distributed.runs import Run
+from lgdist.distributed.slice_store import SliceStore, durability
 from lgdist.engine import should_interrupt
 from lgdist.engine.tasks import Task
 from lgdist.loop import StepAlreadyFinished, ThreadLoop
@@ -50,18 +54,32 @@ log = logging.getLogger("lgdist.single_step")
 
 
 class InlineSlice:
-    """How many more one-task steps this worker may run before it yields."""
+    """How many more one-task steps this worker may run before it yields.
 
-    def __init__(self, backend: Backend, queue: str) -> None:
+    The time budget (``inline_ms``) counts the slice's nodes, not its
+    stores and messages: a slow node is what keeps other threads waiting,
+    while the store's round trips only stretch when the machine is loaded
+    — and splitting a run there would add a message and a read per split,
+    the machine's work growing with its load."""
+
+    def __init__(self, backend: Backend, queue: str, run: Run, loop: ThreadLoop, *, new_thread: bool = False) -> None:
         self.queue = queue
         self.steps_left = backend.settings.inline_steps
-        self.deadline = time.monotonic() + backend.settings.inline_ms / 1000
+        self.node_seconds_left = backend.settings.inline_ms / 1000
         self.settings = backend.settings
+        self.backend = backend
+        self.run = run
+        # Durability "async" (and "exit"): the slice's checkpoints are kept
+        # and stored together when it ends (see slice_store).
+        self.store: Optional[SliceStore] = None
+        if durability(run) != "sync" and hasattr(loop.saver, "plan_put"):
+            self.store = SliceStore(backend, run, loop.saver, new_thread=new_thread)
+            loop.saver = self.store  # type: ignore[assignment]
 
     def allows(self, loop: ThreadLoop, task: Task) -> bool:
         # Breakpoints after a step are decided by whoever stored it: a step
         # run here must not need that decision from a redelivery.
-        if self.steps_left <= 0 or time.monotonic() > self.deadline or loop.interrupt_after:
+        if self.steps_left <= 0 or self.node_seconds_left < 0 or loop.interrupt_after:
             return False
         if self.settings.task_time_limit:
             return False  # the time limit is per node: each node gets a task of its own
@@ -70,8 +88,41 @@ class InlineSlice:
     def take(self) -> None:
         self.steps_left -= 1
 
+    def ran(self, result: dict) -> None:
+        """A node of the slice ran for ``result["seconds"]``."""
+        self.node_seconds_left -= result.get("seconds", 0.0)
 
-def start_steps(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool) -> None:
+    def publish(self, loop: ThreadLoop, once: Optional[str] = None) -> None:
+        """Stream the loop's pending events after the slice's steps kept so far."""
+        if self.store is None:
+            publish(self.backend, self.run, loop, once=once)
+            return
+        self.store.defer_events(list(loop.outbox))
+        loop.outbox.clear()
+
+    def record_start(self, loop: ThreadLoop) -> None:
+        """``coordinator.record_start``, stored with the slice."""
+        if self.store is None:
+            record_start(self.backend, self.run, loop)
+            return
+        self.store.note(start_step=loop.step, stop_step=loop.stop)
+        self.run.start_step, self.run.stop_step = loop.step, loop.stop
+
+    def running_node(self) -> ContextManager:
+        """Around a node of the slice: a node still running after
+        ``inline_ms`` does not hold the slice's kept steps back."""
+        if self.store is None:
+            return nullcontext()
+        return self.store.running_node(self.settings.inline_ms / 1000)
+
+    def settle(self) -> Optional[str]:
+        """The slice ends here (the run ends or stops, or a step leaves this
+        worker): store and stream what it kept. None when done; else the
+        outcome that stops the run here (see ``SliceStore.settle``)."""
+        return self.store.settle() if self.store is not None else None
+
+
+def start_steps(backend: Backend, run: Run, loop: ThreadLoop, inline: InlineSlice, *, resumed: bool) -> None:
     """``lgdist.start`` loaded the run's input: schedule the first step, or,
     when it has one task on the default queue, run it (and the one-task
     steps after it, for a slice) in this same task — a short run then
@@ -79,7 +130,6 @@ def start_steps(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool) 
     latest checkpoint, which no one claimed, as after a one-task step."""
     from lgdist.distributed.nodes import execute_task
 
-    inline = InlineSlice(backend, backend.settings.default_queue)
     parent_id = loop.checkpoint["id"]
     task = schedule_step(backend, run, loop, resumed=resumed, inline=inline)
     if task is None:
@@ -87,6 +137,7 @@ def start_steps(backend: Backend, run: Run, loop: ThreadLoop, *, resumed: bool) 
     inline.take()
     worker = f"{_worker_name(backend)} (pid {os.getpid()})"
     result = {"node": task.name, "worker": worker, "status": "ok", **execute_task(backend, run, loop, task, save=False)}
+    inline.ran(result)
     finish_single_step(
         backend, run, loop, task, result, checkpoint_id=parent_id, redelivered=False, worker=worker, inline=inline
     )
@@ -117,7 +168,9 @@ def finish_single_step(
     then run or send the next ones."""
     from lgdist.distributed.nodes import execute_task, is_node_event, node_events
 
-    inline = inline or InlineSlice(backend, backend.settings.queue_for(task.name))
+    if inline is None:
+        inline = InlineSlice(backend, backend.settings.queue_for(task.name), run, loop)
+        inline.ran(result)
     while True:
         events = node_events(loop, task, worker, result)
         kept = [e for e in loop.outbox if not is_node_event(e)]
@@ -126,10 +179,13 @@ def finish_single_step(
         if result["status"] == "stale":
             return {**result, "outcome": "ignored: the step moved on", "checkpoint_id": checkpoint_id}
         if result["status"] == "error":
+            refused = inline.settle()
+            if refused is not None:
+                return {**result, "outcome": refused, "checkpoint_id": checkpoint_id}
             publish_events(backend, run.run_id, events)
             end_run(backend, run, "error", result.pop("run_error", None) or result.get("error"))
             return {**result, "outcome": "run failed", "checkpoint_id": checkpoint_id}
-        outcome = _store_step(backend, run, loop, checkpoint_id, events, first=not redelivered)
+        outcome = _store_step(backend, run, loop, checkpoint_id, events, first=not redelivered, inline=inline)
         redelivered = False  # steps run inline below are this delivery's own
         if outcome["outcome"] != "stored" or loop.status != "pending":
             return {**result, **outcome, "checkpoint_id": checkpoint_id}
@@ -140,19 +196,42 @@ def finish_single_step(
         # The next step has one task on this queue: run it here.
         inline.take()
         task, checkpoint_id = nxt, loop.checkpoint["id"]
-        result = {**result, "node": task.name, **execute_task(backend, run, loop, task, save=False)}
+        with inline.running_node():
+            result = {**result, "node": task.name, **execute_task(backend, run, loop, task, save=False)}
+        inline.ran(result)
 
 
-def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, events: list, *, first: bool) -> dict:
+def _store_step(
+    backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, events: list, *, first: bool, inline: InlineSlice
+) -> dict:
     """Apply the step's writes and store its checkpoint once; stream the
     node's and the step's events (one publish). ``first``: this is the
-    first delivery of the message, not a redelivery."""
+    first delivery of the message, not a redelivery. Under durability
+    "async" the checkpoint and the events wait for the slice's end (a
+    redelivery's first step is stored at once: what it finds decides how
+    it goes on)."""
     key = step_key(run, parent_id)
     if loop.interrupted_tasks or loop.interrupts:
         loop.finish()
+        refused = inline.settle()
+        if refused is not None:
+            return {"outcome": refused}
         publish_events(backend, run.run_id, events)
         end_run_for_status(backend, run, loop)
         return {"outcome": "interrupted"}
+    if inline.store is not None:
+        inline.store.deferring = first
+        if first:
+            loop.finish(idempotency_key=key)
+            crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
+            inline.store.defer_events(events + list(loop.outbox))
+            loop.outbox.clear()
+            if loop.status != "pending":
+                refused = inline.settle()
+                if refused is not None:
+                    return {"outcome": refused}
+                end_run_for_status(backend, run, loop)
+            return {"outcome": "stored"}
     seen: list = []
     try:
         loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
@@ -173,6 +252,9 @@ def _store_step(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str, ev
         if not first:
             _continue_after_redelivery(backend, run, loop, parent_id)
         return {"outcome": "stored before"}
+    finally:
+        if inline.store is not None:
+            inline.store.deferring = True
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
     publish_events(backend, run.run_id, events + list(loop.outbox), once=key)
     loop.outbox.clear()

@@ -3,6 +3,7 @@ SSE, waited for, or in the background), list, get, join, cancel, delete."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, AsyncIterator, Optional
 
@@ -63,10 +64,10 @@ def _sse(service: Any, run: Run, translator: EventTranslator, *, cancel_on_disco
             finished = True
         finally:
             with anyio.CancelScope(shield=True):
-                if finished:
+                if finished and not translator.thread_deleted:
                     await run_in_threadpool(service.finish_temporary, run)
                 elif cancel_on_disconnect:
-                    await run_in_threadpool(service.cancel, run.run_id)
+                    await run_in_threadpool(functools.partial(service.cancel, run.run_id, missing_ok=True))
 
     return EventSourceResponse(events(), headers=_locations(run), ping=15, sep="\n")
 
@@ -82,10 +83,12 @@ async def _wait(service: Any, run: Run, translator: EventTranslator) -> Any:
 
 
 async def _wait_response(service: Any, run: Run) -> JSONResponse:
-    """The run's output; a stateless run's thread is deleted after the
-    answer is sent (off the caller's latency)."""
-    output = await _wait(service, run, _translator(run, ["values"]))
-    cleanup = BackgroundTask(service.finish_temporary, run)
+    """The run's output. A stateless run's thread went with the run's end
+    (the worker's last transaction); if it did not (a cancelled run), it is
+    deleted after the answer is sent (off the caller's latency)."""
+    translator = _translator(run, ["values"])
+    output = await _wait(service, run, translator)
+    cleanup = None if translator.thread_deleted else BackgroundTask(service.finish_temporary, run)
     return JSONResponse(jsonable_encoder(output), headers=_locations(run), background=cleanup)
 
 
@@ -213,8 +216,10 @@ async def cancel(
     run = await run_in_threadpool(service.get_run, thread_id, run_id)
     await run_in_threadpool(service.cancel, run_id, action)
     if wait:
-        await _wait(service, run, _translator(run, ["values"]))
-        await run_in_threadpool(service.finish_temporary, run)
+        translator = _translator(run, ["values"])
+        await _wait(service, run, translator)
+        if not translator.thread_deleted:
+            await run_in_threadpool(service.finish_temporary, run)
     return Response(status_code=202 if not wait else 204)
 
 

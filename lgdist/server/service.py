@@ -16,7 +16,7 @@ from typing import Any, Optional
 from lgdist.client import Client
 from lgdist.client.remote_events import TREE_MODES
 from lgdist.distributed import coordinator, lifecycle
-from lgdist.distributed.lifecycle import ACTIVE, ThreadStatus
+from lgdist.distributed.lifecycle import ACTIVE, FINAL, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.errors import ApiError, GraphNotRegisteredError
 from lgdist.server.errors import not_found
@@ -297,6 +297,11 @@ class ApiService:
             "configurable": configurable,
             "multitask_strategy": strategy,
             "subgraphs": body.stream_subgraphs,
+            # LangGraph's default: the workers store a slice of steps together.
+            "durability": body.durability or "async",
+            # A stateless run's thread goes with the run's end, in the
+            # worker's transaction that ends it (as LangGraph's server does).
+            "on_completion": "delete" if temporary and body.on_completion != "keep" else None,
             "api": {
                 "assistant_id": assistant_id(graph),
                 "metadata": body.metadata or {},
@@ -352,9 +357,14 @@ class ApiService:
                 pass
             time.sleep(0.05)
 
-    def cancel(self, run_id: str, action: str = "interrupt") -> bool:
+    def cancel(self, run_id: str, action: str = "interrupt", *, missing_ok: bool = False) -> bool:
+        """Cancel an active run; False if it has ended. ``missing_ok``: a
+        run that is gone ended too (a stateless run's record goes with its
+        thread when the run ends)."""
         run = self.runs.get_run(run_id)
         if run is None:
+            if missing_ok:
+                return False
             raise not_found(f"Run {run_id} not found")
         if run.status not in ACTIVE:
             return False
@@ -391,7 +401,15 @@ class ApiService:
             self.store.delete(run.thread_id, with_checkpoints=True)
 
     def final_status(self, run_id: str) -> Optional[tuple[str, Optional[str]]]:
-        return self.client._final_status(run_id)
+        """The run's end from its record (None while it runs). A record
+        that is gone went with its thread: a stateless run's thread is
+        deleted as the run ends, and its stream says how (a reader asks
+        here only when the stream is silent, and waits for its end event a
+        grace period longer)."""
+        run = self.runs.get_run(run_id)
+        if run is None:
+            return "error", f"run {run_id} and its thread were deleted; its end event was lost"
+        return (run.status, run.error) if run.status in FINAL else None
 
 
 @lru_cache(maxsize=256)

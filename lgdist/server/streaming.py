@@ -44,6 +44,8 @@ class EventTranslator:
         self.interrupts: list = []
         self.status: Optional[str] = None
         self.error: Optional[str] = None
+        # The run's end deleted its thread (on_completion="delete").
+        self.thread_deleted = False
 
     def feed(self, mode: str, chunk: Any) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
@@ -60,6 +62,7 @@ class EventTranslator:
             return out
         if mode == END_MODE:
             self.status, self.error = chunk.get("status"), chunk.get("error")
+            self.thread_deleted = bool(chunk.get("thread_deleted"))
             if self.status == "error":
                 out.append(("error", error_body(self.error)))
             return out

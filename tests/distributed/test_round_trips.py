@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from bench.round_trips import drive, in_process_backend
+from bench.round_trips import count_run, drive, in_process_backend
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
 pytestmark = [pytest.mark.integration]
@@ -101,11 +101,52 @@ def test_a_wide_step_callback_runs_the_one_task_step_after_it_without_reading_it
     assert counters[-1] is finish, "no message follows the callback: join ran in it"
     # The callback's read and store, as without inline steps; join's
     # store (lease + run check, checkpoint, blob, its writes); the run's end
-    # (the run and its thread in one transaction, then the run's error and
-    # the thread's queued runs).
+    # (the run, its thread and the thread's queued runs in one transaction).
     assert finish.statements == [
         "WITH", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
         "UPDATE", "INSERT", "INSERT", "INSERT",
-        "UPDATE", "UPDATE", "SELECT", "SELECT",
+        "UPDATE", "UPDATE", "SELECT",
     ], finish.statements  # fmt: skip
     assert finish.durable == 3
+
+
+@pytest.fixture
+def inline_backend() -> Iterator[Any]:
+    with in_process_backend(POSTGRES_URL, REDIS_URL, inline_steps=8) as backend:
+        yield backend
+
+
+def _warm(backend: Any, options: dict) -> None:
+    count_run(backend, "five", {"n": 0}, options)  # the graph's first load, the process's first statements
+
+
+def test_a_five_step_run_inline_stores_a_checkpoint_per_step_under_sync(inline_backend):
+    _warm(inline_backend, {"durability": "sync"})
+    run_id, counter = count_run(inline_backend, "five", {"n": 0}, {"durability": "sync"})
+    assert inline_backend.runs.get_run(run_id).status == "success"
+    # begin, read the thread, store the input, note the run's start, a
+    # transaction per step (__start__'s and five nodes'), end.
+    assert counter.transactions == 11, counter.statements
+
+
+def test_a_five_step_run_inline_stores_its_slice_in_one_transaction_under_async(inline_backend):
+    _warm(inline_backend, {"durability": "async"})
+    run_id, counter = count_run(inline_backend, "five", {"n": 0}, {"durability": "async"})
+    assert inline_backend.runs.get_run(run_id).status == "success"
+    # begin, read the thread; the input, the run's start and the six steps
+    # together (the lease, every checkpoint row in one statement, the
+    # writes); end.
+    assert counter.transactions == 4, counter.statements
+    thread_id = inline_backend.runs.get_run(run_id).thread_id
+    steps = [t.metadata["step"] for t in inline_backend.saver.list({"configurable": {"thread_id": thread_id}})]
+    assert sorted(steps) == [-1, 0, 1, 2, 3, 4, 5]
+
+
+def test_a_stateless_five_step_run_costs_its_worker_three_transactions(inline_backend):
+    options = {"durability": "async", "on_completion": "delete"}
+    _warm(inline_backend, options)
+    run_id, counter = count_run(inline_backend, "five", {"n": 0}, options)
+    # begin (the thread is new: no read); the input, the run's start and
+    # the six steps; end, deleting the thread with its run and checkpoints.
+    assert counter.transactions == 3, counter.statements
+    assert inline_backend.runs.get_run(run_id) is None

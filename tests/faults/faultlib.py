@@ -58,6 +58,7 @@ FAULTS = [
     ("worker-sigkill", "whole worker (main + pool) SIGKILLed mid-node"),
     ("finish-step-crash", "worker dies in finish_step after storing the checkpoint"),
     ("start-crash", "worker dies in lgdist.start after storing the input"),
+    ("slice-crash", "worker dies mid-slice under durability=\"async\", before storing the slice"),
     ("run-node-twice", "the same run_node delivered twice, concurrently"),
     ("finish-step-twice", "finish_step executed twice, concurrently"),
     ("racing-resumes", "two resumes racing on one interrupted thread"),

@@ -136,3 +136,30 @@ def test_worker_dying_in_start_after_storing_the_input_continues_without_the_swe
     assert _values(faults, run_id) == fault_free_values("ticker", value)
     record("start-crash", runs=1, lost=lost, duplicated=duplicated, recover=recovered,
            by="redelivered lgdist.start continues the run")  # fmt: skip
+
+
+@pytest.mark.fault("slice-crash")
+def test_worker_dying_mid_slice_under_async_durability_reruns_the_slice_from_the_last_stored_checkpoint(faults):
+    """Under durability "async" a worker keeps the checkpoints of the
+    one-task steps it runs inline and stores them when the slice ends: one
+    that dies mid-slice stored and streamed none of the slice. The
+    redelivered message goes on from the thread's last stored checkpoint;
+    the thread and its stream end as the fault-free run's, each step once."""
+    from lgdist.distributed.check import check_thread
+
+    thread_id = faults.thread_id("slice-crash")
+    value = {"until": 5}
+    crash_step = 2  # ticker: -1 input, 0 __start__, 1.. ticks; step 2 is finished, not stored
+    faults.arm_crash("finish_step.stored", thread_id, crash_step)
+    run_id = faults.client.submit("ticker", value, thread_id, durability="async")
+
+    faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the worker to crash mid-slice")
+    crashed = time.monotonic()
+    assert faults.wait_run(run_id, timeout=60)["status"] == "success"
+    recovered = time.monotonic() - crashed
+
+    lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
+    assert check_thread(faults.client.backend, thread_id) == []
+    assert _values(faults, run_id) == fault_free_values("ticker", value)
+    record("slice-crash", runs=1, lost=lost, duplicated=duplicated, recover=recovered,
+           by="redelivered message reruns the slice from the last stored checkpoint")  # fmt: skip

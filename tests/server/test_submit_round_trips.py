@@ -47,15 +47,25 @@ class Transactions:
         sa.event.remove(self.engine, "begin", self._begin)
 
 
-def test_a_stateless_run_is_submitted_in_one_transaction(cluster, service):
+def test_a_stateless_run_is_submitted_in_one_transaction_and_its_thread_goes_with_its_end(cluster, service):
     with Transactions(service.backend.saver.engine) as tx:
         run = service.create_run(None, RunCreate(assistant_id="counter", input={"n": 3}))
     assert tx.count == 1
+    # The worker's transaction that ends the run deletes its thread, its
+    # run record and its checkpoints (on_completion="delete"): the server
+    # has nothing left to clean up.
+    cluster.wait_for(lambda: service.runs.get_run(run.run_id) is None, what="the stateless run's thread to go")
+    assert service.runs.get_thread(run.thread_id) is None
+    assert service.backend.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}}) is None
+    end = [chunk for mode, chunk in service.backend.bus.read(run.run_id, timeout=10) if mode == "__end__"]
+    assert end == [{"status": "success", "error": None, "thread_deleted": True}]
+
+
+def test_a_stateless_run_kept_on_completion_keeps_its_thread(cluster, service):
+    run = service.create_run(None, RunCreate(assistant_id="counter", input={"n": 3}, on_completion="keep"))
     assert cluster.wait_run(run.run_id)["status"] == "success"
-    with Transactions(service.backend.saver.engine) as tx:
-        service.finish_temporary(run)
-    assert tx.count == 1  # the thread's rows and checkpoints together
-    assert service.store.get(run.thread_id) is None
+    assert service.store.get(run.thread_id) is not None
+    assert service.backend.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}}) is not None
 
 
 def test_a_run_on_a_labelled_thread_costs_three_transactions(cluster, service):
