@@ -177,7 +177,7 @@ def measure(url: str, quick: bool) -> dict[str, float]:
 # -- the two servers ---------------------------------------------------------------------------
 
 
-def measure_lgdist(quick: bool, log_dir: Path) -> dict[str, float]:
+def measure_lgdist(quick: bool, log_dir: Path, workload: Any = None) -> Any:
     from lgdist.client import Client
     from lgdist.settings import Settings
 
@@ -197,9 +197,111 @@ def measure_lgdist(quick: bool, log_dir: Path) -> dict[str, float]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_ok(url, proc, log)
+            if workload is not None:
+                return workload(url, proc.pid, pool.pids())
             return measure(url, quick)
         finally:
             stop(proc)
+
+
+# -- per-run accounting ------------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and of every process in their
+    process groups (a worker's pool children), from /proc."""
+    groups = set()
+    for pid in pids:
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) in pids or int(fields[2]) in groups:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_counters() -> tuple[list[int], int]:
+    """The backends connected to the benchmark's database, and its committed
+    plus rolled-back transactions so far."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        db = conn.execute(sa.text("select current_database()")).scalar()
+        pids = [r[0] for r in conn.execute(sa.text("select pid from pg_stat_activity where datname = :d and pid <> pg_backend_pid()"), {"d": db})]
+        conn.execute(sa.text("select pg_stat_clear_snapshot()"))
+        xacts = conn.execute(sa.text("select xact_commit + xact_rollback from pg_stat_database where datname = :d"), {"d": db}).scalar()
+    engine.dispose()
+    return pids, int(xacts) - 1  # this query's own transaction
+
+
+def _redis_counters() -> tuple[int, dict[str, int]]:
+    """The Redis server's pid and the commands it has run so far, by name."""
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    pid = int(r.info("server")["process_id"])
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in r.info("commandstats").items()}
+    r.close()
+    calls["info"] -= 2  # these two
+    return pid, calls
+
+
+def _profile(server_pid: int, worker_pids: list[int]) -> list[subprocess.Popen]:
+    """py-spy on the server and a worker (folded stacks, into the directory
+    ``LGDIST_BENCH_PROFILE`` names), when it is set."""
+    out = os.environ.get("LGDIST_BENCH_PROFILE")
+    if not out:
+        return []
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen([str(spy), "record", "--format", "raw", "-r", "200", "-o", f"{out}/{name}.txt", "-p", str(pid)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        for name, pid in (("server", server_pid), ("worker", worker_pids[0]))
+    ]
+
+
+def account(url: str, server_pid: int, worker_pids: list[int], *, clients: int = 50, runs_each: int = 6) -> dict:
+    """CPU seconds per run of each process, Postgres transactions and Redis
+    commands per run, over ``clients`` x ``runs_each`` stateless runs.wait
+    (after a warm-up round)."""
+    runs_per_second(url, clients, 1)
+    time.sleep(1.0)
+    pg_pids, _ = _postgres_counters()
+    redis_pid, _ = _redis_counters()
+    procs = {"server": [server_pid], "workers": worker_pids, "postgres": pg_pids, "redis": [redis_pid]}
+    before = {k: _cpu_seconds(v) for k, v in procs.items()}
+    profilers = _profile(server_pid, worker_pids)
+    _, xacts0 = _postgres_counters()
+    _, calls0 = _redis_counters()
+    rps = runs_per_second(url, clients, runs_each)
+    time.sleep(0.5)  # the last stateless threads' deletion
+    _, xacts1 = _postgres_counters()
+    _, calls1 = _redis_counters()
+    after = {k: _cpu_seconds(v) for k, v in procs.items()}
+    for profiler in profilers:
+        profiler.send_signal(2)
+        profiler.wait(timeout=30)
+    n = clients * runs_each
+    out = {f"{k} CPU ms/run": (after[k] - before[k]) * 1000 / n for k in procs}
+    out["total CPU ms/run"] = sum(out.values())
+    out["Postgres transactions/run"] = (xacts1 - xacts0 - 1) / n
+    out["Redis commands/run"] = (sum(calls1.values()) - sum(calls0.values())) / n
+    for name in sorted(calls1):
+        if calls1[name] - calls0.get(name, 0) >= n / 10:
+            out[f"  {name}/run"] = (calls1[name] - calls0.get(name, 0)) / n
+    out["runs/s"] = rps
+    out["load average"] = os.getloadavg()[0]
+    return out
 
 
 def measure_langgraph_dev(quick: bool, log_dir: Path) -> Optional[dict[str, float]]:
@@ -244,6 +346,16 @@ def run(quick: bool) -> list[dict]:
 
 if __name__ == "__main__":
     from bench.__main__ import header, table
+
+    if "--account" in sys.argv:
+        # Per-run accounting of lgdist serve + 2 workers under the 50-client load.
+        clients = int(os.environ.get("LGDIST_BENCH_ACCOUNT_CLIENTS", "50"))
+        figures = measure_lgdist(
+            False, Path(tempfile.mkdtemp(prefix="lgdist-bench-serve-")),
+            workload=lambda url, server, workers: account(url, server, workers, clients=clients, runs_each=300 // clients),
+        )  # fmt: skip
+        print("\n".join(f"{k}: {v:.2f}" for k, v in figures.items()))
+        sys.exit(0)
 
     rows = run("--quick" in sys.argv)
     print(f"{header()}\n\n{table(rows)}")
