@@ -11,6 +11,12 @@ repaired only when its thread's lease is older than ``stall_seconds`` and no
 message of the run waits in lgdist's queues or was taken that recently; taking the repair moves
 the lease forward in the same statement, so two sweeps never repair the same
 step and a step is re-sent at most once per stall period.
+
+A worker takes a message in two steps (kombu's Redis transport pops it from
+its queue, then records it as unacknowledged), so for a moment - longer on a
+loaded machine - the message is in neither place and its run looks stalled.
+A run that looks stalled is looked for again on a second read of the
+backlog, ``TRANSIT_SECONDS`` later, before it is repaired.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ log = logging.getLogger("lgdist.sweeper")
 # A counter row in the run store (``count_delivery``): how many stalled steps
 # the sweeper rescheduled, for the API's ``/metrics``.
 RESCHEDULES_KEY = "metrics:sweeper:reschedules"
+# How long after a first read of the backlog a stalled-looking run is looked
+# for again (at most a quarter of the stall period, which keeps the message a
+# worker took meanwhile "fresh" on the second read).
+TRANSIT_SECONDS = 0.5
 
 
 def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
@@ -44,6 +54,7 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
     backend.runs.expire_deliveries()
     touched = []
     backlog: Optional[Backlog] = None
+    suspects: list[tuple[str, Run]] = []
     for thread in backend.runs.stalled_threads(older_than):
         thread_id, run_id = thread["thread_id"], thread["active_run_id"] or ""
         run = backend.runs.get_run(run_id)
@@ -54,29 +65,44 @@ def sweep(backend: Backend, older_than: Optional[float] = None) -> list[str]:
             continue
         if backlog is None:
             backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=older_than)
-        if backlog.holds(run.run_id):
-            continue  # queued behind other work, not stalled
-        if not lifecycle.claim_stall(backend.runs, thread_id, run.run_id, older_than):
-            continue  # another sweep took it, or it moved meanwhile
-        if run.status == RunStatus.PENDING or run.start_step is None:
-            log.warning("sweep: run %s on thread %s never got going; starting it again", run.run_id, thread_id)
-            send_start(backend, run.run_id)
-        else:
-            loop = latest_loop(backend, run)
-            if loop is None:
-                continue
-            if store_kept_writes(backend, run, loop.checkpoint["id"]):
-                # Tasks of the step that finished kept their writes in
-                # Redis: stored now, they do not run again.
-                loop = latest_loop(backend, run)
-                if loop is None:
-                    continue
-            log.warning("sweep: rescheduling the stalled step at %s of run %s", loop.checkpoint["id"], run.run_id)
-            resumed = resumed_here(run, loop)
-            schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)
-            backend.runs.count_delivery(RESCHEDULES_KEY)
-        touched.append(thread_id)
+        if not backlog.holds(run.run_id):
+            suspects.append((thread_id, run))
+    if suspects:
+        # A message a worker was taking during the first read is recorded
+        # as taken (fresh) by now.
+        time.sleep(min(TRANSIT_SECONDS, older_than / 4))
+        backlog = read_backlog(backend.app, backend.settings.queue_names(), fresh_seconds=older_than)
+    for thread_id, run in suspects:
+        if backlog is not None and backlog.holds(run.run_id):
+            continue  # queued behind other work, or taken: not stalled
+        if _repair(backend, thread_id, run, older_than):
+            touched.append(thread_id)
     return touched
+
+
+def _repair(backend: Backend, thread_id: str, run: Run, older_than: float) -> bool:
+    """Send a stalled run's start or step again, unless another sweep took
+    it or it moved meanwhile."""
+    if not lifecycle.claim_stall(backend.runs, thread_id, run.run_id, older_than):
+        return False
+    if run.status == RunStatus.PENDING or run.start_step is None:
+        log.warning("sweep: run %s on thread %s never got going; starting it again", run.run_id, thread_id)
+        send_start(backend, run.run_id)
+        return True
+    loop = latest_loop(backend, run)
+    if loop is None:
+        return False
+    if store_kept_writes(backend, run, loop.checkpoint["id"]):
+        # Tasks of the step that finished kept their writes in
+        # Redis: stored now, they do not run again.
+        loop = latest_loop(backend, run)
+        if loop is None:
+            return False
+    log.warning("sweep: rescheduling the stalled step at %s of run %s", loop.checkpoint["id"], run.run_id)
+    resumed = resumed_here(run, loop)
+    schedule_step(backend, run, loop, resumed=resumed, generation=int(time.time()), force=True)
+    backend.runs.count_delivery(RESCHEDULES_KEY)
+    return True
 
 
 def _free(backend: Backend, thread_id: str, run_id: str, run: Optional[Run]) -> bool:
