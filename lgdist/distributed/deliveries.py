@@ -1,7 +1,9 @@
 """Counting deliveries of a task message: one pipelined Redis round trip.
 
 A message that keeps killing its worker is redelivered forever
-(``task_reject_on_worker_lost``), so a node task counts its deliveries and
+(``task_reject_on_worker_lost``), so a node task counts its deliveries (on
+Redis only the redelivered or retried ones: Redis marks the messages it
+gives back, so a first delivery needs no count, see ``nodes``) and
 parks itself as a poison task past ``max_deliveries``; the count also tells a
 task that finds its step already stored whether it is a redelivery (whose
 first delivery may have died before sending the next step). Counts live in

@@ -11,7 +11,9 @@ no pending-write row.
 
 Round-trip budget (counted by tests/distributed/test_round_trips.py):
 
-* Redis: one pipelined call counts the delivery;
+* Redis: nothing before the node for a first delivery (Redis marks the
+  messages it gives back, Celery counts retries); one pipelined call counts
+  any later delivery;
 * Postgres, before the node: one statement reads the run's fields (not its
   input) with the step's checkpoint row and touches the thread's lease
   (unless fresh: then it writes nothing and commits without a WAL flush); at
@@ -88,7 +90,7 @@ def run_node(
     delivery count of the message id stands for it."""
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
-    deliveries = backend.deliveries.count(message_id or f"{msg.checkpoint_id}.{msg.task_id}")
+    deliveries = _count_delivery(backend, message_id or f"{msg.checkpoint_id}.{msg.task_id}", redelivered, retries)
     # A one-task step saves no writes, so its checkpoint has pending writes
     # only where a run resumes (answers, a Command's update) or where an
     # earlier delivery of this message left some (an error, an interrupt);
@@ -160,6 +162,18 @@ def run_node(
     else:
         publish_events(backend, run.run_id, events)
     return result
+
+
+def _count_delivery(backend: Backend, key: str, redelivered: bool, retries: int) -> int:
+    """Which delivery of the message this is. Redis marks a message it
+    gives back (``redelivered``) and Celery counts its retries, so a first
+    delivery there is known without a round trip: only later ones are
+    counted (the first one plus those). Other brokers count every one."""
+    if not isinstance(backend.deliveries, RedisDeliveries):
+        return backend.deliveries.count(key)
+    if not redelivered and not retries:
+        return 1
+    return 1 + backend.deliveries.count(key)
 
 
 def _plan_task(loop: ThreadLoop, msg: RunNodeMessage, cached: bool) -> Optional[Task]:
