@@ -159,21 +159,38 @@ def publish_end(
 
 
 def end_run(
-    backend: Backend, run: Run, status: str, error: Optional[str] = None, loop: Optional[ThreadLoop] = None
+    backend: Backend,
+    run: Run,
+    status: str,
+    error: Optional[str] = None,
+    loop: Optional[ThreadLoop] = None,
+    inline: Any = None,
 ) -> bool:
     """Move a running run to its final status and release its thread (one
     transaction), tell the stream readers, and start the thread's next
     enqueued run. Only the first caller for a run does anything; it also
     publishes ``loop``'s last events (an interrupt's chunks), which must
     reach the stream before its end event: readers stop there. A run
-    cancelled meanwhile is settled instead: its step has stopped."""
+    cancelled meanwhile is settled instead: its step has stopped.
+
+    ``inline``: the slice (see ``single_step``) whose kept steps are stored
+    in the same transaction as the run's end."""
     status = RunStatus(status)
+    delete_thread = run.options.get("on_completion") == "delete"
     # One transaction: the run's status, its thread's release (or, for a
     # run submitted with on_completion="delete", the thread's deletion) and
     # the runs queued on the thread.
-    ended = lifecycle.finish(
-        backend.runs, run.run_id, status, error=error, delete_thread=run.options.get("on_completion") == "delete"
-    )
+    if inline is not None and inline.store is not None:
+        found: list = []
+        refused = inline.store.settle(
+            lambda conn: found.append(lifecycle.finish_in(conn, run.run_id, status, error=error, delete_thread=delete_thread)),
+            discard=delete_thread,
+        )
+        if refused is not None:
+            return False  # the slice settled it (a cancel), or the run ended elsewhere
+        ended = found[-1] if found else None
+    else:
+        ended = lifecycle.finish(backend.runs, run.run_id, status, error=error, delete_thread=delete_thread)
     if ended is None:
         current = backend.runs.get_run(run.run_id)
         if current is not None and current.status == RunStatus.CANCELLED:
@@ -470,12 +487,12 @@ def schedule_step(
     if loop.status == "pending" and single and inline is not None and inline.allows(loop, tasks[0]):
         inline.publish(loop)
         return tasks[0]
-    # The slice ends here: what it kept is stored before the run ends or a
-    # step leaves this worker (durability "async", see slice_store).
-    if inline is not None and inline.settle() is not None:
-        return None
+    # The slice ends here: what it kept is stored before a step leaves
+    # this worker, or with the run's end (durability "async", see slice_store).
     if loop.status != "pending":
-        end_run_for_status(backend, run, loop)
+        end_run_for_status(backend, run, loop, inline=inline)
+        return None
+    if inline is not None and inline.settle() is not None:
         return None
     if not force and not claim_step(backend, run, checkpoint_id):
         log.info("step at %s of run %s was scheduled already", checkpoint_id, run.run_id)
@@ -561,13 +578,13 @@ def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task,
     )
 
 
-def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop) -> bool:
+def end_run_for_status(backend: Backend, run: Run, loop: ThreadLoop, inline: Any = None) -> bool:
     if loop.status == "done" or (loop.status == "interrupt_after" and not _has_next_step(loop)):
         # A breakpoint after the graph's last step leaves nothing to resume:
         # the thread is idle, as LangGraph's server reports it.
-        return end_run(backend, run, RunStatus.SUCCESS, loop=loop)
+        return end_run(backend, run, RunStatus.SUCCESS, loop=loop, inline=inline)
     if loop.status in ("interrupted", "interrupt_before", "interrupt_after"):
-        return end_run(backend, run, RunStatus.INTERRUPTED, loop=loop)
+        return end_run(backend, run, RunStatus.INTERRUPTED, loop=loop, inline=inline)
     raise ValueError(f"unexpected loop status {loop.status!r}")
 
 

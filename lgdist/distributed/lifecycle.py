@@ -228,30 +228,46 @@ def finish(
     thread goes instead — its record, its runs and its checkpoints — as
     LangGraph's server deletes a stateless run's thread. None: the run had
     left ``expect`` already (nothing changed)."""
+    with store._tx() as conn:
+        return finish_in(
+            conn, run_id, status, error=error, expect=expect, thread_status=thread_status, delete_thread=delete_thread
+        )
+
+
+def finish_in(
+    conn: sa.Connection,
+    run_id: str,
+    status: RunStatus,
+    *,
+    error: Optional[str] = None,
+    expect: Iterable[Any] = (RunStatus.RUNNING,),
+    thread_status: Optional[ThreadStatus] = None,
+    delete_thread: bool = False,
+) -> Optional[Ended]:
+    """:func:`finish` in the caller's transaction (a slice's last store)."""
     values: dict = {"status": str(status), "updated_at": time.time()}
     if error is not None:
         values["error"] = error
     rest = thread_status or THREAD_AFTER[status]
-    with store._tx() as conn:
-        row = conn.execute(
-            sa.update(runs_table)
-            .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
-            .values(**values)
-            .returning(runs_table.c.thread_id, runs_table.c.error)
-        ).first()
-        if row is None:
-            return None
-        if delete_thread:
-            for table in (runs_table, threads_table, writes_table, checkpoints_table, blobs_table):
-                conn.execute(sa.delete(table).where(table.c.thread_id == row.thread_id))
-            return Ended(row.error, thread_deleted=True)
-        _release(conn, row.thread_id, run_id, rest)
-        queued = conn.execute(
-            sa.select(runs_table)
-            .where(runs_table.c.thread_id == row.thread_id, runs_table.c.status == str(RunStatus.PENDING))
-            .order_by(runs_table.c.created_at)
-        ).mappings()
-        return Ended(row.error, [run_from_row(r) for r in queued])
+    row = conn.execute(
+        sa.update(runs_table)
+        .where(runs_table.c.run_id == run_id, runs_table.c.status.in_(_values(expect)))
+        .values(**values)
+        .returning(runs_table.c.thread_id, runs_table.c.error)
+    ).first()
+    if row is None:
+        return None
+    if delete_thread:
+        for table in (runs_table, threads_table, writes_table, checkpoints_table, blobs_table):
+            conn.execute(sa.delete(table).where(table.c.thread_id == row.thread_id))
+        return Ended(row.error, thread_deleted=True)
+    _release(conn, row.thread_id, run_id, rest)
+    queued = conn.execute(
+        sa.select(runs_table)
+        .where(runs_table.c.thread_id == row.thread_id, runs_table.c.status == str(RunStatus.PENDING))
+        .order_by(runs_table.c.created_at)
+    ).mappings()
+    return Ended(row.error, [run_from_row(r) for r in queued])
 
 
 def end(

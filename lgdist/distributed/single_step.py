@@ -213,11 +213,11 @@ def _store_step(
     key = step_key(run, parent_id)
     if loop.interrupted_tasks or loop.interrupts:
         loop.finish()
-        refused = inline.settle()
-        if refused is not None:
-            return {"outcome": refused}
-        publish_events(backend, run.run_id, events)
-        end_run_for_status(backend, run, loop)
+        if inline.store is not None:
+            inline.store.defer_events(events)
+        else:
+            publish_events(backend, run.run_id, events)
+        end_run_for_status(backend, run, loop, inline=inline)
         return {"outcome": "interrupted"}
     if inline.store is not None:
         inline.store.deferring = first
@@ -227,10 +227,8 @@ def _store_step(
             inline.store.defer_events(events + list(loop.outbox))
             loop.outbox.clear()
             if loop.status != "pending":
-                refused = inline.settle()
-                if refused is not None:
-                    return {"outcome": refused}
-                end_run_for_status(backend, run, loop)
+                # The slice's steps and the run's end: one transaction.
+                end_run_for_status(backend, run, loop, inline=inline)
             return {"outcome": "stored"}
     seen: list = []
     try:

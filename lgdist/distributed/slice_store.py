@@ -129,19 +129,23 @@ class SliceStore:
         finally:
             LATE_STORES.disarm(self)
 
-    def settle(self) -> Optional[str]:
+    def settle(self, also: Optional[Callable[[Any], Any]] = None, *, discard: bool = False) -> Optional[str]:
         """Store what the slice kept (one transaction) and stream its events
         (one publish, once per slice). None when stored (or nothing was
         kept); else what happened instead — the run was cancelled (then it
         is settled here, as a finished step would settle it) or no longer
         runs, or another delivery stored the slice's first step (then the
-        slice's later steps are not stored either)."""
+        slice's later steps are not stored either).
+
+        ``also`` runs in the same transaction, after the rows (the run's
+        end); ``discard``: the same transaction deletes the thread (a
+        stateless run's end), so its rows are not written at all."""
         with self._lock:
             if self._refused is None:
-                self._refused = self._settle()
+                self._refused = self._settle(also, discard)
             return self._refused
 
-    def _settle(self) -> Optional[str]:
+    def _settle(self, extra: Optional[Callable[[Any], Any]], discard: bool) -> Optional[str]:
         from lgdist.distributed.coordinator import publish_events, settle_cancelled
         from lgdist.distributed.crashpoints import crash_point
         from lgdist.distributed.leases import lease_precondition
@@ -151,10 +155,15 @@ class SliceStore:
         events, self._events = self._events, []
         notes, self._notes = self._notes, {}
         backend, run = self._backend, self._run
-        if not planned and not writes and not notes:
+        if not planned and not writes and not notes and extra is None:
             publish_events(backend, run.run_id, events)
             return None
         also = [lambda conn: lifecycle.note_in(conn, run.run_id, **notes)] if notes else []
+        if extra is not None:
+            also.append(extra)
+        if discard:
+            kept_planned, kept_writes = planned, writes
+            planned, writes, also = [], [], also[-1:]
         once = planned[0].row["idempotency_key"] if planned else None
         seen: list = []
         try:
@@ -169,6 +178,8 @@ class SliceStore:
             return f"ignored: run is {seen[0] if seen else 'gone'}"
         except BaseException:
             # Not stored (a lost connection): kept for the next settle().
+            if discard:
+                planned, writes = kept_planned, kept_writes
             self._planned[:0], self._writes[:0], self._events[:0] = planned, writes, events
             self._notes = {**notes, **self._notes}
             raise
@@ -179,6 +190,7 @@ class SliceStore:
             crash_point("slice.stored", run.thread_id, self._last_step)
         publish_events(backend, run.run_id, events, once=once)
         return None
+
 
 class _LateStores:
     """One daemon thread per process that stores a slice's kept steps when
