@@ -131,16 +131,31 @@ def submit(
     run_id: Optional[str] = None,
     claim_from: Iterable[Any] = CLAIMABLE,
     busy_error: Optional[str] = None,
+    new_thread: bool = False,
 ) -> tuple[Run, bool]:
     """Create a pending run and claim its thread, in one transaction.
     Returns the run and whether it holds the thread. When the thread cannot
     be claimed and ``busy_error`` is given, the run is created as an error
     with that text and the holder's run id (the thread is untouched); otherwise it stays pending,
     queued for the thread. Repeating it with the same ``run_id`` changes
-    nothing and answers the same."""
+    nothing and answers the same. ``new_thread``: the caller made the
+    thread id up for this run (a stateless run)."""
     now = time.time()
     row = _run_row(thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, run_id=run_id)
     with store._tx() as conn:
+        if new_thread:
+            # A thread made for this run: created busy with it, the run
+            # inserted as given (two statements), unless the id is taken.
+            created = conn.execute(
+                store._insert(threads_table)
+                .values(thread_id=thread_id, graph=graph, status=str(ThreadStatus.BUSY), active_run_id=row["run_id"], updated_at=now)
+                .on_conflict_do_nothing()
+                .returning(threads_table.c.thread_id)
+            ).first()
+            if created is not None:
+                conn.execute(store._insert(runs_table).values(**row))
+                fields = {**row, "status": RunStatus.PENDING, "input": input, "options": options or {}}
+                return Run(**fields), True
         _ensure_thread(store, conn, thread_id, graph, now)
         conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
         # The run as stored (a repeated submit finds the first one's row):

@@ -324,7 +324,8 @@ class ApiService:
         }
         busy = f"thread {thread_id!r} is busy with run" if strategy == "reject" else None
         run, claimed = lifecycle.submit(
-            self.runs, thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options, busy_error=busy
+            self.runs, thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options, busy_error=busy,
+            new_thread=temporary,
         )
         if claimed:
             coordinator.send_start(self.backend, run.run_id)

@@ -30,27 +30,35 @@ def service(cluster: Any) -> Iterator[ApiService]:
 
 
 class Transactions:
-    """Counts the transactions begun on an engine."""
+    """Counts the transactions begun on an engine, and its statements."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.count = 0
+        self.statements: list[str] = []
 
     def _begin(self, conn: Any) -> None:
         self.count += 1
 
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement.split()[0].upper())
+
     def __enter__(self) -> "Transactions":
         sa.event.listen(self.engine, "begin", self._begin)
+        sa.event.listen(self.engine, "before_cursor_execute", self._statement)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         sa.event.remove(self.engine, "begin", self._begin)
+        sa.event.remove(self.engine, "before_cursor_execute", self._statement)
 
 
 def test_a_stateless_run_is_submitted_in_one_transaction_and_its_thread_goes_with_its_end(cluster, service):
     with Transactions(service.backend.saver.engine) as tx:
         run = service.create_run(None, RunCreate(assistant_id="counter", input={"n": 3}))
     assert tx.count == 1
+    # The thread, created busy with the run, and the run: nothing to read.
+    assert tx.statements == ["INSERT", "INSERT"]
     # The worker's transaction that ends the run deletes its thread, its
     # run record and its checkpoints (on_completion="delete"): the server
     # has nothing left to clean up.
