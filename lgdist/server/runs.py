@@ -72,8 +72,12 @@ def _sse(service: Any, run: Run, translator: EventTranslator, *, cancel_on_disco
     return EventSourceResponse(events(), headers=_locations(run), ping=15, sep="\n")
 
 
-async def _create(request: Request, thread_id: Optional[str], body: RunCreate) -> Run:
-    return await run_in_threadpool(_service(request).create_run, thread_id, body)
+async def _create(request: Request, thread_id: Optional[str], body: RunCreate, *, answered: bool = False) -> Run:
+    """``answered``: this request streams or waits for the run, so a
+    stateless run's thread can go with the run's end (a background run's
+    stays, for a later join)."""
+    service = _service(request)
+    return await run_in_threadpool(functools.partial(service.create_run, thread_id, body, answered=answered))
 
 
 async def _wait(service: Any, run: Run, translator: EventTranslator) -> Any:
@@ -103,7 +107,7 @@ async def stream(thread_id: str, body: RunCreate, request: Request) -> EventSour
 
 @router.post("/runs/stream")
 async def stream_stateless(body: RunCreate, request: Request) -> EventSourceResponse:
-    run = await _create(request, None, body)
+    run = await _create(request, None, body, answered=True)
     return _sse(_service(request), run, _translator(run), cancel_on_disconnect=body.on_disconnect != "continue")
 
 
@@ -114,7 +118,7 @@ async def wait(thread_id: str, body: RunCreate, request: Request) -> JSONRespons
 
 @router.post("/runs/wait")
 async def wait_stateless(body: RunCreate, request: Request) -> JSONResponse:
-    return await _wait_response(_service(request), await _create(request, None, body))
+    return await _wait_response(_service(request), await _create(request, None, body, answered=True))
 
 
 @router.post("/threads/{thread_id}/runs")

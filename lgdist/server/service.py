@@ -247,14 +247,16 @@ class ApiService:
         tup = self.backend.saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
         return tup.config["configurable"]["checkpoint_id"] if tup else None
 
-    def create_run(self, thread_id: Optional[str], body: RunCreate) -> Run:
+    def create_run(self, thread_id: Optional[str], body: RunCreate, *, answered: bool = True) -> Run:
         """Create the run and start it (or queue it behind the thread's
         active run, per ``multitask_strategy``).
 
         Round trips: a stateless run costs one transaction (the run, with
         its new thread) and one broker message; a run on a thread adds the
         thread's read and its latest checkpoint id (and a metadata write the
-        first time the thread meets a graph)."""
+        first time the thread meets a graph). ``answered``: the caller
+        streams or waits for the run (else it runs in the background, and
+        a stateless run's thread stays for a later join)."""
         graph = self.resolve_graph(body.assistant_id)
         labels = {"graph_id": graph, "assistant_id": assistant_id(graph)}
         temporary = thread_id is None
@@ -301,7 +303,7 @@ class ApiService:
             "durability": body.durability or "async",
             # A stateless run's thread goes with the run's end, in the
             # worker's transaction that ends it (as LangGraph's server does).
-            "on_completion": "delete" if temporary and body.on_completion != "keep" else None,
+            "on_completion": "delete" if temporary and answered and body.on_completion != "keep" else None,
             "api": {
                 "assistant_id": assistant_id(graph),
                 "metadata": body.metadata or {},
