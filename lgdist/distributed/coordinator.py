@@ -529,7 +529,12 @@ def send_wide_step(
     suffix: str,
     step_has_writes: bool,
 ) -> None:
-    """Send a wide step: ``chord(group(run_node × tasks), finish_step)``."""
+    """Send a wide step: ``chord(group(run_node × tasks), finish_step)``.
+
+    The callback ignores its header's results (it reads the tasks' writes
+    from their step's Redis hash), so where the result backend joins a
+    chord by itself the header tasks store none (:func:`_header_results`)."""
+    ignore = not _header_results(backend)
     header = [
         backend.app.signature(
             "lgdist.run_node",
@@ -547,6 +552,7 @@ def send_wide_step(
             queue=backend.settings.queue_for(task.name),
             task_id=f"{checkpoint_id}.{task.id}{suffix}",
             shadow=f"lgdist.run_node[{task.name}]",
+            ignore_result=ignore,
         )
         for task in tasks
     ]
@@ -555,6 +561,18 @@ def send_wide_step(
         task_id=f"{checkpoint_id}.finish{suffix}",
     )
     chord(header)(body)
+
+
+def _header_results(backend: Backend) -> bool:
+    """Whether a chord's header tasks must store their results. Celery's
+    Redis result backend counts a chord's parts and keeps their results
+    for the callback itself (``on_chord_part_return``, called whether or
+    not the task stores its result): a stored result there is one more
+    round trip per task (``SETEX`` + ``PUBLISH``) that no one reads. Other
+    backends join a chord by polling the stored results (``chord_unlock``)."""
+    from celery.backends.redis import RedisBackend
+
+    return not isinstance(backend.app.backend, RedisBackend)
 
 
 def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task, *, resumed: bool, suffix: str) -> None:
