@@ -13,7 +13,6 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last = 0
@@ -42,8 +41,12 @@ def new_checkpoint_id() -> str:
 
 def task_id(*parts: object) -> str:
     """A stable id for a task from the parts that locate it."""
-    digest = hashlib.sha1("\x00".join(map(str, parts)).encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=5))
+    # str(uuid.UUID(bytes=digest[:16], version=5)), without building a UUID.
+    raw = bytearray(hashlib.sha1("\x00".join(map(str, parts)).encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def interrupt_id(checkpoint_ns: str, task: str, index: int) -> str:

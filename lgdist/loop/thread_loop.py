@@ -25,6 +25,7 @@ from lgdist.engine import (
 )
 from lgdist.engine.channels import MISSING
 from lgdist.engine.checkpoint import checkpoint_metadata, copy_checkpoint, next_version
+from lgdist.engine.ids import new_checkpoint_id
 from lgdist.engine.namespace import namespace_tuple, task_namespace
 from lgdist.engine.outcomes import PENDING, Outcome, TaskOutcome, task_outcome, task_outcomes
 from lgdist.engine.resume import unpack_resume
@@ -477,6 +478,9 @@ class ThreadLoop(StreamOutbox, InputApplier):
         precondition: Optional[Precondition] = None,
         changed: Optional[set[str]] = None,
     ) -> None:
+        if self.saver is None:
+            self._advance_unsaved(source, updated)
+            return
         new = create_checkpoint(self.checkpoint, self.channels, updated_channels=updated, changed=changed)
         metadata = {"source": source, "step": self.step, "parents": dict(self.parents)}
         parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
@@ -532,6 +536,21 @@ class ThreadLoop(StreamOutbox, InputApplier):
             read_inputs=False,
         ) if {"checkpoints", "debug"} & self.modes and self.saver is not None else {}
         self._emit_checkpoint(next_tasks.values())
+
+    def _advance_unsaved(self, source: str, updated: Optional[set[str]]) -> None:
+        """The next checkpoint of a loop without a checkpointer: no one
+        stores, streams or keeps it, so the loop's own is moved on in place -
+        a new id (task ids derive from it) and the channels the next plan
+        looks at - with no copy of the versions, no values and no timestamp."""
+        checkpoint = self.checkpoint
+        checkpoint["id"] = new_checkpoint_id()
+        checkpoint["updated_channels"] = sorted(updated) if updated is not None else None
+        self.parent_config = self.checkpoint_config if "checkpoint_id" in self.checkpoint_config.get(
+            "configurable", {}
+        ) else None
+        self.checkpoint_config = self._config_of(checkpoint)
+        self.metadata = {"source": source, "step": self.step, "parents": self.parents}
+        self.unsaved = []
 
     def _config_of(self, checkpoint: dict) -> dict:
         return {
