@@ -304,7 +304,7 @@ def account(url: str, server_pid: int, worker_pids: list[int], *, clients: int =
     return out
 
 
-def measure_langgraph_dev(quick: bool, log_dir: Path) -> Optional[dict[str, float]]:
+def measure_langgraph_dev(quick: bool, log_dir: Path, workload: Any = None) -> Any:
     binary = langgraph_dev_binary()
     if binary is None:
         return None
@@ -325,6 +325,8 @@ def measure_langgraph_dev(quick: bool, log_dir: Path) -> Optional[dict[str, floa
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ok(url, proc, log)
+        if workload is not None:
+            return workload(url, proc.pid, [])
         return measure(url, quick)
     finally:
         stop(proc)
