@@ -175,3 +175,18 @@ def test_on_disconnect_cancel(sdk):
     _wait_for(lambda: sdk.threads.get_state(tid)["values"].get("n") == 2, what="the slow step")
     stream.close()
     _wait_for(lambda: sdk.runs.get(tid, run_id)["status"] == "interrupted", what="the run to be cancelled")
+
+
+def test_durability_goes_with_the_run_and_every_mode_stores_the_same_history(sdk, server):
+    """The body's ``durability`` reaches the workers (the API's default is
+    LangGraph's "async"); a slice stores the same checkpoints in each mode."""
+    histories = {}
+    for mode in ("sync", "async", "exit", None):
+        tid = sdk.threads.create()["thread_id"]
+        assert sdk.runs.wait(tid, "counter", input={"n": 1}, durability=mode) == {"n": 5, "trail": [1, 2, 3, 4]}
+        (run,) = sdk.runs.list(tid)
+        stored = server.cluster.client.backend.runs.get_run(run["run_id"])
+        assert stored.options["durability"] == (mode or "async")
+        histories[mode] = [(h["metadata"]["step"], h["values"], h["next"]) for h in sdk.threads.get_history(tid, limit=100)]
+    assert histories["sync"] == histories["async"] == histories["exit"] == histories[None]
+    assert [step for step, _, _ in histories["async"]] == [4, 3, 2, 1, 0, -1]
