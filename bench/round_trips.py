@@ -110,7 +110,7 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
     thread's values and read none of its steps (another worker ran the
     messages before)."""
     from lgdist.checkpoint.blob_cache import CACHE
-    from lgdist.distributed import coordinator, lifecycle, nodes
+    from lgdist.distributed import coordinator, lifecycle, nodes, run_start, step_finish
     from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
     from lgdist.distributed.step_reads import forget_recent_steps
 
@@ -141,7 +141,7 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
         run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options={})
         if not claimed:
             raise RuntimeError(f"thread {thread_id} could not be claimed")
-        coordinator.start_run(backend, run.run_id)
+        run_start.start_run(backend, run.run_id)
         counters = []
         while sent:
             kind, message_id, kwargs = sent.pop(0)
@@ -150,7 +150,7 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
                 forget_recent_steps()
             with Counter(backend.saver.engine, kind) as counter:
                 if kind == "finish":
-                    result = coordinator.finish_step(backend, FinishStepMessage(**kwargs))
+                    result = step_finish.finish_step(backend, FinishStepMessage(**kwargs))
                 else:
                     result = nodes.run_node(backend, RunNodeMessage(**kwargs), worker="bench", message_id=message_id)
             if result["status"] != "ok":
@@ -165,14 +165,14 @@ def count_run(backend: Any, graph: str, value: Any, options: dict) -> tuple[str,
     """Submit a run and run its ``lgdist.start`` in-process, counting the
     worker's statements and transactions for the whole run (a short run's
     steps all run inline in that one task)."""
-    from lgdist.distributed import coordinator, lifecycle
+    from lgdist.distributed import lifecycle, run_start
 
     thread_id = f"rt-{uuid.uuid4().hex[:8]}"
     run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options=options)
     if not claimed:
         raise RuntimeError(f"thread {thread_id} could not be claimed")
     with Counter(backend.saver.engine, "run") as counter:
-        result = coordinator.start_run(backend, run.run_id)
+        result = run_start.start_run(backend, run.run_id)
     if result["status"] != "started":
         raise RuntimeError(f"start failed: {result}")
     return run.run_id, counter

@@ -170,10 +170,6 @@ class InvalidThreadIdError(LgdistError, ValueError):
     or containing a NUL character."""
 
 
-class RunFailedError(LgdistError, RuntimeError):
-    """A remote run ended with an error; the message holds the node's error."""
-
-
 class NodeFailedError(LgdistError, RuntimeError):
     """A node raised: raised again by its ``lgdist.run_node`` task (after the
     error is saved as the task's outcome) so that Flower lists the task as

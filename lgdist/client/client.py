@@ -9,7 +9,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from lgdist.distributed import lifecycle
 from lgdist.distributed.app import create_app
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import WORKER_MODE, fail_pending_run, publish_end, resting_status, start_next_enqueued
+from lgdist.distributed.coordinator import WORKER_MODE
+from lgdist.distributed.run_end import fail_pending_run, publish_end, resting_status, start_next_enqueued
 from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
 from lgdist.distributed.failure import run_failed_error, trusted_packages
 from lgdist.distributed.filesystem_broker import stall_report

@@ -61,7 +61,7 @@ FINAL = (RunStatus.INTERRUPTED, RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CA
 CLAIMABLE = (ThreadStatus.IDLE, ThreadStatus.INTERRUPTED, ThreadStatus.ERROR)
 RESUMABLE = (ThreadStatus.INTERRUPTED, ThreadStatus.ERROR)
 # The thread status a run leaves behind. A cancelled run's thread rests as
-# its checkpoint says (see ``coordinator.resting_status``).
+# its checkpoint says (see ``run_end.resting_status``).
 THREAD_AFTER = {
     RunStatus.SUCCESS: ThreadStatus.IDLE,
     RunStatus.INTERRUPTED: ThreadStatus.INTERRUPTED,

@@ -47,16 +47,8 @@ from typing import Any, Iterator, Optional
 
 from lgdist.distributed.backend import Backend
 from lgdist.distributed import lifecycle
-from lgdist.distributed.coordinator import (
-    NODE_MODES,
-    WORKER_MODE,
-    apply_stop,
-    is_current_step,
-    make_loop,
-    publish_events,
-    rejected,
-    settle_cancelled,
-)
+from lgdist.distributed.coordinator import NODE_MODES, WORKER_MODE, apply_stop, is_current_step, make_loop, rejected
+from lgdist.distributed.run_end import publish_events, settle_cancelled
 from lgdist.distributed.deliveries import RedisDeliveries
 from lgdist.distributed.events import RedisEventBus, wire_events
 from lgdist.distributed.failure import describe_node_failure

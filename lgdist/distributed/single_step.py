@@ -29,17 +29,8 @@ from contextlib import nullcontext
 from typing import ContextManager, Optional
 from lgdist.checkpoint.base import PreconditionFailed
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import (
-    end_run,
-    end_run_for_status,
-    latest_loop,
-    publish,
-    record_start,
-    publish_events,
-    schedule_step,
-    settle_cancelled,
-    step_key,
-)
+from lgdist.distributed.coordinator import end_run_for_status, latest_loop, record_start, schedule_step, step_key
+from lgdist.distributed.run_end import end_run, publish, publish_events, settle_cancelled
 from lgdist.distributed.crashpoints import crash_point
 from lgdist.distributed.leases import lease_precondition
 from lgdist.distributed.runs import Run

@@ -146,7 +146,7 @@ class SliceStore:
             return self._refused
 
     def _settle(self, extra: Optional[Callable[[Any], Any]], discard: bool) -> Optional[str]:
-        from lgdist.distributed.coordinator import publish_events, settle_cancelled
+        from lgdist.distributed.run_end import publish_events, settle_cancelled
         from lgdist.distributed.crashpoints import crash_point
         from lgdist.distributed.leases import lease_precondition
 

@@ -27,7 +27,8 @@ from typing import Optional
 
 from lgdist.distributed import lifecycle
 from lgdist.distributed.backend import Backend
-from lgdist.distributed.coordinator import latest_loop, resumed_here, schedule_step, send_start, settle_cancelled
+from lgdist.distributed.coordinator import latest_loop, resumed_here, schedule_step
+from lgdist.distributed.run_end import send_start, settle_cancelled
 from lgdist.distributed.lifecycle import RunStatus, ThreadStatus
 from lgdist.distributed.queues import Backlog, read_backlog
 from lgdist.distributed.runs import Run

@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 from celery import Celery, Task
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lgdist.distributed import coordinator, lifecycle, nodes
+from lgdist.distributed import coordinator, lifecycle, nodes, run_end, run_start, step_finish
 from lgdist.distributed.backend import Backend, get_backend
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import PROTOCOL_VERSION, FinishStepMessage, ResumeMessage, RunNodeMessage, StartMessage
@@ -85,7 +85,7 @@ def _error_run_for(backend: Any, thread_id: Any, error: str) -> Optional[str]:
     if thread is None:
         return None
     run = lifecycle.record_refusal(backend.runs, thread_id=thread_id, graph=thread["graph"], kind="resume", error=error)
-    coordinator.publish_end(backend, run.run_id, "error", error)
+    run_end.publish_end(backend, run.run_id, "error", error)
     return run.run_id
 
 
@@ -137,9 +137,9 @@ def handle_resume(backend: Any, payload: Any, args: tuple = ()) -> dict:
         status = thread.get("status", "unknown")
         error = f"thread {msg.thread_id!r} is not interrupted (status: {status}); nothing to resume"
         if lifecycle.end(backend.runs, run.run_id, RunStatus.ERROR, error=error, expect=(RunStatus.PENDING,)):
-            coordinator.publish_end(backend, run.run_id, RunStatus.ERROR, error)
+            run_end.publish_end(backend, run.run_id, RunStatus.ERROR, error)
         return {"status": "error", "run_id": run.run_id, "error": error}
-    coordinator.start_run(backend, run.run_id)
+    run_start.start_run(backend, run.run_id)
     return {"status": "started", "run_id": run.run_id}
 
 
@@ -169,7 +169,7 @@ class LgdistTask(Task):
         # is left behind for the pool processes it forks later.
         backend = Backend(self.app.conf.lgdist_settings, self.app)
         try:
-            coordinator.task_failed(backend, self.name, kwargs, exc)
+            step_finish.task_failed(backend, self.name, kwargs, exc)
         except Exception:  # noqa: BLE001 - reported, the sweeper retries later
             log.exception("%s[%s] failed and its run could not be ended", self.name, task_id)
         finally:
@@ -192,7 +192,7 @@ def register_tasks(app: Celery) -> None:
             return rejection  # type: ignore[return-value]
         backend.hostname = self.request.hostname or backend.hostname  # the run records the worker's name
         with nodes.node_failures() as failures:  # its first one-task steps may run right here
-            result = coordinator.start_run(backend, msg.run_id)
+            result = run_start.start_run(backend, msg.run_id)
         raise_node_failures(failures)
         return result
 
@@ -231,7 +231,7 @@ def register_tasks(app: Celery) -> None:
         # delivery of this callback is over, maybe halfway through.
         again = bool((self.request.delivery_info or {}).get("redelivered")) or bool(self.request.retries)
         with nodes.node_failures() as failures:  # the one-task step after it may run right here
-            result = coordinator.finish_step(backend, msg, worker=self.request.hostname, again=again)
+            result = step_finish.finish_step(backend, msg, worker=self.request.hostname, again=again)
         raise_node_failures(failures)
         return {**result, "checkpoint_id": msg.checkpoint_id}
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from lgdist.client import Client
 from lgdist.client.remote_events import TREE_MODES
-from lgdist.distributed import coordinator, lifecycle
+from lgdist.distributed import lifecycle, run_end
 from lgdist.distributed.lifecycle import ACTIVE, FINAL, ThreadStatus
 from lgdist.distributed.runs import Run
 from lgdist.errors import ApiError, GraphNotRegisteredError
@@ -330,7 +330,7 @@ class ApiService:
             new_thread=temporary,
         )
         if claimed:
-            coordinator.send_start(self.backend, run.run_id)
+            run_end.send_start(self.backend, run.run_id)
             return run
         if strategy == "reject":
             active_id = (self.runs.get_thread(thread_id) or {}).get("active_run_id")
@@ -341,7 +341,7 @@ class ApiService:
             )
         if strategy in ("interrupt", "rollback"):
             self._stop_active(thread_id, run.run_id, clear=rollback_clears)
-        coordinator.start_next_enqueued(self.backend, thread_id)
+        run_end.start_next_enqueued(self.backend, thread_id)
         return run
 
     def _stop_active(self, thread_id: str, new_run_id: str, *, clear: bool) -> None:
@@ -385,7 +385,7 @@ class ApiService:
     def _forget(self, run: Run) -> None:
         """A rolled-back run: its thread's status as its checkpoint now
         says (unless another run holds it already), and no record of it."""
-        rest = coordinator.resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
+        rest = run_end.resting_status(self.backend, run.thread_id, run.graph, ThreadStatus.IDLE)
         lifecycle.rest(self.runs, run.thread_id, rest)
         self.store.delete_run(run.run_id)
 

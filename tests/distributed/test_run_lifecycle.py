@@ -198,7 +198,7 @@ def test_a_rolled_back_run_drops_its_checkpoints_as_it_frees_the_thread_and_neve
     transaction that frees the thread, so a run that claims the thread next
     keeps its own — even when the cancelled run is settled again later (a
     late duplicate of its step, the sweeper)."""
-    from lgdist.distributed.coordinator import settle_cancelled
+    from lgdist.distributed.run_end import settle_cancelled
 
     thread_id = cluster.thread_id("roll-back")
     assert cluster.wait_run(client.submit("slow", {"n": 3}, thread_id))["status"] == "success"

@@ -4,7 +4,6 @@ a fork, history with ``limit``/``before``/``metadata``."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
