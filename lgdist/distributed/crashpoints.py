@@ -7,7 +7,10 @@ point by writing ``"<point> <thread id> <step>"`` (the step of the
 checkpoint just stored) to the file named by
 ``LGDIST_TEST_CRASH_FILE`` in the workers' environment; the first process
 that reaches that point for that thread and step deletes the file and exits
-at once (``os._exit``: no cleanup, no ack, like SIGKILL).
+at once (``os._exit``: no cleanup, no ack, like SIGKILL). Armed with a
+fourth word, ``outage``, it raises a ``ConnectionError`` there instead: a
+transient error, as a dropped connection raises, which Celery's autoretry
+answers with a retry of the same message.
 
 With the variable unset (production), :func:`crash_point` is one
 environment lookup and does nothing.
@@ -30,10 +33,12 @@ def crash_point(point: str, thread_id: str, step: int) -> None:
             armed = fh.read().split()
     except OSError:
         return
-    if armed != [point, thread_id, str(step)]:
+    if armed[:3] != [point, thread_id, str(step)]:
         return
     try:
         os.unlink(path)  # exactly one process wins the crash
     except OSError:
         return
+    if armed[3:] == ["outage"]:
+        raise ConnectionError(f"injected outage at {point} (thread {thread_id}, step {step})")
     os._exit(EXIT_CODE)

@@ -79,7 +79,8 @@ def run_node(
 
     ``redelivered``: the broker says this message was given back after its
     worker was lost (Redis marks such messages). On other brokers a second
-    delivery count of the message id stands for it."""
+    delivery count of the message id stands for it; a Celery retry
+    (``retries``) counts as one everywhere."""
     worker = f"{worker or backend.hostname} (pid {os.getpid()})"
     result = {"node": msg.node, "worker": worker, "status": "ok"}
     deliveries = _count_delivery(backend, message_id or f"{msg.checkpoint_id}.{msg.task_id}", redelivered, retries)
@@ -89,6 +90,11 @@ def run_node(
     # a wide step's, where the coordinator saw some when it sent the step.
     wide = not msg.finish
     with_writes = (msg.step_has_writes if wide else msg.resumed) or deliveries > 1
+    # A Celery retry follows an attempt of this message that is over (it
+    # raised): like a redelivery, it goes on for that attempt if it finds
+    # the step stored. Elsewhere than on Redis a second count stands for
+    # the broker's redelivered mark.
+    redelivered = redelivered or retries > 0
     if not isinstance(backend.deliveries, RedisDeliveries):
         redelivered = redelivered or deliveries > 1
     read = recent_step(msg.run_id, msg.checkpoint_id, with_writes=with_writes) if wide and deliveries == 1 else None

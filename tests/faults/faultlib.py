@@ -163,11 +163,12 @@ class FaultCluster(Cluster):
     def crash_file(self) -> Path:
         return Path(self.env["LGDIST_TEST_CRASH_FILE"])
 
-    def arm_crash(self, point: str, thread_id: str, step: int) -> None:
+    def arm_crash(self, point: str, thread_id: str, step: int, *, outage: bool = False) -> None:
         """Make the first worker that reaches ``point`` for this thread and
-        step exit on the spot (see lgdist/distributed/crashpoints.py)."""
+        step exit on the spot, or with ``outage`` raise a transient error
+        there (see lgdist/distributed/crashpoints.py)."""
         tmp = self.crash_file.with_suffix(".tmp")
-        tmp.write_text(f"{point} {thread_id} {step}")
+        tmp.write_text(f"{point} {thread_id} {step}" + (" outage" if outage else ""))
         os.replace(tmp, self.crash_file)
 
     def history_keys(self, graph: str, thread_id: str) -> list[tuple]:

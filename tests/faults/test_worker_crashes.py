@@ -117,6 +117,31 @@ def test_worker_dying_in_finish_step_after_storing_the_checkpoint_continues_with
            by="redelivered finish_step schedules the stored step")  # fmt: skip
 
 
+def test_a_node_task_retried_after_an_outage_past_its_store_goes_on_without_the_sweeper(faults):
+    """A one-task step's ``run_node`` stores its checkpoint, then meets an
+    outage (a transient error: Celery retries the same message). The
+    retry finds the step stored; the attempt before it is over, so the
+    retry goes on from the stored step as a redelivery does, rather than
+    stopping as a duplicate of a live message would (which left the thread
+    to the sweeper)."""
+    thread_id = faults.thread_id("outage-retry")
+    value = {"until": 5}
+    crash_step = 2  # ticker: -1 input, 0 __start__, 1.. ticks
+    faults.arm_crash("finish_step.stored", thread_id, crash_step, outage=True)
+    run_id = faults.client.submit("ticker", value, thread_id)
+
+    faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the injected outage")
+    assert faults.wait_run(run_id, timeout=60)["status"] == "success"
+    faults.assert_fault_free("ticker", thread_id, [value])
+    assert not faults.swept(run_id), "the sweeper, not the retried run_node, recovered the thread"
+    logs = faults.all_logs()
+    assert "injected outage at finish_step.stored" in logs
+    parent = next(s for s in faults.history("ticker", thread_id) if s.metadata["step"] == crash_step - 1)
+    parent_id = parent.config["configurable"]["checkpoint_id"]
+    assert f"'outcome': 'stored before', 'checkpoint_id': '{parent_id}'" in logs
+    assert _values(faults, run_id) == fault_free_values("ticker", value)
+
+
 @pytest.mark.fault("start-crash")
 def test_worker_dying_in_start_after_storing_the_input_continues_without_the_sweeper(faults):
     thread_id = faults.thread_id("start-crash")
