@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
 
@@ -103,12 +103,14 @@ def in_process_backend(
         admin.dispose()
 
 
-def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[str, list[Counter]]:
+def drive(
+    backend: Any, graph: str, value: Any, *, cold: bool = False, options: Optional[dict] = None
+) -> tuple[str, list[Counter]]:
     """Run a thread to its end, one step message at a time; the counters of
     each message (a wide step: each task's, then its finish_step's).
     ``cold``: each message in a process that has decoded none of the
     thread's values and read none of its steps (another worker ran the
-    messages before)."""
+    messages before). ``options``: the run's (``durability``, ...)."""
     from lgdist.checkpoint.blob_cache import CACHE
     from lgdist.distributed import coordinator, lifecycle, nodes, run_start, step_finish
     from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
@@ -138,7 +140,9 @@ def drive(backend: Any, graph: str, value: Any, *, cold: bool = False) -> tuple[
     coordinator.send_single_step, coordinator.send_wide_step = capture, capture_wide  # type: ignore[assignment]
     try:
         thread_id = f"rt-{uuid.uuid4().hex[:8]}"
-        run, claimed = lifecycle.submit(backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options={})
+        run, claimed = lifecycle.submit(
+            backend.runs, thread_id=thread_id, graph=graph, kind="start", input=value, options=options or {}
+        )
         if not claimed:
             raise RuntimeError(f"thread {thread_id} could not be claimed")
         run_start.start_run(backend, run.run_id)

@@ -166,7 +166,9 @@ class Client:
         return run_id
 
     def _send(self, name: str, kwargs: dict) -> None:
-        self.app.send_task(name, kwargs=kwargs, queue=self.settings.default_queue)
+        # The client follows the run through its record and its stream,
+        # never through a Celery result: none is stored or subscribed to.
+        self.app.send_task(name, kwargs=kwargs, queue=self.settings.default_queue, ignore_result=True)
 
     def get_run(self, run_id: str) -> dict:
         run = self.backend.runs.get_run(run_id)

@@ -33,6 +33,7 @@ import traceback
 from typing import Any, Optional
 
 from celery import chord
+from celery.utils import uuid
 
 from lgdist.distributed import lifecycle
 from lgdist.distributed.backend import Backend
@@ -272,12 +273,16 @@ def send_wide_step(
 
     The callback ignores its header's results (it reads the tasks' writes
     from their step's Redis hash), so where the result backend joins a
-    chord by itself the header tasks store none (:func:`_header_results`)."""
-    ignore = not _header_results(backend)
+    chord by itself (Redis) the header tasks store none and the chord is
+    sent as :func:`_send_chord` does; other backends join a chord by
+    polling its stored results (``chord_unlock``): Celery's ``chord``."""
+    body = backend.app.signature("lgdist.finish_step", kwargs=finish.model_dump(), immutable=True).set(
+        queue=backend.settings.default_queue,
+        task_id=f"{checkpoint_id}.finish{suffix}",
+    )
     header = [
-        backend.app.signature(
-            "lgdist.run_node",
-            kwargs=RunNodeMessage(
+        (
+            RunNodeMessage(
                 run_id=run.run_id,
                 thread_id=run.thread_id,
                 graph=run.graph,
@@ -286,32 +291,69 @@ def send_wide_step(
                 node=task.name,
                 step_has_writes=step_has_writes,
             ).model_dump(),
-            immutable=True,
-        ).set(
-            queue=backend.settings.queue_for(task.name),
-            task_id=f"{checkpoint_id}.{task.id}{suffix}",
-            shadow=f"lgdist.run_node[{task.name}]",
-            ignore_result=ignore,
+            {
+                "queue": backend.settings.queue_for(task.name),
+                "task_id": f"{checkpoint_id}.{task.id}{suffix}",
+                "shadow": f"lgdist.run_node[{task.name}]",
+            },
         )
         for task in tasks
     ]
-    body = backend.app.signature("lgdist.finish_step", kwargs=finish.model_dump(), immutable=True).set(
-        queue=backend.settings.default_queue,
-        task_id=f"{checkpoint_id}.finish{suffix}",
-    )
-    chord(header)(body)
+    if _joins_chords_itself(backend):
+        _send_chord(backend, header, body)
+    else:
+        chord(
+            [backend.app.signature("lgdist.run_node", kwargs=kwargs, immutable=True).set(**options)
+             for kwargs, options in header]
+        )(body)  # fmt: skip
 
 
-def _header_results(backend: Backend) -> bool:
-    """Whether a chord's header tasks must store their results. Celery's
-    Redis result backend counts a chord's parts and keeps their results
-    for the callback itself (``on_chord_part_return``, called whether or
-    not the task stores its result): a stored result there is one more
-    round trip per task (``SETEX`` + ``PUBLISH``) that no one reads. Other
-    backends join a chord by polling the stored results (``chord_unlock``)."""
+def _joins_chords_itself(backend: Backend) -> bool:
+    """Whether the result backend counts a chord's parts and sends its
+    callback itself (Celery's Redis backend, ``on_chord_part_return``,
+    called whether or not a task stores its result), so the header tasks
+    need store no result. Other backends join a chord by polling the
+    stored results of its header (``chord_unlock``)."""
     from celery.backends.redis import RedisBackend
 
-    return not isinstance(backend.app.backend, RedisBackend)
+    return isinstance(backend.app.backend, RedisBackend)
+
+
+def _send_chord(backend: Backend, header: list[tuple[dict, dict]], body: Any) -> None:
+    """What ``chord(header)(body)`` sends on Celery's Redis result backend,
+    without what lgdist does not use: the same messages (each header task
+    names its group, its index and the callback, as a chord's do, so the
+    backend's part counting sends the callback and Flower shows the
+    group), minus a subscription per header task to results no one reads
+    (the group's barrier) and minus Celery's ``saferepr`` of each
+    message's arguments (``repr``, a C function, says the same)."""
+    app = backend.app
+    group_id = uuid()
+    body.freeze(group_id=group_id, root_id=_root_id(app))
+    # The part counter exists before any part can return.
+    app.backend.set_chord_size(group_id, len(header))
+    with app.producer_or_acquire() as producer:
+        for index, (kwargs, options) in enumerate(header):
+            app.send_task(
+                "lgdist.run_node",
+                kwargs=kwargs,
+                producer=producer,
+                group_id=group_id,
+                group_index=index,
+                chord=body,
+                ignore_result=True,
+                add_to_parent=False,
+                argsrepr="()",
+                kwargsrepr=repr(kwargs),
+                **options,
+            )
+
+
+def _root_id(app: Any) -> Optional[str]:
+    """The workflow root Celery gives messages sent from a task: the
+    sending task's root (or the task itself)."""
+    parent = app.current_worker_task
+    return (parent.request.root_id or parent.request.id) if parent else None
 
 
 def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task, *, resumed: bool, suffix: str) -> None:
@@ -326,12 +368,18 @@ def send_single_step(backend: Backend, run: Run, checkpoint_id: str, task: Task,
         finish=True,
         resumed=resumed,
     )
+    kwargs = message.model_dump()
+    # No one reads a step's Celery result: its outcome is the thread's
+    # checkpoint (and Flower shows it from the task's events).
     backend.app.send_task(
         "lgdist.run_node",
-        kwargs=message.model_dump(),
+        kwargs=kwargs,
         queue=backend.settings.queue_for(task.name),
         task_id=f"{checkpoint_id}.{task.id}{suffix}",
         shadow=f"lgdist.run_node[{task.name}]",
+        ignore_result=True,
+        argsrepr="()",
+        kwargsrepr=repr(kwargs),
     )
 
 

@@ -139,13 +139,14 @@ def submit(
     with that text and the holder's run id (the thread is untouched); otherwise it stays pending,
     queued for the thread. Repeating it with the same ``run_id`` changes
     nothing and answers the same. ``new_thread``: the caller made the
-    thread id up for this run (a stateless run)."""
+    thread id up for this run (a stateless run).
+
+    A thread that does not exist yet is created busy with the run: two
+    statements, the usual case for a new conversation."""
     now = time.time()
     row = _run_row(thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, run_id=run_id)
     with store._tx() as conn:
-        if new_thread:
-            # A thread made for this run: created busy with it, the run
-            # inserted as given (two statements), unless the id is taken.
+        if new_thread or ThreadStatus.IDLE in claim_from:
             created = conn.execute(
                 store._insert(threads_table)
                 .values(thread_id=thread_id, graph=graph, status=str(ThreadStatus.BUSY), active_run_id=row["run_id"], updated_at=now)
@@ -153,10 +154,12 @@ def submit(
                 .returning(threads_table.c.thread_id)
             ).first()
             if created is not None:
+                # A repeated submit finds the thread, so it takes the path below.
                 conn.execute(store._insert(runs_table).values(**row))
                 fields = {**row, "status": RunStatus.PENDING, "input": input, "options": options or {}}
                 return Run(**fields), True
-        _ensure_thread(store, conn, thread_id, graph, now)
+        else:
+            _ensure_thread(store, conn, thread_id, graph, now)
         conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
         # The run as stored (a repeated submit finds the first one's row):
         # read in this transaction, so the caller needs no second one.

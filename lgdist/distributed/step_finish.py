@@ -116,6 +116,11 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
     # Writes the tasks kept in Redis are stored with the checkpoint, in its
     # transaction, as the pending writes of its parent.
     loop.unsaved = [loop.tasks[t] for t in kept if t in loop.tasks]
+    # Under durability "async" a first delivery keeps this step with the
+    # slice of one-task steps it runs next (see ``single_step``): one
+    # transaction for all of them (and the run's end). A redelivery stores
+    # it at once: what it finds decides how it goes on.
+    inline = _slice(backend, run, loop) if not again else None
     seen: list = []
     try:
         loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
@@ -131,6 +136,8 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
     except StepAlreadyFinished:
         # Stored before, by a delivery that may have died right after.
         publish(backend, run, loop, once=key)
+        if kept:
+            backend.step_writes.drop(run.run_id, msg.checkpoint_id)  # type: ignore[union-attr]
         if again or backend.step_writes is None:
             # That delivery may have run the next steps here too, unclaimed:
             # go on from the thread's latest checkpoint, as a redelivered
@@ -147,28 +154,68 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
         # Nothing stored: the step stops at an interrupt; a resume runs
         # only the interrupted tasks.
         store_kept_writes(backend, run, msg.checkpoint_id)
-    elif kept:
+        kept = []
+    elif kept and not _keeps(inline):
         backend.step_writes.drop(run.run_id, msg.checkpoint_id)  # type: ignore[union-attr]
     crash_point("finish_step.stored", run.thread_id, loop.metadata["step"])
+    after = None
     if loop.status != "pending":
-        end_run_for_status(backend, run, loop)
-        return {"status": "ok", "outcome": "stored"}
-    publish(backend, run, loop, once=key)
-    after = _go_on(backend, run, loop, worker or backend.hostname)
+        end_run_for_status(backend, run, loop, inline=inline)
+    else:
+        if _keeps(inline):
+            inline.publish(loop)
+        else:
+            publish(backend, run, loop, once=key)
+        after = _go_on(backend, run, loop, worker or backend.hostname, inline)
+    if _keeps(inline):
+        _settle_kept(backend, run, msg.checkpoint_id, inline, kept)
     return {"status": "ok", "outcome": "stored", **({"next": after} if after else {})}
 
 
-def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str) -> Optional[dict]:
+def _slice(backend: Backend, run: Run, loop: ThreadLoop) -> Any:
+    """The slice the callback's step opens (kept with it under durability
+    "async"), else None."""
+    from lgdist.distributed.single_step import InlineSlice
+    from lgdist.distributed.slice_store import durability
+
+    if durability(run) == "sync":
+        return None
+    return InlineSlice(backend, backend.settings.default_queue, run, loop)
+
+
+def _keeps(inline: Any) -> bool:
+    return inline is not None and inline.store is not None
+
+
+def _settle_kept(backend: Backend, run: Run, checkpoint_id: str, inline: Any, kept: list[str]) -> None:
+    """The callback's slice is over (its steps stored with the run's end, or
+    before a step left this worker): the writes its tasks kept in Redis
+    are stored with it, so they go. If the slice was not stored (the run
+    was cancelled or ended meanwhile), they are stored as the step's
+    pending writes instead, as when the step's own store is refused."""
+    refused = inline.settle()
+    if not kept:
+        return
+    if refused is None or refused == "stored before":
+        backend.step_writes.drop(run.run_id, checkpoint_id)  # type: ignore[union-attr]
+    else:
+        store_kept_writes(backend, run, checkpoint_id)
+
+
+def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str, inline: Any = None) -> Optional[dict]:
     """The callback stored its step: send the next one, or, when it has one
     task on the callback's queue, run it here, as a one-task step runs the
     next one (a slice of ``inline_steps`` / ``inline_ms``, see
     ``single_step``) — no message, no read of the state just stored. The
-    outcome of the steps run here, if any.
+    outcome of the steps run here, if any. ``inline``: the slice the
+    callback's step opened (durability "async"), else a new one.
 
     The step run here takes no claim: should this callback die, its
     redelivery (``again``) finds its step stored and goes on from the
     thread's latest checkpoint, whose step no one claimed — the one run
-    here if it did not store it, else the one after it. A duplicate that
+    here if it did not store it, else the one after it (under "async" it
+    finds the step unstored, the writes its tasks kept still in Redis,
+    and stores it first). A duplicate that
     runs while this callback is alive (not a redelivery) goes on only from
     this step's own checkpoint, through its claim: at worst it sends the
     step this callback is running, whose node then runs twice and whose
@@ -176,7 +223,7 @@ def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str) -> Optiona
     from lgdist.distributed.nodes import execute_task
     from lgdist.distributed.single_step import InlineSlice, finish_single_step
 
-    inline = InlineSlice(backend, backend.settings.default_queue, run, loop)
+    inline = inline or InlineSlice(backend, backend.settings.default_queue, run, loop)
     task = schedule_step(backend, run, loop, resumed=False, lease_fresh=True, inline=inline)
     if task is None:
         return None

@@ -110,6 +110,27 @@ def test_a_wide_step_callback_runs_the_one_task_step_after_it_without_reading_it
     assert finish.durable == 3
 
 
+def test_under_async_durability_a_wide_step_callback_stores_its_slice_and_the_runs_end_at_once():
+    """Under durability "async" the callback keeps its step with the
+    one-task step it runs after it (``join``) and the run's end: one
+    transaction, one durable commit, where "sync" makes three."""
+    with in_process_backend(POSTGRES_URL, REDIS_URL, inline_steps=8) as backend:
+        drive(backend, "fanout", {"hits": []}, options={"durability": "async"})  # the first load of the graph
+        run_id, counters = drive(backend, "fanout", {"hits": []}, options={"durability": "async"})
+        assert backend.runs.get_run(run_id).status == "success"
+        history = backend.saver.list({"configurable": {"thread_id": backend.runs.get_run(run_id).thread_id}})
+        steps = sorted(t.metadata["step"] for t in history)
+    tasks, finish = _wide_step(counters)
+    assert len(tasks) == 32
+    assert counters[-1] is finish, "no message follows the callback: join ran in it"
+    # The callback's read (run + checkpoint, its pending writes), then one
+    # transaction: lease + run check, the wide step's and join's
+    # checkpoints with their blobs and writes, the run's end.
+    assert finish.transactions == 2, finish.statements
+    assert finish.durable == 1, finish.statements
+    assert steps == [-1, 0, 1, 2, 3], steps  # every step stored, as under "sync"
+
+
 @pytest.fixture
 def inline_backend() -> Iterator[Any]:
     with in_process_backend(POSTGRES_URL, REDIS_URL, inline_steps=8) as backend:
