@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["store_rows"]
+__all__ = ["store_keyed_rows", "store_rows"]
 
 _WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path"
 _WRITE_ARRAYS = (
@@ -63,6 +63,45 @@ _STATEMENT = f"""WITH c AS (
 ) SELECT 1"""
 
 
+# A worker's rows: each checkpoint row is inserted once (under its
+# idempotency key); the blobs and writes only when every checkpoint row was
+# (else the caller rolls the transaction back: another delivery stored the
+# chain's first step). The statement answers how many checkpoint rows it
+# inserted.
+_KEYED_STATEMENT = f"""WITH c AS (
+    INSERT INTO lgdist_checkpoints
+        (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, idempotency_key,
+         checkpoint, metadata, value_chains, inline_values)
+    SELECT * FROM unnest(%(c_thread)b::text[], %(c_ns)b::text[], %(c_id)b::text[], %(c_parent)b::text[],
+                         %(c_key)b::text[], %(c_checkpoint)b::text[], %(c_metadata)b::text[], %(c_chains)b::text[],
+                         %(c_inline)b::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), n AS (
+    SELECT count(*) AS stored FROM c
+), b AS (
+    INSERT INTO lgdist_blobs (thread_id, checkpoint_ns, channel, version, type, blob, base_version, level)
+    SELECT u.* FROM unnest(%(b_thread)b::text[], %(b_ns)b::text[], %(b_channel)b::text[], %(b_version)b::text[],
+                           %(b_type)b::text[], %(b_blob)b::bytea[], %(b_base)b::text[], %(b_level)b::smallint[]) AS u, n
+    WHERE n.stored = %(c_count)s
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), w AS (
+    INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
+    SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="w")}) AS u, n
+    WHERE n.stored = %(c_count)s
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), s AS (
+    INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
+    SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="s")}) AS u, n
+    WHERE n.stored = %(c_count)s
+    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
+        channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
+    RETURNING 1
+) SELECT stored FROM n"""
+
+
 def _columns(rows: Sequence[dict], names: dict[str, str]) -> dict[str, list]:
     return {param: [r[column] for r in rows] for param, column in names.items()}
 
@@ -79,6 +118,7 @@ _CHECKPOINT_NAMES = {
     "c_thread": "thread_id", "c_ns": "checkpoint_ns", "c_id": "checkpoint_id", "c_parent": "parent_checkpoint_id",
     "c_checkpoint": "checkpoint", "c_metadata": "metadata", "c_chains": "value_chains", "c_inline": "inline_values",
 }  # fmt: skip
+_KEYED_CHECKPOINT_NAMES = {**_CHECKPOINT_NAMES, "c_key": "idempotency_key"}
 _BLOB_NAMES = {
     "b_thread": "thread_id", "b_ns": "checkpoint_ns", "b_channel": "channel", "b_version": "version",
     "b_type": "type", "b_blob": "blob", "b_base": "base_version", "b_level": "level",
@@ -118,3 +158,32 @@ def store_rows(
         **_columns(special, _SPECIAL_NAMES),
     }
     conn.exec_driver_sql(_STATEMENT, params)
+
+
+def _writes_params(regular: Sequence[dict], special: Sequence[dict]) -> dict[str, Any]:
+    special = list({_key(r, _WRITE_KEY): r for r in special}.values())
+    firsts: dict[tuple, dict] = {}
+    for r in regular:
+        firsts.setdefault(_key(r, _WRITE_KEY), r)
+    return {**_columns(list(firsts.values()), _REGULAR_NAMES), **_columns(special, _SPECIAL_NAMES)}
+
+
+def store_keyed_rows(
+    conn: Connection,
+    checkpoints: Sequence[dict],
+    blobs: Sequence[dict],
+    regular: Sequence[dict],
+    special: Sequence[dict],
+) -> int:
+    """Store a worker's rows (checkpoint rows with idempotency keys, each
+    inserted once) in one statement, inside the caller's transaction: the
+    blobs and writes only if every checkpoint row was inserted. Returns how
+    many were; fewer than given means another delivery stored one of them
+    first, and the caller rolls back."""
+    params: dict[str, Any] = {
+        **_columns(checkpoints, _KEYED_CHECKPOINT_NAMES),
+        **_columns(blobs, _BLOB_NAMES),
+        **_writes_params(regular, special),
+        "c_count": len(checkpoints),
+    }
+    return int(conn.exec_driver_sql(_KEYED_STATEMENT, params).scalar())

@@ -177,13 +177,19 @@ class SQLCheckpointSaver(CheckpointReads, SQLDatabase, BaseCheckpointSaver):
             if precondition is not None and not precondition(conn):
                 conn.rollback()
                 raise PreconditionFailed(planned[0].checkpoint["id"] if planned else "")
-            if rows and len(conn.execute(statements.insert_checkpoint_once, rows).all()) != len(rows):
-                conn.rollback()
-                return False
             blob_rows = [r for p in planned for r in p.blob_rows]
-            if blob_rows:
-                conn.execute(statements.insert_blobs, blob_rows)
-            self._insert_write_rows(conn, regular, special)
+            if self.engine.dialect.name == "postgresql":
+                # One statement (see postgres_writes).
+                if postgres_writes.store_keyed_rows(conn, rows, blob_rows, regular, special) != len(rows):
+                    conn.rollback()
+                    return False
+            else:
+                if rows and len(conn.execute(statements.insert_checkpoint_once, rows).all()) != len(rows):
+                    conn.rollback()
+                    return False
+                if blob_rows:
+                    conn.execute(statements.insert_blobs, blob_rows)
+                self._insert_write_rows(conn, regular, special)
             for statements_of_caller in also:
                 statements_of_caller(conn)
         return True

@@ -203,20 +203,27 @@ def claim(store: RunStore, thread_id: str, graph: str, run_id: str, allowed: Ite
 
 def begin(store: RunStore, run_id: str, worker: Optional[str]) -> Optional[Run]:
     """pending → running, only while the run holds its thread. One
-    statement, which returns the run as it now is (None: no change)."""
+    statement, which returns the run as it now is (None: no change) and
+    whether its thread has a checkpoint (``Run.thread_is_new``: none, so
+    the start reads none; no one else writes to a thread its run holds)."""
     holds = (
         sa.select(threads_table.c.thread_id)
         .where(threads_table.c.thread_id == runs_table.c.thread_id, threads_table.c.active_run_id == run_id)
         .exists()
     )
+    history = sa.select(checkpoints_table.c.checkpoint_id).where(checkpoints_table.c.thread_id == runs_table.c.thread_id).exists()
     with store._tx() as conn:
         row = conn.execute(
             sa.update(runs_table)
             .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.PENDING), holds)
             .values(status=str(RunStatus.RUNNING), worker=worker, updated_at=time.time())
-            .returning(*runs_table.c)
+            .returning(*runs_table.c, history.label("has_history"))
         ).mappings().first()
-    return run_from_row(row) if row is not None else None
+    if row is None:
+        return None
+    run = run_from_row(row)
+    run.thread_is_new = not row["has_history"]
+    return run
 
 
 @dataclass

@@ -51,8 +51,9 @@ def start_run(backend: Backend, run_id: str) -> dict:
         )  # fmt: skip
         fail_pending_run(backend, run, error, expect=(RunStatus.RUNNING,))
         return {"status": "error", "run_id": run_id, "error": error}
-    # A stateless run's thread was created with it: nothing to read there.
-    _load_and_schedule(backend, run, new_thread=run.options.get("on_completion") == "delete")
+    # A thread with no checkpoint yet (a new conversation, a stateless
+    # run's thread): nothing to read there.
+    _load_and_schedule(backend, run, new_thread=run.thread_is_new)
     return {"status": "started", "run_id": run_id}
 
 

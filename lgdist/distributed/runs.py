@@ -90,6 +90,9 @@ class Run:
     stop_step: Optional[int]
     created_at: float
     updated_at: float
+    # Known when the run began (``lifecycle.begin``): its thread had no
+    # checkpoint then, so its start reads none.
+    thread_is_new: bool = False
 
     @property
     def forked_from(self) -> Optional[str]:

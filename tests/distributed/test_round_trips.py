@@ -154,10 +154,12 @@ def test_a_five_step_run_inline_stores_its_slice_in_one_transaction_under_async(
     _warm(inline_backend, {"durability": "async"})
     run_id, counter = count_run(inline_backend, "five", {"n": 0}, {"durability": "async"})
     assert inline_backend.runs.get_run(run_id).status == "success"
-    # begin, read the thread; the input, the run's start, the six steps
-    # and the run's end together (the lease, every checkpoint row in one
-    # statement, the writes, the run and its thread).
-    assert counter.transactions == 3, counter.statements
+    # begin, which also tells the thread has no checkpoint (so nothing is
+    # read); the input, the run's start, the six steps and the run's end
+    # together (the lease, every checkpoint row with their blobs and writes
+    # in one statement, the run and its thread).
+    assert counter.transactions == 2, counter.statements
+    assert counter.statements.count("SELECT") == 1, counter.statements  # the run's queued successors
     thread_id = inline_backend.runs.get_run(run_id).thread_id
     steps = [t.metadata["step"] for t in inline_backend.saver.list({"configurable": {"thread_id": thread_id}})]
     assert sorted(steps) == [-1, 0, 1, 2, 3, 4, 5]
