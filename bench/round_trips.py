@@ -42,6 +42,11 @@ class Counter:
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement.split()[0].upper())
 
+    def _executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # In autocommit a statement that wrote a row is a commit of its own.
+        if conn.connection.dbapi_connection.autocommit and not statement.lstrip().upper().startswith("SELECT"):
+            self.durable += cursor.rowcount > 0
+
     def _begin(self, conn: Any) -> None:
         self.transactions += 1
 
@@ -59,6 +64,7 @@ class Counter:
 
     def __enter__(self) -> "Counter":
         sa.event.listen(self.engine, "before_cursor_execute", self._statement)
+        sa.event.listen(self.engine, "after_cursor_execute", self._executed)
         sa.event.listen(self.engine, "begin", self._begin)
         sa.event.listen(self.engine, "commit", self._commit)
         sa.event.listen(self.engine.pool, "checkout", self._checkout)
@@ -66,6 +72,7 @@ class Counter:
 
     def __exit__(self, *exc: Any) -> None:
         sa.event.remove(self.engine, "before_cursor_execute", self._statement)
+        sa.event.remove(self.engine, "after_cursor_execute", self._executed)
         sa.event.remove(self.engine, "begin", self._begin)
         sa.event.remove(self.engine, "commit", self._commit)
         sa.event.remove(self.engine.pool, "checkout", self._checkout)

@@ -14,7 +14,8 @@ checkpoint in Python (~1.5 ms a row), the binary form copies it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from functools import lru_cache
+from typing import Any, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -66,15 +67,22 @@ _STATEMENT = f"""WITH c AS (
 # A worker's rows: each checkpoint row is inserted once (under its
 # idempotency key); the blobs and writes only when every checkpoint row was
 # (else the caller rolls the transaction back: another delivery stored the
-# chain's first step). The statement answers how many checkpoint rows it
-# inserted.
-_KEYED_STATEMENT = f"""WITH c AS (
+# chain's first step). With a gate (the caller's precondition as a
+# data-modifying statement returning one row ``(ok, answer)``), nothing is
+# inserted unless it says ok. The statement answers the gate's row and how
+# many checkpoint rows it inserted.
+@lru_cache(maxsize=8)
+def _keyed_statement(gate: str) -> str:
+    return f"""WITH g AS (
+    {gate}
+), c AS (
     INSERT INTO lgdist_checkpoints
         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, idempotency_key,
          checkpoint, metadata, value_chains, inline_values)
-    SELECT * FROM unnest(%(c_thread)b::text[], %(c_ns)b::text[], %(c_id)b::text[], %(c_parent)b::text[],
-                         %(c_key)b::text[], %(c_checkpoint)b::text[], %(c_metadata)b::text[], %(c_chains)b::text[],
-                         %(c_inline)b::text[])
+    SELECT u.* FROM unnest(%(c_thread)b::text[], %(c_ns)b::text[], %(c_id)b::text[], %(c_parent)b::text[],
+                           %(c_key)b::text[], %(c_checkpoint)b::text[], %(c_metadata)b::text[],
+                           %(c_chains)b::text[], %(c_inline)b::text[]) AS u
+    WHERE EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), n AS (
@@ -83,23 +91,26 @@ _KEYED_STATEMENT = f"""WITH c AS (
     INSERT INTO lgdist_blobs (thread_id, checkpoint_ns, channel, version, type, blob, base_version, level)
     SELECT u.* FROM unnest(%(b_thread)b::text[], %(b_ns)b::text[], %(b_channel)b::text[], %(b_version)b::text[],
                            %(b_type)b::text[], %(b_blob)b::bytea[], %(b_base)b::text[], %(b_level)b::smallint[]) AS u, n
-    WHERE n.stored = %(c_count)s
+    WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), w AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="w")}) AS u, n
-    WHERE n.stored = %(c_count)s
+    WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), s AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="s")}) AS u, n
-    WHERE n.stored = %(c_count)s
+    WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
         channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
     RETURNING 1
-) SELECT stored FROM n"""
+) SELECT (SELECT ok FROM g), (SELECT answer FROM g), stored FROM n"""
+
+
+_UNGATED = "SELECT true AS ok, NULL::text AS answer"
 
 
 def _columns(rows: Sequence[dict], names: dict[str, str]) -> dict[str, list]:
@@ -174,16 +185,22 @@ def store_keyed_rows(
     blobs: Sequence[dict],
     regular: Sequence[dict],
     special: Sequence[dict],
-) -> int:
+    gate: Optional[tuple[str, dict]] = None,
+) -> tuple[bool, Any, int]:
     """Store a worker's rows (checkpoint rows with idempotency keys, each
     inserted once) in one statement, inside the caller's transaction: the
-    blobs and writes only if every checkpoint row was inserted. Returns how
-    many were; fewer than given means another delivery stored one of them
-    first, and the caller rolls back."""
+    blobs and writes only if every checkpoint row was inserted, nothing
+    unless ``gate`` (``(sql, params)``, see above) says ok. Returns the
+    gate's ``(ok, answer)`` and how many checkpoint rows were inserted;
+    fewer than given means another delivery stored one of them first, and
+    the caller rolls back."""
+    gate_sql, gate_params = gate or (_UNGATED, {})
     params: dict[str, Any] = {
+        **gate_params,
         **_columns(checkpoints, _KEYED_CHECKPOINT_NAMES),
         **_columns(blobs, _BLOB_NAMES),
         **_writes_params(regular, special),
         "c_count": len(checkpoints),
     }
-    return int(conn.exec_driver_sql(_KEYED_STATEMENT, params).scalar())
+    ok, answer, stored = conn.exec_driver_sql(_keyed_statement(gate_sql), params).one()
+    return bool(ok), answer, int(stored)

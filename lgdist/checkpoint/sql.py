@@ -173,14 +173,21 @@ class SQLCheckpointSaver(CheckpointReads, SQLDatabase, BaseCheckpointSaver):
         rows = [p.row for p in planned]
         regular = [r for p in planned for r in p.regular] + [r for w in writes for r in w.rows[2]]  # type: ignore[attr-defined]
         special = [r for p in planned for r in p.special] + [r for w in writes for r in w.rows[3]]  # type: ignore[attr-defined]
+        postgres = self.engine.dialect.name == "postgresql"
+        # A precondition that can say itself as SQL joins the rows' statement.
+        gate = getattr(precondition, "gate", None) if postgres else None
         with self._transaction() as conn:
-            if precondition is not None and not precondition(conn):
+            if precondition is not None and gate is None and not precondition(conn):
                 conn.rollback()
                 raise PreconditionFailed(planned[0].checkpoint["id"] if planned else "")
             blob_rows = [r for p in planned for r in p.blob_rows]
-            if self.engine.dialect.name == "postgresql":
+            if postgres:
                 # One statement (see postgres_writes).
-                if postgres_writes.store_keyed_rows(conn, rows, blob_rows, regular, special) != len(rows):
+                ok, answer, stored = postgres_writes.store_keyed_rows(conn, rows, blob_rows, regular, special, gate=gate)
+                if gate is not None and not precondition.answer(answer):  # type: ignore[union-attr]
+                    conn.rollback()
+                    raise PreconditionFailed(planned[0].checkpoint["id"] if planned else "")
+                if stored != len(rows):
                     conn.rollback()
                     return False
             else:

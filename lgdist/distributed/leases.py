@@ -25,28 +25,54 @@ from lgdist.distributed.runs import runs_table, threads_table
 log = logging.getLogger("lgdist.leases")
 
 
-def lease_precondition(thread_id: str, run_id: str, seen: Optional[list] = None) -> Callable[[Any], bool]:
+class LeaseCheck:
     """A ``put`` precondition: touch the thread's lease and answer whether
     the run is still running, in one statement (``UPDATE … RETURNING``). A
     cancelled (or otherwise ended) run stores no further step, as a chord's
-    ``finish_step`` would not. ``seen`` receives the run's status."""
-    status = sa.select(runs_table.c.status).where(runs_table.c.run_id == run_id).scalar_subquery()
-    statement = (
-        sa.update(threads_table)
-        .where(threads_table.c.thread_id == thread_id)
-        .values(updated_at=sa.bindparam("now"))
-        .returning(status)
-    )
+    ``finish_step`` would not. ``seen`` receives the run's status.
 
-    def check(conn: Any) -> bool:
+    Called with a connection it runs its statement; a store that writes
+    its rows in one statement on Postgres takes :attr:`gate` (the same
+    check as SQL) into that statement instead, one round trip fewer."""
+
+    def __init__(self, thread_id: str, run_id: str, seen: Optional[list] = None) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.seen = seen
+
+    def __call__(self, conn: Any) -> bool:
         if conn is None:  # a store without a database (tests): nothing to check
             return True
-        found = conn.execute(statement, {"now": time.time()}).scalar()
-        if seen is not None:
-            seen.append(found)
-        return found == "running"
+        status = sa.select(runs_table.c.status).where(runs_table.c.run_id == self.run_id).scalar_subquery()
+        statement = (
+            sa.update(threads_table)
+            .where(threads_table.c.thread_id == self.thread_id)
+            .values(updated_at=sa.bindparam("now"))
+            .returning(status)
+        )
+        return self.answer(conn.execute(statement, {"now": time.time()}).scalar())
 
-    return check
+    @property
+    def gate(self) -> tuple[str, dict]:
+        """The check as SQL for a data-modifying ``WITH``: one row
+        ``(ok, answer)``, none if the thread is gone; and its parameters."""
+        sql = (
+            f"UPDATE {threads_table.name} SET updated_at = %(g_now)s WHERE thread_id = %(g_thread)s "
+            f"RETURNING (SELECT status FROM {runs_table.name} WHERE run_id = %(g_run)s) = 'running' AS ok, "
+            f"(SELECT status FROM {runs_table.name} WHERE run_id = %(g_run)s) AS answer"
+        )
+        return sql, {"g_now": time.time(), "g_thread": self.thread_id, "g_run": self.run_id}
+
+    def answer(self, status: Optional[str]) -> bool:
+        """Record what the check found; whether the run may go on."""
+        if self.seen is not None and status is not None:
+            self.seen.append(status)
+        return status == "running"
+
+
+def lease_precondition(thread_id: str, run_id: str, seen: Optional[list] = None) -> LeaseCheck:
+    """The precondition of a step's store: see :class:`LeaseCheck`."""
+    return LeaseCheck(thread_id, run_id, seen)
 
 
 class Heartbeats:

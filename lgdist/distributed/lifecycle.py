@@ -212,7 +212,7 @@ def begin(store: RunStore, run_id: str, worker: Optional[str]) -> Optional[Run]:
         .exists()
     )
     history = sa.select(checkpoints_table.c.checkpoint_id).where(checkpoints_table.c.thread_id == runs_table.c.thread_id).exists()
-    with store._tx() as conn:
+    with store._one_statement() as conn:
         row = conn.execute(
             sa.update(runs_table)
             .where(runs_table.c.run_id == run_id, runs_table.c.status == str(RunStatus.PENDING), holds)

@@ -156,6 +156,15 @@ class RunStore:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def _one_statement(self) -> Iterator[sa.Connection]:
+        """A connection in autocommit, for a change that is one statement
+        (atomic on its own): no BEGIN and COMMIT round trips around it."""
+        if not self._ready:
+            self.setup()
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     # -- runs ---------------------------------------------------------------------
     def get_run(self, run_id: str) -> Optional[Run]:
         with self._tx() as conn:
