@@ -183,7 +183,9 @@ class SQLCheckpointSaver(CheckpointReads, SQLDatabase, BaseCheckpointSaver):
             blob_rows = [r for p in planned for r in p.blob_rows]
             if postgres:
                 # One statement (see postgres_writes).
-                ok, answer, stored = postgres_writes.store_keyed_rows(conn, rows, blob_rows, regular, special, gate=gate)
+                _, answer, stored = postgres_writes.store_keyed_rows(
+                    conn, rows, blob_rows, regular, special, gate=gate
+                )
                 if gate is not None and not precondition.answer(answer):  # type: ignore[union-attr]
                     conn.rollback()
                     raise PreconditionFailed(planned[0].checkpoint["id"] if planned else "")

@@ -208,12 +208,15 @@ class Client:
             return None
         return run.status, run.error
 
-    def events(self, run_id: str, timeout: Optional[float] = None) -> Iterator[tuple[str, Any]]:
+    def events(self, run_id: str, timeout: Optional[float] = None, *, live: bool = True) -> Iterator[tuple[str, Any]]:
         """Every stream event of a run, ending with ``("__end__", {...})``.
         If the stream loses its end (Redis restarted, a worker died as the
-        run ended), the end comes from the run record instead."""
+        run ended), the end comes from the run record instead. ``live=False``:
+        all of them once the run is over (see ``EventBus.read``)."""
         try:
-            yield from self.backend.bus.read(run_id, timeout=timeout, final_status=lambda: self._final_status(run_id))
+            yield from self.backend.bus.read(
+                run_id, timeout=timeout, final_status=lambda: self._final_status(run_id), live=live
+            )
         except TimeoutError as exc:
             raise TimeoutError(self._stalled(str(exc))) from None
 
@@ -233,13 +236,15 @@ class Client:
         stream_mode: Union[str, Sequence[str]] = "values",
         timeout: Optional[float] = 300,
         subgraphs: bool = False,
+        live: bool = True,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """Submit and yield chunks exactly as the local runtime's ``stream``
         (with ``subgraphs=True``, as ``(namespace, chunk)`` including the
-        chunks of subgraphs the nodes ran)."""
+        chunks of subgraphs the nodes ran). ``live=False``: the chunks come
+        once the run is over (for a caller that wants only its outcome)."""
         run_id = self.submit(graph, input, thread_id, stream_mode=stream_mode, subgraphs=subgraphs, **kwargs)
-        yield from self.stream_run(run_id, stream_mode=stream_mode, timeout=timeout, subgraphs=subgraphs)
+        yield from self.stream_run(run_id, stream_mode=stream_mode, timeout=timeout, subgraphs=subgraphs, live=live)
 
     def stream_run(
         self,
@@ -248,10 +253,11 @@ class Client:
         stream_mode: Union[str, Sequence[str]] = "values",
         timeout: Optional[float] = 300,
         subgraphs: bool = False,
+        live: bool = True,
     ) -> Iterator[Any]:
         single = isinstance(stream_mode, str)
         modes = {stream_mode} if single else set(stream_mode)
-        for mode, chunk in self.events(run_id, timeout=timeout):
+        for mode, chunk in self.events(run_id, timeout=timeout, live=live):
             if mode == END_MODE:
                 if chunk["status"] == "error":
                     raise self._run_failed(run_id, chunk.get("error"))

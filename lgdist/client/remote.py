@@ -71,6 +71,24 @@ class RemoteGraph(Runnable):
         durability: Optional[str] = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
+        yield from self._stream(
+            input, config, stream_mode=stream_mode, interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after, subgraphs=subgraphs, context=context, durability=durability,
+        )  # fmt: skip
+
+    def _stream(
+        self,
+        input: Any,
+        config: Optional[RunnableConfig],
+        *,
+        stream_mode: Any,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        subgraphs: bool = False,
+        context: Any = None,
+        durability: Optional[str] = None,
+        live: bool = True,
+    ) -> Iterator[Any]:
         config = self._merged(config)
         thread_id, _ = self._thread(config)
         yield from self.client.stream(
@@ -84,12 +102,16 @@ class RemoteGraph(Runnable):
             subgraphs=subgraphs,
             context=context,
             durability=durability,
+            live=live,
         )
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
         latest = None
         interrupts: list = []
-        for mode, chunk in self.stream(input, config, stream_mode=["values", "updates"], **kwargs):
+        # The outcome only: the run's events are read once it is over.
+        known = ("interrupt_before", "interrupt_after", "context", "durability")
+        options = {k: kwargs[k] for k in known if k in kwargs}
+        for mode, chunk in self._stream(input, config, stream_mode=["values", "updates"], live=False, **options):
             if mode == "values":
                 latest = chunk
             elif isinstance(chunk, dict) and INTERRUPT in chunk:

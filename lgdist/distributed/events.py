@@ -65,9 +65,17 @@ class EventBus:
         raise NotImplementedError
 
     def read(
-        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+        self,
+        run_id: str,
+        *,
+        timeout: Optional[float] = None,
+        final_status: Optional[FinalStatus] = None,
+        live: bool = True,
     ) -> Iterator[tuple[str, Any]]:
-        """Yield ``(mode, chunk)`` until the run's end event (included)."""
+        """Yield ``(mode, chunk)`` until the run's end event (included).
+        ``live=False``: the caller wants the events only once the run is
+        over (``invoke``): the bus may wait for the end and hand them over
+        at once rather than as they come."""
         raise NotImplementedError
 
 
@@ -113,6 +121,12 @@ class RedisEventBus(EventBus):
     def _key(self, run_id: str) -> str:
         return f"lgdist:events:{run_id}"
 
+    def _ended_key(self, run_id: str) -> str:
+        # A list that gets an element with the run's end event: a reader
+        # that wants the events only at the end waits on it (BLMOVE onto
+        # itself: any number of readers, none takes the element away).
+        return f"lgdist:events:{run_id}:ended"
+
     def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
         if not events:
             return
@@ -120,6 +134,8 @@ class RedisEventBus(EventBus):
         if once is not None:
             payloads = [serde.dumps([mode, chunk]) for mode, chunk in events]
             self._publish_once(keys=[key, f"{key}:once:{once}"], args=[STREAM_TTL_SECONDS, 100_000, *payloads])
+            if any(mode == END_MODE for mode, _ in events):
+                self._mark_ended(self.redis, run_id)
             return
         pipe = self.redis.pipeline(transaction=False)
         self.add_to(pipe, run_id, events)
@@ -132,14 +148,52 @@ class RedisEventBus(EventBus):
         for mode, chunk in events:
             pipe.xadd(key, {"e": serde.dumps([mode, chunk])}, maxlen=100_000, approximate=True)
         pipe.expire(key, STREAM_TTL_SECONDS)
+        if any(mode == END_MODE for mode, _ in events):
+            self._mark_ended(pipe, run_id)
+
+    def _mark_ended(self, client: Any, run_id: str) -> None:
+        ended = self._ended_key(run_id)
+        client.rpush(ended, 1)
+        client.expire(ended, STREAM_TTL_SECONDS)
+
+    def _wait_for_end(self, run_id: str, deadline: Optional[float], watch: "_EndWatch") -> None:
+        """Block until the run's end event is published, or until the run
+        record says the run is over (a worker that died before publishing
+        the end, a Redis that lost it): then the events are all there."""
+        ended = self._ended_key(run_id)
+        while True:
+            wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if wait <= 0:
+                return  # the live read below reports the timeout
+            try:
+                if self.redis.blmove(ended, ended, wait, "RIGHT", "LEFT") is not None:
+                    return
+            except TRANSIENT_ERRORS as exc:
+                log.warning("waiting for the end of run %s: %s; retrying", run_id, exc)
+                time.sleep(min(0.5, wait))
+            if watch.final_status is not None:
+                try:
+                    if watch.final_status() is not None:
+                        return
+                except TRANSIENT_ERRORS:
+                    pass
 
     def read(
-        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+        self,
+        run_id: str,
+        *,
+        timeout: Optional[float] = None,
+        final_status: Optional[FinalStatus] = None,
+        live: bool = True,
     ) -> Iterator[tuple[str, Any]]:
         key = self._key(run_id)
         last = "0-0"
         deadline = time.monotonic() + timeout if timeout else None
         watch = _EndWatch(final_status)
+        if not live:
+            # One wait, then the whole stream in one read: the caller is not
+            # woken by every event of a wide step.
+            self._wait_for_end(run_id, deadline, watch)
         while True:
             block_ms = 1000
             if deadline is not None:
@@ -185,7 +239,12 @@ class SQLEventBus(EventBus):
         self.runs.append_events(run_id, [serde.dumps([m, c]) for m, c in events])
 
     def read(
-        self, run_id: str, *, timeout: Optional[float] = None, final_status: Optional[FinalStatus] = None
+        self,
+        run_id: str,
+        *,
+        timeout: Optional[float] = None,
+        final_status: Optional[FinalStatus] = None,
+        live: bool = True,
     ) -> Iterator[tuple[str, Any]]:
         after = 0
         deadline = time.monotonic() + timeout if timeout else None

@@ -211,7 +211,11 @@ def begin(store: RunStore, run_id: str, worker: Optional[str]) -> Optional[Run]:
         .where(threads_table.c.thread_id == runs_table.c.thread_id, threads_table.c.active_run_id == run_id)
         .exists()
     )
-    history = sa.select(checkpoints_table.c.checkpoint_id).where(checkpoints_table.c.thread_id == runs_table.c.thread_id).exists()
+    history = (
+        sa.select(checkpoints_table.c.checkpoint_id)
+        .where(checkpoints_table.c.thread_id == runs_table.c.thread_id)
+        .exists()
+    )
     with store._one_statement() as conn:
         row = conn.execute(
             sa.update(runs_table)
