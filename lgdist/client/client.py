@@ -106,7 +106,8 @@ class Client:
         kind = "resume" if input is None or (isinstance(input, Command) and input.resume is not None) else "start"
         busy = f"thread {thread_id!r} already has an active run" if strategy == "reject" else None
         run, claimed = lifecycle.submit(
-            self.backend.runs, thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, busy_error=busy
+            self.backend.runs, thread_id=thread_id, graph=graph, kind=kind, input=input, options=options,
+            busy_error=busy, thread_known=kind == "resume",  # a resume goes on with a thread that has run
         )
         if claimed:
             self._send_start(run)

@@ -132,6 +132,7 @@ def submit(
     claim_from: Iterable[Any] = CLAIMABLE,
     busy_error: Optional[str] = None,
     new_thread: bool = False,
+    thread_known: bool = False,
 ) -> tuple[Run, bool]:
     """Create a pending run and claim its thread, in one transaction.
     Returns the run and whether it holds the thread. When the thread cannot
@@ -141,24 +142,26 @@ def submit(
     nothing and answers the same. ``new_thread``: the caller made the
     thread id up for this run (a stateless run).
 
-    A thread that does not exist yet is created busy with the run: two
-    statements, the usual case for a new conversation."""
+    A thread that does not exist yet is created busy with the run, the
+    usual case for a new conversation: on Postgres one statement (in
+    autocommit), elsewhere two. ``thread_known``: the caller has seen the
+    thread's row, so that statement is not tried first."""
     now = time.time()
     row = _run_row(thread_id=thread_id, graph=graph, kind=kind, input=input, options=options, run_id=run_id)
+    create = new_thread or ThreadStatus.IDLE in claim_from
+    exists = False
+    if create and not thread_known and store.engine.dialect.name == "postgresql":
+        if _create_with_thread(store, row, graph, now):
+            return Run(**{**row, "status": RunStatus.PENDING, "input": input, "options": options or {}}), True
+        exists = True  # a thread's next run, or a repeated submit
     with store._tx() as conn:
-        if new_thread or ThreadStatus.IDLE in claim_from:
-            created = conn.execute(
-                store._insert(threads_table)
-                .values(thread_id=thread_id, graph=graph, status=str(ThreadStatus.BUSY), active_run_id=row["run_id"], updated_at=now)
-                .on_conflict_do_nothing()
-                .returning(threads_table.c.thread_id)
-            ).first()
+        if create and not exists:
+            created = conn.execute(_thread_insert(store, row, graph, now).returning(threads_table.c.thread_id)).first()
             if created is not None:
                 # A repeated submit finds the thread, so it takes the path below.
                 conn.execute(store._insert(runs_table).values(**row))
-                fields = {**row, "status": RunStatus.PENDING, "input": input, "options": options or {}}
-                return Run(**fields), True
-        else:
+                return Run(**{**row, "status": RunStatus.PENDING, "input": input, "options": options or {}}), True
+        elif not exists:
             _ensure_thread(store, conn, thread_id, graph, now)
         conn.execute(store._insert(runs_table).values(**row).on_conflict_do_nothing())
         # The run as stored (a repeated submit finds the first one's row):
@@ -179,6 +182,29 @@ def submit(
                 ).mappings().first()
                 current = refused or current
     return run_from_row(current), claimed
+
+
+def _thread_insert(store: RunStore, row: dict, graph: str, now: float) -> Any:
+    """The thread of ``row``'s run, created busy with it (unless it exists)."""
+    return (
+        store._insert(threads_table)
+        .values(thread_id=row["thread_id"], graph=graph, status=str(ThreadStatus.BUSY), active_run_id=row["run_id"], updated_at=now)
+        .on_conflict_do_nothing()
+    )
+
+
+def _create_with_thread(store: RunStore, row: dict, graph: str, now: float) -> bool:
+    """Postgres: create the run and its thread, busy with it, in one
+    statement (the run is inserted only if the thread was). Whether they
+    were: False if the thread exists."""
+    thread = _thread_insert(store, row, graph, now).returning(threads_table.c.thread_id).cte("created_thread")
+    names = [c.name for c in runs_table.c]
+    run = sa.select(*[sa.literal(row[c.name], type_=c.type) for c in runs_table.c]).where(
+        sa.exists(sa.select(thread.c.thread_id))
+    )
+    statement = sa.insert(runs_table).from_select(names, run).returning(runs_table.c.run_id).add_cte(thread)
+    with store._one_statement() as conn:
+        return conn.execute(statement).first() is not None
 
 
 def record_refusal(store: RunStore, *, thread_id: str, graph: str, kind: str, error: str) -> Run:

@@ -327,7 +327,7 @@ class ApiService:
         busy = f"thread {thread_id!r} is busy with run" if strategy == "reject" else None
         run, claimed = lifecycle.submit(
             self.runs, thread_id=thread_id, graph=graph, kind="start", input=run_input, options=options, busy_error=busy,
-            new_thread=temporary,
+            new_thread=temporary, thread_known=rec is not None or (temporary and body.on_completion == "keep"),
         )
         if claimed:
             run_end.send_start(self.backend, run.run_id)

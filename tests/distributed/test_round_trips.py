@@ -5,11 +5,12 @@ handed to ``nodes.run_node``, the function a worker's task calls."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterator
 
 import pytest
 
-from bench.round_trips import count_run, drive, in_process_backend
+from bench.round_trips import Counter, count_run, drive, in_process_backend
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
 pytestmark = [pytest.mark.integration]
@@ -175,3 +176,28 @@ def test_a_stateless_five_step_run_costs_its_worker_two_transactions(inline_back
     assert counter.transactions == 2, counter.statements
     assert "INSERT" not in counter.statements
     assert inline_backend.runs.get_run(run_id) is None
+
+
+def test_a_run_on_a_new_thread_is_submitted_in_one_statement(backend):
+    """The usual submit (a new conversation): the thread, created busy with
+    the run, and the run in one statement in autocommit. A thread's next
+    run claims the thread in one transaction, as before."""
+    from lgdist.distributed import lifecycle
+
+    thread_id = f"rt-{uuid.uuid4().hex[:8]}"
+    with Counter(backend.runs.engine, "submit") as counter:
+        run, claimed = lifecycle.submit(
+            backend.runs, thread_id=thread_id, graph="five", kind="start", input={"n": 0}, options={}
+        )
+    assert claimed and counter.statements == ["WITH"] and counter.durable == 1, counter.statements
+    assert backend.runs.get_thread(thread_id)["active_run_id"] == run.run_id
+    assert backend.runs.get_run(run.run_id).input == {"n": 0}
+
+    lifecycle.finish(backend.runs, run.run_id, lifecycle.RunStatus.SUCCESS, expect=(lifecycle.RunStatus.PENDING,))
+    with Counter(backend.runs.engine, "submit") as counter:
+        second, claimed = lifecycle.submit(
+            backend.runs, thread_id=thread_id, graph="five", kind="start", input={"n": 1}, options={}
+        )
+    assert claimed and backend.runs.get_thread(thread_id)["active_run_id"] == second.run_id
+    # The statement that found the thread; the run, read back, and the claim.
+    assert counter.statements == ["WITH", "INSERT", "SELECT", "UPDATE"], counter.statements

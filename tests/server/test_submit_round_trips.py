@@ -57,8 +57,9 @@ def test_a_stateless_run_is_submitted_in_one_transaction_and_its_thread_goes_wit
     with Transactions(service.backend.saver.engine) as tx:
         run = service.create_run(None, RunCreate(assistant_id="counter", input={"n": 3}))
     assert tx.count == 1
-    # The thread, created busy with the run, and the run: nothing to read.
-    assert tx.statements == ["INSERT", "INSERT"]
+    # The thread, created busy with the run, and the run, in one statement
+    # (autocommit): nothing to read.
+    assert tx.statements == ["WITH"]
     # The worker's transaction that ends the run deletes its thread, its
     # run record and its checkpoints (on_completion="delete"): the server
     # has nothing left to clean up.
