@@ -24,7 +24,8 @@ STATEMENTS_GOAL, TRANSACTIONS_GOAL = 6, 2
 
 class Counter:
     """Statements (BEGIN/COMMIT not included), transactions and pool
-    checkouts on an engine while the block runs, and ``durable``: the
+    checkouts on an engine while the block runs, the Redis commands and
+    round trips of the process, and ``durable``: the
     commits that wrote something (each waits for a WAL flush, the costly
     part of a transaction; a transaction that wrote no row commits at once).
     ``kind``: what ran —
@@ -38,6 +39,11 @@ class Counter:
         self.transactions = 0
         self.checkouts = 0
         self.durable = 0
+        # Every Redis client of this process: the commands sent (by name)
+        # and the round trips (a pipeline or a script is one).
+        self.redis_commands: list[str] = []
+        self.redis_round_trips = 0
+        self._unpatch: list = []
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement.split()[0].upper())
@@ -62,12 +68,36 @@ class Counter:
         finally:
             cursor.close()
 
+    def _patch_redis(self) -> None:
+        from redis import connection
+
+        def counting(owner: Any, name: str, note: Any) -> None:
+            original = getattr(owner, name)
+
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                note(args)
+                return original(*args, **kwargs)
+
+            setattr(owner, name, wrapper)
+            self._unpatch.append(lambda: setattr(owner, name, original))
+
+        def command(args: tuple) -> None:
+            self.redis_commands.append(str(args[1].decode() if isinstance(args[1], bytes) else args[1]).upper())
+
+        def round_trip(args: tuple) -> None:
+            self.redis_round_trips += 1
+
+        for packer in (connection.PythonRespSerializer, connection.HiredisRespSerializer):
+            counting(packer, "pack", command)
+        counting(connection.AbstractConnection, "send_packed_command", round_trip)
+
     def __enter__(self) -> "Counter":
         sa.event.listen(self.engine, "before_cursor_execute", self._statement)
         sa.event.listen(self.engine, "after_cursor_execute", self._executed)
         sa.event.listen(self.engine, "begin", self._begin)
         sa.event.listen(self.engine, "commit", self._commit)
         sa.event.listen(self.engine.pool, "checkout", self._checkout)
+        self._patch_redis()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -76,6 +106,8 @@ class Counter:
         sa.event.remove(self.engine, "begin", self._begin)
         sa.event.remove(self.engine, "commit", self._commit)
         sa.event.remove(self.engine.pool, "checkout", self._checkout)
+        while self._unpatch:
+            self._unpatch.pop()()
 
 
 @contextmanager

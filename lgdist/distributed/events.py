@@ -24,6 +24,8 @@ END_MODE = "__end__"
 # A subgraph's chunk: {"ns": [...], "mode": ..., "chunk": ...}.
 SUBGRAPH_MODE = "lgdist:subgraph"
 STREAM_TTL_SECONDS = 24 * 3600
+# A run's stream keeps about this many events (``XADD MAXLEN ~``).
+STREAM_MAXLEN = 100_000
 # How long a reader waits for a run's end event once the database says the
 # run is over (its publisher is normally a few milliseconds behind).
 END_GRACE_SECONDS = 2.0
@@ -127,6 +129,12 @@ class RedisEventBus(EventBus):
         # itself: any number of readers, none takes the element away).
         return f"lgdist:events:{run_id}:ended"
 
+    def stream_key(self, run_id: str) -> str:
+        """The run's stream, for a script of the same Redis that appends to
+        it (a wide step's task keeps its writes and streams its events in
+        one round trip, see ``step_writes``)."""
+        return self._key(run_id)
+
     def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
         if not events:
             return
@@ -146,7 +154,7 @@ class RedisEventBus(EventBus):
         round trip publishes them too)."""
         key = self._key(run_id)
         for mode, chunk in events:
-            pipe.xadd(key, {"e": serde.dumps([mode, chunk])}, maxlen=100_000, approximate=True)
+            pipe.xadd(key, {"e": serde.dumps([mode, chunk])}, maxlen=STREAM_MAXLEN, approximate=True)
         pipe.expire(key, STREAM_TTL_SECONDS)
         if any(mode == END_MODE for mode, _ in events):
             self._mark_ended(pipe, run_id)

@@ -55,7 +55,7 @@ from lgdist.distributed.failure import describe_node_failure
 from lgdist.distributed.leases import HEARTBEATS
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import RunNodeMessage
-from lgdist.distributed.step_reads import read_step, recent_plan, recent_step, remember_plan, remember_step
+from lgdist.distributed.step_reads import read_step, recent_loop, recent_step, remember_loop, remember_step
 from lgdist.distributed.step_writes import RedisStepWrites
 from lgdist.constants import PULL
 from lgdist.engine import mark_resumed
@@ -114,13 +114,19 @@ def run_node(
             f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
             f"not {msg.graph!r} on {msg.thread_id!r}"
         )}  # fmt: skip
-    loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
-    if saved is None or loop.restore(saved) is None or loop.checkpoint["id"] != msg.checkpoint_id:
-        return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
-    apply_stop(run, loop)
-    if msg.resumed:
-        mark_resumed(loop.checkpoint)
-    task = _plan_task(loop, msg, cached) if wide else loop.plan_task(msg.task_id)
+    step = recent_loop(msg.run_id, msg.checkpoint_id) if cached else None
+    if step is not None:
+        # Another task of this step restored and planned it here.
+        loop = step.sibling()
+        task = _task_of(loop, step.tasks, msg.task_id)
+    else:
+        loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
+        if saved is None or loop.restore(saved) is None or loop.checkpoint["id"] != msg.checkpoint_id:
+            return {**result, "status": "error", "error": f"checkpoint {msg.checkpoint_id} not found"}
+        apply_stop(run, loop)
+        if msg.resumed:
+            mark_resumed(loop.checkpoint)
+        task = _plan_task(loop, msg) if wide else loop.plan_task(msg.task_id)
     if task is None:
         return {**result, "status": "error", "error": f"task {msg.task_id} is not part of step {msg.checkpoint_id}"}
     if msg.finish and stored_child is not None:
@@ -159,7 +165,10 @@ def run_node(
         _keep_writes(backend, backend.step_writes, run, loop, task, events)
     else:
         publish_events(backend, run.run_id, events)
-    return result
+    # Which worker ran it, when and how long went to the stream (the
+    # ``lgdist:worker`` event): the task's result, which Celery writes out
+    # and pushes to its chord's list, says only what came of it.
+    return {key: result[key] for key in ("node", "status", "error") if key in result}
 
 
 def _count_delivery(backend: Backend, key: str, redelivered: bool, retries: int) -> int:
@@ -174,19 +183,25 @@ def _count_delivery(backend: Backend, key: str, redelivered: bool, retries: int)
     return 1 + backend.deliveries.count(key)
 
 
-def _plan_task(loop: ThreadLoop, msg: RunNodeMessage, cached: bool) -> Optional[Task]:
-    """A wide step's task, ready to run: planned as ``loop.plan_task``
-    does, or, when this process read the step for another of its tasks,
-    taken from that task's plan (the same checkpoint, the same plan) with
-    only this task's input read."""
-    plan = recent_plan(msg.run_id, msg.checkpoint_id) if cached else None
-    if plan is None:
-        task = loop.plan_task(msg.task_id)
-        remember_plan(msg.run_id, msg.checkpoint_id, loop.tasks)
-        return task
-    loop.tasks = {task_id: dataclasses.replace(t, writes=[]) for task_id, t in plan.items()}
-    task = loop.tasks.get(msg.task_id)
-    if task is not None and task.node is not None and task.path and task.path[0] == PULL:
+def _plan_task(loop: ThreadLoop, msg: RunNodeMessage) -> Optional[Task]:
+    """A wide step's task, ready to run, planned as ``loop.plan_task``
+    does; the step's restored loop and plan are kept for its other tasks
+    in this process (when its read is, see ``step_reads``)."""
+    task = loop.plan_task(msg.task_id)
+    remember_loop(msg.run_id, msg.checkpoint_id, loop)
+    return task
+
+
+def _task_of(loop: ThreadLoop, plan: dict, task_id: str) -> Optional[Task]:
+    """Task ``task_id`` of a step's ``plan`` (tasks without inputs, as
+    another task of the step planned them), on ``loop``: a copy of its own,
+    with only its input read."""
+    planned = plan.get(task_id)
+    if planned is None:
+        return None
+    task = dataclasses.replace(planned, writes=[])
+    loop.tasks = {**plan, task_id: task}
+    if task.node is not None and task.path and task.path[0] == PULL:
         task.input = task.node.read_input(loop.channels)
     return task
 
@@ -204,13 +219,13 @@ def _keep_writes(backend: Backend, store: RedisStepWrites, run: Any, loop: Threa
     task's stream events, in one Redis round trip. If the step was ended
     meanwhile (a sibling failed: no callback follows), store the writes."""
     bus = backend.bus
-    also = None
+    stream = ""
     if isinstance(bus, RedisEventBus) and events:
-        wired = wire_events(events)
-        also = lambda pipe: bus.add_to(pipe, run.run_id, wired)  # noqa: E731
+        stream = bus.stream_key(run.run_id)
     elif events:
         publish_events(backend, run.run_id, events)
-    if store.keep(run.run_id, loop.checkpoint["id"], task.id, task.writes, also=also):
+    wired = wire_events(events) if stream else ()
+    if store.keep(run.run_id, loop.checkpoint["id"], task.id, task.writes, wired, stream):
         backend.saver.put_writes(loop.checkpoint_config, task.writes, task.id)
 
 

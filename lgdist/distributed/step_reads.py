@@ -148,8 +148,8 @@ def _read_row(saver: Any, conn: Any, row: Any, with_writes: bool, checkpoint_id:
 # -- the tasks of one wide step in one process ---------------------------------------
 
 _RECENT: "OrderedDict[tuple[str, str], tuple[StepRead, bool]]" = OrderedDict()
-# The step's tasks as the first task here planned them (no input read).
-_PLANS: dict[tuple[str, str], dict] = {}
+# The step restored and planned (no input read) by its first task here.
+_LOOPS: dict[tuple[str, str], Any] = {}
 _RECENT_LOCK = threading.Lock()
 _RECENT_SIZE = 32
 
@@ -180,31 +180,33 @@ def remember_step(run_id: str, checkpoint_id: str, read: StepRead, *, with_write
     with _RECENT_LOCK:
         _RECENT[(run_id, checkpoint_id)] = (read, with_writes)
         _RECENT.move_to_end((run_id, checkpoint_id))
-        _PLANS.pop((run_id, checkpoint_id), None)
+        _LOOPS.pop((run_id, checkpoint_id), None)
         while len(_RECENT) > _RECENT_SIZE:
-            _PLANS.pop(_RECENT.popitem(last=False)[0], None)
+            _LOOPS.pop(_RECENT.popitem(last=False)[0], None)
 
 
-def recent_plan(run_id: str, checkpoint_id: str) -> Optional[dict]:
-    """The tasks of a step this process read, as planned by its first task
-    here (see :func:`remember_plan`), by id; None if not planned yet."""
+def recent_loop(run_id: str, checkpoint_id: str) -> Optional[Any]:
+    """The step this process read, restored and planned by its first task
+    here (see :func:`remember_loop`); None if not planned yet. Not to run
+    a task on: take a :meth:`~lgdist.loop.ThreadLoop.sibling` of it."""
     with _RECENT_LOCK:
-        return _PLANS.get((run_id, checkpoint_id))
+        return _LOOPS.get((run_id, checkpoint_id))
 
 
-def remember_plan(run_id: str, checkpoint_id: str, tasks: dict) -> None:
-    """Keep a step's plan for its other tasks in this process: the plan
-    follows from the checkpoint and its pending writes, which the step's
-    read (:func:`remember_step`) keeps. Copies, so that running a task
-    changes nothing kept."""
-    kept = {task_id: dataclasses.replace(task, writes=[]) for task_id, task in tasks.items()}
+def remember_loop(run_id: str, checkpoint_id: str, loop: Any) -> None:
+    """Keep a step's restored loop and plan for its other tasks in this
+    process: both follow from the checkpoint and its pending writes, which
+    the step's read (:func:`remember_step`) keeps. Keeps a sibling with
+    copies of the tasks, so that running a task changes nothing kept."""
+    kept = loop.sibling()
+    kept.tasks = {task_id: dataclasses.replace(task, writes=[]) for task_id, task in loop.tasks.items()}
     with _RECENT_LOCK:
         if (run_id, checkpoint_id) in _RECENT:
-            _PLANS[(run_id, checkpoint_id)] = kept
+            _LOOPS[(run_id, checkpoint_id)] = kept
 
 
 def forget_recent_steps() -> None:
     """Forget every step read (a process new to every step: tests, benchmarks)."""
     with _RECENT_LOCK:
         _RECENT.clear()
-        _PLANS.clear()
+        _LOOPS.clear()

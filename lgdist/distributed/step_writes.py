@@ -1,8 +1,8 @@
 """A wide step's task writes, kept in the broker's Redis until the step ends.
 
 A task of a wide step does not store its writes in Postgres: it keeps them
-in a Redis hash of its run's step (one ``MULTI`` round trip, together with
-its stream events), and the step's chord callback reads them all at once
+in a Redis hash of its run's step (one script, one round trip, together
+with its stream events), and the step's chord callback reads them all at once
 (``HGETALL``) and stores them with the next checkpoint, in the one
 transaction that stores it. So a width-w step costs one write transaction,
 not w + 1.
@@ -20,8 +20,8 @@ Writes reach Postgres on their own only where they must outlive the step:
 A failing task cannot wait for its siblings, so it *ends* the step's hash
 (:meth:`RedisStepWrites.end`: mark it and read it, atomically) and stores what
 it read; a sibling that finishes later sees the mark in the same ``MULTI``
-that keeps its writes (:meth:`RedisStepWrites.keep`) and stores its writes
-itself. Redis orders the two transactions, so every write is stored by
+script that keeps its writes (:meth:`RedisStepWrites.keep`) and stores its writes
+itself. Redis orders the two scripts, so every write is stored by
 exactly one of them — none is lost. Duplicates are harmless: stored
 writes are insert-once per ``(checkpoint, task, idx)``.
 
@@ -33,7 +33,7 @@ store their writes in the checkpoint store as before.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from lgdist import serde
 from lgdist.errors import SerializationError
@@ -43,6 +43,24 @@ from lgdist.errors import SerializationError
 _TTL_SECONDS = 24 * 3600
 
 Writes = list[tuple[str, Any]]
+
+# Keep a task's writes and append its stream events, then say whether the
+# step was ended (see ``RedisStepWrites.end``). One script: the check and
+# the keep are atomic, as ``end``'s mark-and-read is, and a task costs one
+# command on the wire, not a ``MULTI`` of seven.
+#   KEYS: the step's hash, its end mark, the run's stream
+#   ARGV: task id, encoded writes, hash TTL, stream TTL, stream MAXLEN, events...
+_KEEP = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if #ARGV > 5 then
+  for i = 6, #ARGV do
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[i])
+  end
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+return redis.call('EXISTS', KEYS[2])
+"""
 
 
 def _encode(writes: Sequence[tuple[str, Any]]) -> bytes:
@@ -66,7 +84,11 @@ class RedisStepWrites:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        # One connection, no pool: a backend (and so this client) belongs to
+        # one thread (see ``backend.get_backend``), and a pool's checkout
+        # and release cost about as much CPU as the command itself.
+        self.redis = redis.Redis.from_url(url, single_connection_client=True)
+        self._keep_sha = self.redis.script_load(_KEEP)
 
     @staticmethod
     def _keys(run_id: str, checkpoint_id: str) -> tuple[str, str]:
@@ -79,20 +101,39 @@ class RedisStepWrites:
         checkpoint_id: str,
         task_id: str,
         writes: Sequence[tuple[str, Any]],
-        also: Optional[Callable[[Any], None]] = None,
+        events: Sequence[tuple[str, Any]] = (),
+        stream: str = "",
     ) -> bool:
-        """Keep a task's writes for the step's callback; ``also`` adds more
-        commands (the task's stream events) to the same round trip. True
-        when the step was ended meanwhile: the caller then stores the writes
-        itself (no callback will)."""
+        """Keep a task's writes for the step's callback and append
+        ``events`` (wire events) to ``stream`` (the run's Redis stream), in
+        one round trip. True when the step was ended meanwhile: the caller
+        then stores the writes itself (no callback will)."""
+        from lgdist.distributed.events import STREAM_MAXLEN, STREAM_TTL_SECONDS
+
         key, ended = self._keys(run_id, checkpoint_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, task_id, _encode(writes))
-        pipe.expire(key, _TTL_SECONDS)
-        pipe.exists(ended)
-        if also is not None:
-            also(pipe)
-        return bool(pipe.execute()[2])
+        payloads = [serde.dumps([mode, chunk]) for mode, chunk in events] if stream else []
+        args = [task_id, _encode(writes), _TTL_SECONDS, STREAM_TTL_SECONDS, STREAM_MAXLEN, *payloads]
+        return bool(self._evalsha_keep([key, ended, stream], args))
+
+    def _evalsha_keep(self, keys: list, args: list) -> Any:
+        """``EVALSHA`` of the keep script on the client's connection, below
+        redis-py's command layer (its retry and observability wrappers cost
+        more CPU than the round trip: this runs once per task). A failed
+        connection is dropped and the error raised: the task is retried
+        (a connection error is an outage, see ``transient``)."""
+        import redis
+
+        conn = self.redis.connection
+        try:
+            try:
+                conn.send_command("EVALSHA", self._keep_sha, len(keys), *keys, *args)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted since: load it again
+                conn.send_command("EVAL", _KEEP, len(keys), *keys, *args)
+                return conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            conn.disconnect()
+            raise
 
     def read(self, run_id: str, checkpoint_id: str) -> dict[str, Writes]:
         """The writes kept for the step, by task id."""

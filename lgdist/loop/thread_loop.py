@@ -46,6 +46,13 @@ from lgdist.types import Command, Interrupt
 
 _READ = object()  # restore(): read the checkpoint from the store
 
+# What restore() sets besides the pending writes and the resume map (which
+# a sibling copies): shared by ``ThreadLoop.sibling``.
+_RESTORED = (
+    "checkpoint", "checkpoint_config", "parent_config", "metadata", "step", "saved_versions",
+    "saved_versions_of", "channels", "may_hold", "stop", "applied_null_writes",
+)  # fmt: skip
+
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LGDIST_DEFAULT_RECURSION_LIMIT", "10007"))
 
 
@@ -202,6 +209,25 @@ class ThreadLoop(StreamOutbox, InputApplier):
                 self.resume_map.update(unpack_resume(value)[1])
         self._apply_null_writes([(c, v) for t, c, v in self.pending_writes if t == NULL_TASK_ID])
         return saved
+
+    def sibling(self) -> "ThreadLoop":
+        """A loop at this loop's restored checkpoint, for another task of
+        the same step (a worker runs several tasks of one wide step and
+        restores the step once). It shares the checkpoint and the channels:
+        running a task only reads them (its writes go to the task, and
+        whoever finishes the step applies them, on a loop of its own). Its
+        tasks, records, outbox and pending writes are its own."""
+        new = ThreadLoop(
+            self.spec, self.config, saver=self.saver, stream_modes=tuple(self.modes),
+            interrupt_before=self.interrupt_before, interrupt_after=self.interrupt_after,
+            output_keys=self.output_keys, stream_keys=self.stream_keys, parent=self.parent,
+            stream_subgraphs=self.parent is None and self.sink is not None, durability=self.durability,
+        )  # fmt: skip
+        for name in _RESTORED:
+            setattr(new, name, getattr(self, name))
+        new.pending_writes = list(self.pending_writes)
+        new.resume_map = dict(self.resume_map)
+        return new
 
     def _superseded(self) -> bool:
         """Whether the thread went on past the checkpoint the config names."""

@@ -77,6 +77,22 @@ def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend):
     assert finish.durable == 1  # the store; the read wrote nothing
 
 
+def test_a_wide_step_task_keeps_its_writes_and_streams_its_event_in_one_redis_command(backend):
+    drive(backend, "fanout", {"hits": []})  # the process's first script load and connections
+    run_id, counters = drive(backend, "fanout", {"hits": []})
+    assert backend.runs.get_run(run_id).status == "success"
+    tasks, _ = _wide_step(counters)
+    assert len(tasks) == 32
+    # A first delivery counts nothing in Redis (the broker marks
+    # redeliveries); one script keeps the writes, appends the task's
+    # lgdist:worker event and says whether the step was ended - no MULTI,
+    # no separate EXPIRE or EXISTS.
+    assert all(t.redis_commands == ["EVALSHA"] for t in tasks), [t.redis_commands for t in tasks]
+    assert all(t.redis_round_trips == 1 for t in tasks), [t.redis_round_trips for t in tasks]
+    events = [e for e in backend.bus.read(run_id, timeout=5) if e[0] == "lgdist:worker"]
+    assert sorted(e[1]["node"] for e in events if e[1]["node"].startswith("w")) == sorted(f"w{i}" for i in range(32))
+
+
 def test_a_wide_step_task_in_a_process_new_to_the_step_makes_one_read(backend):
     run_id, counters = drive(backend, "fanout", {"hits": []}, cold=True)
     assert backend.runs.get_run(run_id).status == "success"
