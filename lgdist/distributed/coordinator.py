@@ -41,6 +41,7 @@ from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.messages import FinishStepMessage, RunNodeMessage
 from lgdist.distributed.run_end import end_run, publish
 from lgdist.distributed.runs import Run
+from lgdist.distributed.step_reads import remember_sent_step
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.engine import mark_resumed, plan_next_step
 from lgdist.engine.tasks import Task
@@ -255,6 +256,7 @@ def schedule_step(
     if not lease_fresh:
         backend.runs.touch_thread(run.thread_id)
     has_writes = bool(loop.pending_writes) or resumed
+    remember_sent_step(run, loop, has_writes=has_writes)  # this process's tasks of it read nothing
     send_wide_step(backend, run, checkpoint_id, tasks, finish, suffix=suffix, step_has_writes=has_writes)
     return None
 

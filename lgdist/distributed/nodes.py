@@ -20,9 +20,9 @@ Round-trip budget (counted by tests/distributed/test_round_trips.py):
   most one more reads the channels this process has not decoded; one more
   the pending writes, only where the step may have some — all on one
   pooled connection, no pre-ping. A wide step's task skips all of it, and
-  the planning of the step, when another task of the same step did them in
-  this process (first deliveries only): a width-w step on p worker
-  processes makes p reads, not w;
+  the planning of the step, when this process sent the step or another
+  task of the same step did them in this process (first deliveries only):
+  a width-w step on p worker processes makes at most p - 1 reads, not w;
 * after the node, a one-task step: one Postgres transaction — the lease
   touch + run check, the checkpoint, its blobs and the task's writes — and
   one Redis call for the step's stream events;
@@ -98,6 +98,9 @@ def run_node(
     if not isinstance(backend.deliveries, RedisDeliveries):
         redelivered = redelivered or deliveries > 1
     read = recent_step(msg.run_id, msg.checkpoint_id, with_writes=with_writes) if wide and deliveries == 1 else None
+    step = recent_loop(msg.run_id, msg.checkpoint_id) if read is not None else None
+    if read is not None and step is None and read.saved is None:
+        read = None  # kept by its sender, without the stored row: read it
     cached = read is not None
     if read is None:
         read = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=with_writes)
@@ -114,9 +117,8 @@ def run_node(
             f"lgdist.run_node: run {run.run_id} is graph {run.graph!r} on thread {run.thread_id!r}, "
             f"not {msg.graph!r} on {msg.thread_id!r}"
         )}  # fmt: skip
-    step = recent_loop(msg.run_id, msg.checkpoint_id) if cached else None
     if step is not None:
-        # Another task of this step restored and planned it here.
+        # This process sent the step, or another task of it restored and planned it here.
         loop = step.sibling()
         task = _task_of(loop, step.tasks, msg.task_id)
     else:

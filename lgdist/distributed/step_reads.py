@@ -155,8 +155,9 @@ _RECENT_SIZE = 32
 
 
 def recent_step(run_id: str, checkpoint_id: str, *, with_writes: bool) -> Optional[StepRead]:
-    """What a task of this process read (or the process stored) for the
-    step at ``checkpoint_id`` of ``run_id``, if it has it: the other tasks
+    """What a task of this process read (or the process stored and sent,
+    see :func:`remember_sent_step`) for the step at ``checkpoint_id`` of
+    ``run_id``, if it has it: the other tasks
     of a wide step need no read of their own. A checkpoint never changes;
     the run's fields are those of the step's start (a run cancelled since
     runs this step's remaining nodes, as with any step already sent: its
@@ -203,6 +204,40 @@ def remember_loop(run_id: str, checkpoint_id: str, loop: Any) -> None:
     with _RECENT_LOCK:
         if (run_id, checkpoint_id) in _RECENT:
             _LOOPS[(run_id, checkpoint_id)] = kept
+
+
+def remember_sent_step(run: Run, loop: Any, *, has_writes: bool) -> None:
+    """Keep a wide step this process stored and is sending, for the tasks
+    of it this process runs: they need no read, no restore and no plan.
+    ``loop`` is at the step's stored checkpoint, planned. What is kept is
+    a sibling with its own copies of the checkpoint, the channels and the
+    tasks (the sending process may go on with ``loop``), and the run as
+    running (a step is sent only for a running run; one cancelled since
+    runs its remaining nodes, as for a read kept by :func:`remember_step`).
+    A step whose checkpoint has saved writes (``has_writes``: a resume's
+    answers, earlier outcomes) is not kept: its tasks read them."""
+    if has_writes:
+        return
+    from lgdist.checkpoint.sql_reads import checkpoint_config
+    from lgdist.distributed.lifecycle import RunStatus
+    from lgdist.engine.checkpoint import copy_checkpoint
+
+    checkpoint_id = loop.checkpoint["id"]
+    kept = loop.sibling()
+    kept.checkpoint = copy_checkpoint(loop.checkpoint)
+    kept.channels = {name: channel.copy() for name, channel in loop.channels.items()}
+    # As a read of the stored row names it (the loop's own may still name
+    # the checkpoint before, where the store is behind).
+    kept.checkpoint_config = checkpoint_config(run.thread_id, loop.checkpoint_ns, checkpoint_id)
+    kept.pending_writes = []
+    kept.tasks = {task_id: dataclasses.replace(task, writes=[]) for task_id, task in loop.tasks.items()}
+    read = StepRead(dataclasses.replace(run, status=RunStatus.RUNNING), None)
+    with _RECENT_LOCK:
+        _RECENT[(run.run_id, checkpoint_id)] = (read, True)
+        _RECENT.move_to_end((run.run_id, checkpoint_id))
+        _LOOPS[(run.run_id, checkpoint_id)] = kept
+        while len(_RECENT) > _RECENT_SIZE:
+            _LOOPS.pop(_RECENT.popitem(last=False)[0], None)
 
 
 def forget_recent_steps() -> None:

@@ -56,7 +56,11 @@ def _wide_step(counters: list) -> tuple[list, Any]:
     return tasks, finish
 
 
-def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend):
+def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend, monkeypatch):
+    from lgdist.distributed import coordinator
+
+    # A process that did not send the step (the other workers).
+    monkeypatch.setattr(coordinator, "remember_sent_step", lambda *args, **kwargs: None)
     run_id, counters = drive(backend, "fanout", {"hits": []})
     assert backend.runs.get_run(run_id).status == "success"
     tasks, finish = _wide_step(counters)
@@ -75,6 +79,32 @@ def test_a_wide_step_reads_once_per_process_and_writes_once_per_step(backend):
     assert finish.statements == ["WITH", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT"], finish.statements
     assert finish.transactions == 2
     assert finish.durable == 1  # the store; the read wrote nothing
+
+
+def test_the_process_that_sent_a_wide_step_runs_its_tasks_without_reading_it(backend):
+    run_id, counters = drive(backend, "fanout", {"hits": []})
+    assert backend.runs.get_run(run_id).status == "success"
+    tasks, _ = _wide_step(counters)
+    assert len(tasks) == 32
+    # The sender kept the step it stored, restored and planned: no task
+    # of it here reads the run or the checkpoint.
+    assert all(t.statements == [] and t.transactions == 0 for t in tasks), [t.statements for t in tasks]
+    # What it kept is what a read and restore of the stored step give.
+    from lgdist.distributed.coordinator import apply_stop, make_loop
+    from lgdist.distributed.step_reads import recent_loop
+
+    run = backend.runs.get_run(run_id)
+    history = backend.saver.list({"configurable": {"thread_id": run.thread_id}})
+    (checkpoint_id,) = [t.checkpoint["id"] for t in history if recent_loop(run_id, t.checkpoint["id"]) is not None]
+    kept = recent_loop(run_id, checkpoint_id)
+    restored = make_loop(backend, run, checkpoint_id=checkpoint_id)
+    restored.restore()
+    apply_stop(run, restored)
+    restored.plan_task(next(iter(kept.tasks)))
+    assert (kept.step, kept.stop, kept.checkpoint["id"]) == (restored.step, restored.stop, checkpoint_id)
+    assert kept.checkpoint_config["configurable"] == restored.checkpoint_config["configurable"]
+    assert {n: c.checkpoint() for n, c in kept.channels.items()} == {n: c.checkpoint() for n, c in restored.channels.items()}
+    assert sorted(kept.tasks) == sorted(restored.tasks)
 
 
 def test_a_wide_step_task_keeps_its_writes_and_streams_its_event_in_one_redis_command(backend):
