@@ -7,6 +7,8 @@
   callback writing one ~10 KB row to Postgres and sending the next chord.
   Both sides use lgdist's Celery configuration (late acks, prefetch 1, task
   events) and the same worker flags, so the ratio is lgdist's own cost.
+  Both pools are up together and the two alternate run by run, so that
+  both see the same machine (an idle pool waits on its own queue).
 * **Horizontal scaling** — N I/O-bound nodes (200 ms sleeps, sent with
   ``Send``) on 1, 2, 4, 8 worker processes, each running one task at a time;
   speedup against one worker, compared with the ideal N.
@@ -205,12 +207,20 @@ def time_remote(client: Any, graph: str, inp: Any, threads: Threads) -> float:
     return time.perf_counter() - t0
 
 
-def superstep_overhead(client: Any, threads: Threads, graph: str, inp: Any, reps: int) -> tuple[float, list[int]]:
-    """Median seconds per superstep, and the widths of the supersteps."""
+def side_by_side(
+    client: Any, ref_app: Any, threads: Threads, session: str, graph: str, inp: Any, reps: int
+) -> tuple[float, float, list[int]]:
+    """Median seconds per superstep of lgdist's run of ``graph`` and of the
+    reference's run of the same supersteps (same widths), the two
+    alternating run by run; and the widths."""
     time_remote(client, graph, inp, threads)  # warm up (graph import, connections)
     widths = step_widths(client, graph, threads.ids[-1])
-    runs = [time_remote(client, graph, inp, threads) for _ in range(reps)]
-    return statistics.median(runs) / len(widths), widths
+    run_reference(ref_app, widths, session)
+    ours, theirs = [], []
+    for _ in range(reps):
+        ours.append(time_remote(client, graph, inp, threads))
+        theirs.append(run_reference(ref_app, widths, session))
+    return statistics.median(ours) / len(widths), statistics.median(theirs) / len(widths), widths
 
 
 def scaling(client: Any, pool: Any, threads: Threads, counts: list[int], nodes: int, reps: int) -> dict[int, float]:
@@ -299,7 +309,7 @@ def run(quick: bool) -> list[dict]:
     queue = f"lgdist-bench-{session}"
     ref_queue = f"{queue}-reference"
     chain = "bench-chain-20" if quick else "bench-chain-200"
-    chain_reps, fan_reps = (2, 2) if quick else (3, 7)
+    chain_reps, fan_reps = (2, 3) if quick else (5, 15)
     scale_counts, scale_nodes = ([1, 2], 8) if quick else ([1, 2, 4, 8], 64)
     concurrent = 40 if quick else 200
     log_dir = Path(tempfile.mkdtemp(prefix="lgdist-bench-workers-"))
@@ -320,30 +330,31 @@ def run(quick: bool) -> list[dict]:
     })
     ref_cmd = [*celery_command("bench.distributed:reference_app"), "worker", "-Q", ref_queue, *WORKER_FLAGS]
     try:
-        with WorkerPool(lgdist_cmd, worker_env(queue), client.app, log_dir, prefix="lgdist") as pool:
-            with phase("start 2 lgdist workers"):
+        with WorkerPool(lgdist_cmd, worker_env(queue), client.app, log_dir, prefix="lgdist") as pool, \
+                WorkerPool(ref_cmd, ref_env, ref_app, log_dir, prefix="reference") as ref_pool:
+            with phase("start 2 lgdist and 2 reference workers"):
                 pool.scale_to(2)
-            with phase(f"lgdist {chain}"):
-                chain_s, chain_widths = superstep_overhead(client, threads, chain, {"n": 0}, chain_reps)
-            with phase("lgdist fan-out 8"):
-                fan8_s, fan8_widths = superstep_overhead(client, threads, "bench-fanout-8", {"hits": []}, fan_reps)
-            with phase("lgdist fan-out 32"):
-                fan_s, fan_widths = superstep_overhead(client, threads, "bench-fanout-32", {"hits": []}, fan_reps)
+                ref_pool.scale_to(2)
+            # lgdist and the reference alternate run by run (the other's
+            # workers wait on their own queue, idle), so that both see the
+            # same machine: on a 2-core machine its load drifts within a
+            # phase, and a row measured in one go would carry the drift.
+            ours, ref, widths = {}, {}, {}
+            for key, graph, inp, reps in (
+                ("chain", chain, {"n": 0}, chain_reps),
+                ("fan8", "bench-fanout-8", {"hits": []}, fan_reps),
+                ("fan", "bench-fanout-32", {"hits": []}, fan_reps),
+            ):  # fmt: skip
+                with phase(f"{graph}: lgdist and the reference, alternating"):
+                    ours[key], ref[key], widths[key] = side_by_side(
+                        client, ref_app, threads, session, graph, inp, reps
+                    )
             with phase(f"lgdist throughput, {concurrent} threads"):
                 tp = throughput(client, threads, concurrent)
             with phase(f"lgdist scaling on {scale_counts} workers"):
                 scale_s = scaling(client, pool, threads, scale_counts, scale_nodes, 1 if quick else 2)
-        with WorkerPool(ref_cmd, ref_env, ref_app, log_dir, prefix="reference") as pool:
-            with phase("start 2 reference workers"):
-                pool.scale_to(2)
-            ref = {}
-            for key, widths, reps in (
-                ("chain", chain_widths, chain_reps), ("fan8", fan8_widths, fan_reps), ("fan", fan_widths, fan_reps),
-            ):  # fmt: skip
-                with phase(f"reference {key}"):
-                    run_reference(ref_app, widths, session)  # warm up
-                    runs = [run_reference(ref_app, widths, session) for _ in range(reps)]
-                    ref[key] = statistics.median(runs) / len(widths)
+        chain_s, fan8_s, fan_s = ours["chain"], ours["fan8"], ours["fan"]
+        chain_widths, fan8_widths, fan_widths = widths["chain"], widths["fan8"], widths["fan"]
     finally:
         try:
             cleanup_postgres(client, threads)
