@@ -47,6 +47,7 @@ GRAPHS = {
     "schemas": "workers.examples:schemas",
     "writer": "workers.examples:writer",
     "poison": "workers.examples:poison",
+    "poison-later": "workers.examples:poison_later",
     "deferred": "workers.examples:deferred",
     "cached": "workers.examples:cached",
     "memories": "workers.memories:graph",

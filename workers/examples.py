@@ -230,6 +230,35 @@ def build_poison() -> StateGraph:
 poison = build_poison().compile()
 
 
+def _over_the_slice_budget(state: CounterState) -> dict:
+    """Runs past a slice's node time budget (LGDIST_INLINE_MS, 50 ms): the
+    worker running it sends the next step to the queue."""
+    time.sleep(0.1)
+    return {"n": state.get("n", 0) + 1}
+
+
+def _count(state: CounterState) -> dict:
+    return {"n": state.get("n", 0) + 1}
+
+
+def build_poison_later() -> StateGraph:
+    """A poison node that runs inline after another node in a ``run_node``
+    task (a slice that does not begin the run): ``lgdist.start`` runs
+    ``long`` and sends ``count``, whose task runs ``crash`` after it."""
+    g = StateGraph(CounterState)
+    g.add_node("long", _over_the_slice_budget)
+    g.add_node("count", _count)
+    g.add_node("crash", _crash)
+    g.add_edge(START, "long")
+    g.add_edge("long", "count")
+    g.add_edge("count", "crash")
+    g.add_edge("crash", END)
+    return g
+
+
+poison_later = build_poison_later().compile()
+
+
 class LogState(TypedDict, total=False):
     log: Annotated[list, operator.add]
     pids: Annotated[list, operator.add]

@@ -65,14 +65,14 @@ class Client:
         multitask_strategy: Optional[str] = None,
         subgraphs: bool = False,
         context: Any = None,
-        durability: Optional[str] = None,
+        durability: Optional[str] = "async",
     ) -> str:
         """Start a run of ``graph`` on ``thread_id`` (new thread if None);
         returns the run id. A busy thread raises ``ThreadBusyError`` under the
         ``reject`` strategy or queues the run under ``enqueue``.
-        ``durability`` ("sync", the default here, "async" or "exit") says
-        when the workers store a slice of steps they run in one task (see
-        ``lgdist.distributed.slice_store``)."""
+        ``durability`` ("async", the default as in LangGraph, "sync" or
+        "exit"; None means the default) says when the workers store a slice
+        of steps they run in one task (see ``lgdist.distributed.slice_store``)."""
         if durability not in (None, "sync", "async", "exit"):
             raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
         thread_id = uuid.uuid4().hex if thread_id is None else check_thread_id(thread_id)
@@ -94,8 +94,7 @@ class Client:
         }
         if subgraphs:
             options["subgraphs"] = True
-        if durability is not None:
-            options["durability"] = durability
+        options["durability"] = durability or "async"
         if context is not None:
             # The run's context (coerced to the graph's context_schema on
             # the worker); stored with the run, so it must serialize.

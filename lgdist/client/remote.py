@@ -68,9 +68,13 @@ class RemoteGraph(Runnable):
         interrupt_after: Any = None,
         subgraphs: bool = False,
         context: Any = None,
-        durability: Optional[str] = None,
+        durability: Optional[str] = "async",
         **kwargs: Any,
     ) -> Iterator[Any]:
+        """Run the graph on the workers and yield its chunks as the local
+        ``stream`` does. ``durability`` ("async", the default as in
+        LangGraph, "sync" or "exit") says when the workers store the steps
+        they run in one task (README "Durability")."""
         yield from self._stream(
             input, config, stream_mode=stream_mode, interrupt_before=interrupt_before,
             interrupt_after=interrupt_after, subgraphs=subgraphs, context=context, durability=durability,
@@ -86,7 +90,7 @@ class RemoteGraph(Runnable):
         interrupt_after: Any = None,
         subgraphs: bool = False,
         context: Any = None,
-        durability: Optional[str] = None,
+        durability: Optional[str] = "async",
         live: bool = True,
     ) -> Iterator[Any]:
         config = self._merged(config)
@@ -106,6 +110,9 @@ class RemoteGraph(Runnable):
         )
 
     def invoke(self, input: Any, config: Optional[RunnableConfig] = None, **kwargs: Any) -> Any:
+        """Run the graph on the workers and return its output, as the local
+        ``invoke`` does; ``durability`` as for :meth:`stream` (default
+        "async", as in LangGraph)."""
         latest = None
         interrupts: list = []
         # The outcome only: the run's events are read once it is over.

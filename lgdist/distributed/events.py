@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from lgdist import serde
 from lgdist.distributed.transient import TRANSIENT_ERRORS
@@ -37,10 +37,15 @@ log = logging.getLogger("lgdist.events")
 
 # Publish a batch unless its once-key was published already: a step finished
 # again after a crash streams its events once. One script, so the check and
-# the appends cannot be separated by a crash.
+# the appends cannot be separated by a crash. Further keys are marked as
+# published with the batch (a slice's batch carries several steps, each of
+# which a recovery may stream on its own, under its own key).
 _PUBLISH_ONCE = """
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+end
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
 end
 for i = 3, #ARGV do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[i])
@@ -61,9 +66,15 @@ def wire_events(events: list) -> list[tuple[str, Any]]:
 
 
 class EventBus:
-    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
+    # Whether ``publish`` honours ``once`` (and ``marks``).
+    publishes_once = False
+
+    def publish(
+        self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None, marks: Sequence[str] = ()
+    ) -> None:
         """Append ``events`` to the run's stream. With ``once``, a second
-        publish under the same key is dropped (where the bus supports it)."""
+        publish under the same key is dropped (where the bus supports it);
+        ``marks``: keys a later publish under them is dropped too."""
         raise NotImplementedError
 
     def read(
@@ -114,6 +125,8 @@ class _EndWatch:
 
 
 class RedisEventBus(EventBus):
+    publishes_once = True
+
     def __init__(self, url: str) -> None:
         import redis
 
@@ -135,14 +148,17 @@ class RedisEventBus(EventBus):
         one round trip, see ``step_writes``)."""
         return self._key(run_id)
 
-    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
+    def publish(
+        self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None, marks: Sequence[str] = ()
+    ) -> None:
         if not events:
             return
         key = self._key(run_id)
         if once is not None:
             payloads = [serde.dumps([mode, chunk]) for mode, chunk in events]
-            self._publish_once(keys=[key, f"{key}:once:{once}"], args=[STREAM_TTL_SECONDS, 100_000, *payloads])
-            if any(mode == END_MODE for mode, _ in events):
+            keys = [key, f"{key}:once:{once}", *(f"{key}:once:{mark}" for mark in marks)]
+            published = self._publish_once(keys=keys, args=[STREAM_TTL_SECONDS, 100_000, *payloads])
+            if published and any(mode == END_MODE for mode, _ in events):
                 self._mark_ended(self.redis, run_id)
             return
         pipe = self.redis.pipeline(transaction=False)
@@ -243,7 +259,9 @@ class SQLEventBus(EventBus):
         self.runs = runs
         self.poll_interval = poll_interval
 
-    def publish(self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None) -> None:
+    def publish(
+        self, run_id: str, events: list[tuple[str, Any]], *, once: Optional[str] = None, marks: Sequence[str] = ()
+    ) -> None:
         self.runs.append_events(run_id, [serde.dumps([m, c]) for m, c in events])
 
     def read(

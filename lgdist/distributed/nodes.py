@@ -111,6 +111,12 @@ def run_node(
         if msg.finish and run is not None and run.status == RunStatus.CANCELLED and run.thread_id == msg.thread_id:
             # No finish_step follows a one-task step: settle the run as it would.
             settle_cancelled(backend, run)
+        elif msg.finish and redelivered and run is not None and run.thread_id == msg.thread_id:
+            # The first delivery may have ended the run with the slice it
+            # stored, and died before streaming them.
+            from lgdist.distributed.restream import restream
+
+            restream(backend, run, msg.checkpoint_id)
         return {**result, "status": "skipped"}
     if (run.thread_id, run.graph) != (msg.thread_id, msg.graph):
         return {**result, **rejected(

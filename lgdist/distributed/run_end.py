@@ -11,7 +11,7 @@ checkpoint store and the run record are the truth.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from lgdist.distributed import lifecycle
 from lgdist.distributed.backend import Backend
@@ -33,11 +33,13 @@ def publish(backend: Backend, run: Run, loop: ThreadLoop, once: Optional[str] = 
     publish_events(backend, run.run_id, events, once=once)
 
 
-def publish_events(backend: Backend, run_id: str, events: list, once: Optional[str] = None) -> None:
+def publish_events(
+    backend: Backend, run_id: str, events: list, once: Optional[str] = None, marks: Sequence[str] = ()
+) -> None:
     if not events:
         return
     try:
-        backend.bus.publish(run_id, wire_events(events), once=once)
+        backend.bus.publish(run_id, wire_events(events), once=once, marks=marks)
     except TRANSIENT_ERRORS as exc:
         log.warning("run %s: %d stream event(s) lost: %s", run_id, len(events), exc)
 

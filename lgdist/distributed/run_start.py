@@ -20,6 +20,7 @@ from lgdist.distributed.coordinator import (
     resumes,
 )
 from lgdist.distributed.crashpoints import crash_point
+from lgdist.distributed.restream import restream
 from lgdist.distributed.lifecycle import RunStatus
 from lgdist.distributed.run_end import (
     end_run,
@@ -70,6 +71,9 @@ def _start_unusual(backend: Backend, run_id: str) -> dict:
         # A redelivery: the worker that started the run died. Finish its job.
         return _restart_started_run(backend, run)
     if run.status != RunStatus.PENDING:
+        # The run may have ended with the start's slice (durability "async"),
+        # stored by a delivery that died before streaming it.
+        restream(backend, run, None)
         return {"status": "duplicate", "run_id": run_id}
     try:
         backend.registry.get(run.graph)
@@ -105,15 +109,16 @@ class _PutOnce:
         return stored
 
 
-def _load_and_schedule(backend: Backend, run: Run, *, new_thread: bool = False) -> None:
+def _load_and_schedule(backend: Backend, run: Run, *, new_thread: bool = False, keep: bool = True) -> None:
     """Load the run's input and start its steps. Under durability "async"
     what the input stores, the run's start and the first slice of steps
-    are stored together (see ``slice_store``). ``new_thread``: the thread
-    was created with the run and has no checkpoint to read."""
+    are stored together (see ``slice_store``), unless ``keep`` is off.
+    ``new_thread``: the thread was created with the run and has no
+    checkpoint to read."""
     from lgdist.distributed.single_step import InlineSlice, start_steps
 
     loop = make_loop(backend, run)
-    inline = InlineSlice(backend, backend.settings.default_queue, run, loop, new_thread=new_thread)
+    inline = InlineSlice(backend, backend.settings.default_queue, run, loop, new_thread=new_thread, keep=keep)
     try:
         if run.options.get("as_node") is not None:
             from lgdist.graph.update import apply_update
@@ -144,8 +149,17 @@ def _load_and_schedule(backend: Backend, run: Run, *, new_thread: bool = False) 
 
 def _restart_started_run(backend: Backend, run: Run) -> dict:
     if run.start_step is None:
-        # It died while loading the input, which stores once: load again.
-        _load_and_schedule(backend, run)
+        # It died while loading the input, which stores once, or under
+        # durability "async" with its slice still in memory, maybe killed
+        # by one of the slice's nodes: load again, and store each step as
+        # it finishes. A node that kills every worker running it then
+        # meets this start's successor stored past the steps before it,
+        # which sends the node a message of its own, whose deliveries are
+        # counted (a poison task is parked, not retried for ever).
+        _load_and_schedule(backend, run, keep=False)
     else:
+        # It died after storing the input (and, under durability "async",
+        # a slice of steps): stream what it may not have, then go on.
+        restream(backend, run, None)
         continue_run(backend, run)
     return {"status": "continued", "run_id": run.run_id}

@@ -38,8 +38,6 @@ from lgdist.distributed.slice_store import SliceStore, durability
 from lgdist.engine import should_interrupt
 from lgdist.engine.tasks import Task
 from lgdist.loop import StepAlreadyFinished, ThreadLoop
-from lgdist.loop import events as ev
-from lgdist.loop.outbox import _as_set
 
 log = logging.getLogger("lgdist.single_step")
 
@@ -53,7 +51,9 @@ class InlineSlice:
     — and splitting a run there would add a message and a read per split,
     the machine's work growing with its load."""
 
-    def __init__(self, backend: Backend, queue: str, run: Run, loop: ThreadLoop, *, new_thread: bool = False) -> None:
+    def __init__(
+        self, backend: Backend, queue: str, run: Run, loop: ThreadLoop, *, new_thread: bool = False, keep: bool = True
+    ) -> None:
         self.queue = queue
         self.steps_left = backend.settings.inline_steps
         self.node_seconds_left = backend.settings.inline_ms / 1000
@@ -61,9 +61,10 @@ class InlineSlice:
         self.backend = backend
         self.run = run
         # Durability "async" (and "exit"): the slice's checkpoints are kept
-        # and stored together when it ends (see slice_store).
+        # and stored together when it ends (see slice_store) — unless
+        # ``keep`` is off: then each step is stored as it finishes.
         self.store: Optional[SliceStore] = None
-        if durability(run) != "sync" and hasattr(loop.saver, "plan_put"):
+        if keep and durability(run) != "sync" and hasattr(loop.saver, "plan_put"):
             self.store = SliceStore(backend, run, loop.saver, new_thread=new_thread)
             loop.saver = self.store  # type: ignore[assignment]
 
@@ -266,21 +267,22 @@ def stored_before(
 def _continue_after_redelivery(backend: Backend, run: Run, loop: ThreadLoop, parent_id: str) -> None:
     """A redelivered one-task step found its checkpoint stored: its first
     delivery died after storing it (and maybe after storing more steps run
-    inline). Stream the latest step's values (the one step whose events
-    the dead delivery may not have published; once per step), then send
-    the step after the thread's latest checkpoint unless it was sent (the
-    step claim decides) or the run ended."""
+    inline, and the run's end with them). Stream the values of the steps
+    stored since that the dead delivery may not have published (once per
+    step, see ``restream``), then send the step after the thread's latest
+    checkpoint unless it was sent (the step claim decides) or the run ended."""
+    from lgdist.distributed.restream import restream
+
     current = backend.runs.get_run(run.run_id)
-    if current is None or current.status != "running":
+    if current is None:
+        return
+    restream(backend, current, parent_id)
+    if current.status != "running":
         return
     latest = latest_loop(backend, current)
     if latest is None or latest.metadata.get("source") != "loop":
         return
     parent = (latest.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-    updated = set(latest.checkpoint.get("updated_channels") or ())
-    if parent is not None and "values" in latest.modes and updated & _as_set(latest.output_keys):
-        values = ev.read_values(latest.channels, latest.output_keys)
-        publish_events(backend, run.run_id, [("values", values)], once=f"step:{parent}")
     if parent == parent_id:
         ran = [t for t in loop.tasks.values() if t.node is not None]
         if latest.interrupt_after and should_interrupt(latest.checkpoint, latest.interrupt_after, ran):

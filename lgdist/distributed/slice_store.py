@@ -165,6 +165,9 @@ class SliceStore:
             kept_planned, kept_writes = planned, writes
             planned, writes, also = [], [], also[-1:]
         once = planned[0].row["idempotency_key"] if planned else None
+        # Each step's own key too: a recovery streams a stored step under it
+        # (see ``restream``), and must not stream one this batch carried.
+        marks = [p.row["idempotency_key"] for p in planned[1:]]
         seen: list = []
         try:
             stored = self._saver.put_planned(
@@ -184,11 +187,11 @@ class SliceStore:
             self._notes = {**notes, **self._notes}
             raise
         if not stored:
-            publish_events(backend, run.run_id, events, once=once)
+            publish_events(backend, run.run_id, events, once=once, marks=marks)
             return "stored before"
         if self._last_step is not None:
             crash_point("slice.stored", run.thread_id, self._last_step)
-        publish_events(backend, run.run_id, events, once=once)
+        publish_events(backend, run.run_id, events, once=once, marks=marks)
         return None
 
 

@@ -67,7 +67,7 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
     from lgdist.distributed.leases import lease_precondition
     from lgdist.distributed.step_reads import read_step
 
-    run, saved, _ = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=True)
+    run, saved, stored_child = read_step(backend, msg.run_id, msg.checkpoint_id, with_writes=True)
     if run is None:
         return rejected(f"lgdist.finish_step: there is no run {msg.run_id!r}")
     if run.thread_id != msg.thread_id:
@@ -79,6 +79,12 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
         settle_cancelled(backend, run)
         return {"status": "ok", "outcome": "cancelled"}
     if run.status != RunStatus.RUNNING:
+        if again:
+            # The earlier delivery may have ended the run with the slice it
+            # stored (durability "async") and died before streaming them.
+            from lgdist.distributed.restream import restream
+
+            restream(backend, run, msg.checkpoint_id)
         return {"status": "ok", "outcome": f"ignored: run is {run.status}"}
     loop = make_loop(backend, run, checkpoint_id=msg.checkpoint_id)
     if saved is None or loop.restore(saved) is None:
@@ -119,8 +125,9 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
     # Under durability "async" a first delivery keeps this step with the
     # slice of one-task steps it runs next (see ``single_step``): one
     # transaction for all of them (and the run's end). A redelivery stores
-    # it at once: what it finds decides how it goes on.
-    inline = _slice(backend, run, loop) if not again else None
+    # it at once: what it finds decides how it goes on, as does a duplicate
+    # that read the step stored already (it stops there, running nothing).
+    inline = _slice(backend, run, loop) if not again and stored_child is None else None
     seen: list = []
     try:
         loop.finish(idempotency_key=key, precondition=lease_precondition(run.thread_id, run.run_id, seen))
@@ -167,9 +174,8 @@ def finish_step(backend: Backend, msg: FinishStepMessage, *, worker: Optional[st
         else:
             publish(backend, run, loop, once=key)
         after = _go_on(backend, run, loop, worker or backend.hostname, inline)
-    if _keeps(inline):
-        _settle_kept(backend, run, msg.checkpoint_id, inline, kept)
-    return {"status": "ok", "outcome": "stored", **({"next": after} if after else {})}
+    refused = _settle_kept(backend, run, msg.checkpoint_id, inline, kept) if _keeps(inline) else None
+    return {"status": "ok", "outcome": refused or "stored", **({"next": after} if after else {})}
 
 
 def _slice(backend: Backend, run: Run, loop: ThreadLoop) -> Any:
@@ -187,19 +193,21 @@ def _keeps(inline: Any) -> bool:
     return inline is not None and inline.store is not None
 
 
-def _settle_kept(backend: Backend, run: Run, checkpoint_id: str, inline: Any, kept: list[str]) -> None:
+def _settle_kept(backend: Backend, run: Run, checkpoint_id: str, inline: Any, kept: list[str]) -> Optional[str]:
     """The callback's slice is over (its steps stored with the run's end, or
     before a step left this worker): the writes its tasks kept in Redis
     are stored with it, so they go. If the slice was not stored (the run
     was cancelled or ended meanwhile), they are stored as the step's
-    pending writes instead, as when the step's own store is refused."""
+    pending writes instead, as when the step's own store is refused.
+    Returns the settle's refusal, if any (see ``SliceStore.settle``)."""
     refused = inline.settle()
     if not kept:
-        return
+        return refused
     if refused is None or refused == "stored before":
         backend.step_writes.drop(run.run_id, checkpoint_id)  # type: ignore[union-attr]
     else:
         store_kept_writes(backend, run, checkpoint_id)
+    return refused
 
 
 def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str, inline: Any = None) -> Optional[dict]:

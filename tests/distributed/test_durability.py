@@ -53,3 +53,22 @@ def test_an_async_slice_stops_at_an_interrupt_with_its_steps_stored_and_resumes(
 def test_durability_must_be_a_known_mode(cluster):
     with pytest.raises(ValueError, match="durability"):
         cluster.client.submit("counter", {"n": 0}, cluster.thread_id("dur-bad"), durability="later")
+
+
+def test_client_and_remote_graph_default_to_async_as_langgraph(cluster):
+    """LangGraph's ``invoke``/``stream`` default to ``durability="async"``:
+    so do ``Client.submit``/``stream`` and ``RemoteGraph.stream``/``invoke``
+    (``None`` means the default too)."""
+    from lgdist.client import RemoteGraph
+
+    client = cluster.client
+    submitted = client.submit("counter", {"n": 0}, cluster.thread_id("dur-default"))
+    assert cluster.wait_run(submitted)["status"] == "success"
+    explicit_none = client.submit("counter", {"n": 0}, cluster.thread_id("dur-none"), durability=None)
+    assert cluster.wait_run(explicit_none)["status"] == "success"
+    thread_id = cluster.thread_id("dur-remote")
+    remote = RemoteGraph("counter", client=client)
+    assert remote.invoke({"n": 0}, {"configurable": {"thread_id": thread_id}}) == {"n": 5, "trail": [0, 1, 2, 3, 4]}
+    (remote_run,) = client.runs(thread_id)
+    for run_id in (submitted, explicit_none, remote_run["run_id"]):
+        assert client.backend.runs.get_run(run_id).options["durability"] == "async"

@@ -2,7 +2,10 @@
 events only once it is over (``live=False``) gets all of them, in order,
 when the end is published; and the end from the run record when the
 stream never gets one (a worker died between ending the run and
-publishing its end)."""
+publishing its end). Once-keys: a batch published under a key is not
+published again under it, and the keys a batch marks count as published
+too (a slice's batch carries several steps; a recovery streams each step
+on its own, under its own key: ``lgdist.distributed.restream``)."""
 
 from __future__ import annotations
 
@@ -49,3 +52,15 @@ def test_a_reader_at_the_end_ends_from_the_run_record_when_the_stream_gets_no_en
     events = list(bus.read(run_id, timeout=30, live=False, final_status=lambda: ("success", None)))
     assert events == [("values", {"n": 1}), (END_MODE, {"status": "success", "error": None})]
     assert time.monotonic() - started < 15
+
+
+def test_a_batch_marks_the_keys_of_the_steps_it_carries(bus):
+    run_id = f"bus-{uuid.uuid4().hex[:8]}"
+    bus.publish(run_id, [("values", 1), ("values", 2)], once="step:a", marks=["step:b"])
+    bus.publish(run_id, [("values", 2)], once="step:b")  # carried by the batch above
+    bus.publish(run_id, [("values", 1)], once="step:a")  # published already
+    end = (END_MODE, {"status": "success", "error": None})
+    bus.publish(run_id, [("values", 2), end], once="step:b")  # dropped: the end is not marked either
+    assert bus.redis.llen(bus._ended_key(run_id)) == 0
+    bus.publish(run_id, [("values", 3), end], once="step:c")
+    assert [chunk for _, chunk in bus.read(run_id, timeout=5, live=False)] == [1, 2, 3, end[1]]

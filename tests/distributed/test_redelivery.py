@@ -21,11 +21,11 @@ STEPS = 5  # LGDIST_EXAMPLE_STEPS in the cluster's environment
 SLOW_AT = 2  # LGDIST_EXAMPLE_SLOW_AT: the step that sees n == 2 sleeps
 
 
-def _start_slow_run(cluster: Any, prefix: str) -> tuple[str, str]:
+def _start_slow_run(cluster: Any, prefix: str, durability: str = "async") -> tuple[str, str]:
     assert (cluster.env["LGDIST_EXAMPLE_STEPS"], cluster.env["LGDIST_EXAMPLE_SLOW_AT"]) == (str(STEPS), str(SLOW_AT))
     cluster.pid_file.unlink(missing_ok=True)
     thread_id = cluster.thread_id(prefix)
-    run_id = cluster.client.submit("slow", {"n": 0}, thread_id)
+    run_id = cluster.client.submit("slow", {"n": 0}, thread_id, durability=durability)
     return thread_id, run_id
 
 
@@ -82,13 +82,25 @@ def _send_again(app: Any, messages: list[tuple[str, str, dict]]) -> list[dict]:
     return results
 
 
-def test_duplicated_run_node_and_finish_step_change_nothing(cluster, client, celery_app):
-    thread_id, run_id = _start_slow_run(cluster, "dup")
+def _steps_before_slow_node(cluster: Any, thread_id: str) -> list:
+    """The stored checkpoints of the steps that finished before the slow
+    node, once all of them are stored (else an empty list)."""
+    finished = [s for s in cluster.history("slow", thread_id) if s.tasks][:-1]
+    return finished if [s.metadata["step"] for s in finished] == list(range(-1, SLOW_AT)) else []
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_duplicated_run_node_and_finish_step_change_nothing(cluster, client, celery_app, durability):
+    thread_id, run_id = _start_slow_run(cluster, f"dup-{durability}", durability)
     _wait_for_slow_node(cluster)
 
     # While the run is busy in a later step, repeat the earlier steps' messages.
-    finished = [s for s in cluster.history("slow", thread_id) if s.tasks][:-1]
-    assert [s.metadata["step"] for s in finished] == list(range(-1, SLOW_AT))
+    # Under "sync" those steps were stored before the slow node began; under
+    # "async" the worker kept them with the slice and its background store
+    # writes them once the node has run LGDIST_INLINE_MS.
+    finished = cluster.wait_for(
+        lambda: _steps_before_slow_node(cluster, thread_id), timeout=30, what="the steps before the slow node to be stored"
+    )
     before = [_snapshot_key(s) for s in cluster.history("slow", thread_id)]
     for snap in finished:
         messages = _step_messages(cluster, run_id, thread_id, snap)
@@ -157,9 +169,16 @@ def test_worker_process_killed_mid_node_is_redelivered_and_the_thread_finishes(c
     assert "WorkerLostError" in logs or "SIGKILL" in logs
 
 
-def test_a_node_that_kills_every_worker_running_it_is_parked_as_a_poison_task(cluster, client):
-    thread_id = cluster.thread_id("poison")
-    run = cluster.wait_run(client.submit("poison", {"n": 0}, thread_id), timeout=60)
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_a_node_that_kills_every_worker_running_it_is_parked_as_a_poison_task(cluster, client, durability):
+    """The run's first steps, the poison node's included, run inline in
+    ``lgdist.start``. Under "async" the first delivery dies with its slice
+    in memory: nothing stored. The redelivered start stores each step as
+    it goes, so the next one goes on past them and sends the node a
+    message of its own, whose deliveries are counted."""
+    thread_id = cluster.thread_id(f"poison-{durability}")
+    run = cluster.wait_run(client.submit("poison", {"n": 0}, thread_id, durability=durability), timeout=120)
 
     assert run["status"] == "error"
     max_deliveries = client.settings.max_deliveries
@@ -172,6 +191,24 @@ def test_a_node_that_kills_every_worker_running_it_is_parked_as_a_poison_task(cl
     # The workers survived: each lost a pool child per delivery and replaced it.
     assert all(w.proc.poll() is None for w in cluster.workers)
     assert cluster.app.control.ping(destination=[w.nodename for w in cluster.workers], timeout=2.0)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_a_poison_node_run_inline_after_another_in_a_node_task_is_parked(cluster, client, durability):
+    """``count``'s task runs ``crash`` inline after it. Under "async" its
+    first delivery dies with both steps in memory; the redelivered task
+    stores its own step at once, so the next delivery finds it stored,
+    goes on past it and sends ``crash`` a message of its own, whose
+    deliveries are counted."""
+    thread_id = cluster.thread_id(f"poison-later-{durability}")
+    run = cluster.wait_run(client.submit("poison-later", {"n": 0}, thread_id, durability=durability), timeout=120)
+
+    assert run["status"] == "error"
+    assert f"node 'crash' was delivered {client.settings.max_deliveries + 1} times without finishing" in run["error"]
+    state = client.get_state("poison-later", thread_id)
+    assert state.next == ("crash",) and state.values == {"n": 2, "trail": []}
+    cluster.assert_thread_sound(thread_id)
 
 
 def test_a_step_lost_with_its_whole_worker_is_rescheduled_by_the_sweeper(cluster, client):

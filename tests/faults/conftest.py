@@ -48,6 +48,7 @@ from faultlib import (
     TICK_SECONDS,
     FaultCluster,
     FaultRow,
+    Inline,
     PrivatePostgres,
     PrivateRedis,
     RestartCluster,
@@ -182,6 +183,42 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
             if proc in _PROCS:
                 _PROCS.remove(proc)
         dist.tear_down(client, mp, redis_url)
+
+
+@contextlib.contextmanager
+def _inline_workers(faults: FaultCluster, suffix: str, names: tuple[str, ...], extra_env: dict[str, str]) -> Iterator[Inline]:
+    from lgdist.client import Client
+
+    queue = f"{faults.env['LGDIST_DEFAULT_QUEUE']}-{suffix}"
+    env = {k: v for k, v in faults.process_env.items() if k != "LGDIST_TASK_TIME_LIMIT"}
+    env.update(extra_env, LGDIST_DEFAULT_QUEUE=queue)
+    settings = faults.client.backend.settings.model_copy(update={"default_queue": queue, "task_time_limit": None})
+    client = Client(settings)
+    workers = [dist.start_worker(name, env, faults.tmp) for name in names]
+    _PROCS.extend(workers)
+    try:
+        wait_until_pinged(client.app, workers)
+        yield Inline(faults, client, workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+            _PROCS.remove(worker)
+        client.backend.saver.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def inline(faults: FaultCluster) -> Iterator[Inline]:
+    """Workers that run one-task steps inline, with the default slice budget."""
+    with _inline_workers(faults, "inline", ("i1", "i2"), {}) as workers:
+        yield workers
+
+
+@pytest.fixture(scope="module")
+def long_slices(faults: FaultCluster) -> Iterator[Inline]:
+    """Workers whose slices end only at ``LGDIST_INLINE_STEPS`` (8 steps)
+    or at the run's end: their node time budget is far above the ticker's."""
+    with _inline_workers(faults, "slices", ("s1", "s2"), {"LGDIST_INLINE_MS": "60000"}) as workers:
+        yield workers
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ FAULTS = [
     ("finish-step-crash", "worker dies in finish_step after storing the checkpoint"),
     ("start-crash", "worker dies in lgdist.start after storing the input"),
     ("slice-crash", "worker dies mid-slice under durability=\"async\", before storing the slice"),
+    ("slice-stored-crash", "worker dies (or meets an outage) under durability=\"async\" after storing its slice, before streaming it"),
     ("run-node-twice", "the same run_node delivered twice, concurrently"),
     ("finish-step-twice", "finish_step executed twice, concurrently"),
     ("racing-resumes", "two resumes racing on one interrupted thread"),
@@ -195,6 +196,14 @@ class FaultCluster(Cluster):
         assert actual == expected
         return accounting
 
+    def stream_ended(self, run_id: str) -> bool:
+        """Whether the run's stream holds its end event (not one a reader
+        makes up from the run record when the stream lost it)."""
+        from lgdist import serde
+
+        bus = self.client.backend.bus
+        return any(serde.loads(e[b"e"])[0] == "__end__" for _, e in bus.redis.xrange(bus._key(run_id)))
+
     def worker_of(self, pid: int) -> Any:
         (owner,) = [w for w in self.workers if w.proc.pid == parent_pid(pid)]
         return owner
@@ -205,6 +214,21 @@ class FaultCluster(Cluster):
     def swept(self, run_id: str) -> bool:
         """Whether the sweeper had to repair the run (any worker's log)."""
         return any("sweep:" in line and run_id in line for line in self.all_logs().splitlines())
+
+
+class Inline:
+    """Two more workers beside the fault cluster, on a queue of their own
+    without a node time limit (which turns inline steps off), so that a
+    worker runs one-task steps inline, a slice; with their own client."""
+
+    def __init__(self, faults: Any, client: Any, workers: list) -> None:
+        self.faults, self.client, self.workers = faults, client, workers
+
+    def logs(self) -> str:
+        return "".join(w.log_since() for w in self.workers)
+
+    def swept(self, run_id: str) -> bool:
+        return self.faults.swept(run_id) or any("sweep:" in line and run_id in line for line in self.logs().splitlines())
 
 
 def parent_pid(pid: int) -> int:

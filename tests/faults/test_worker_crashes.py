@@ -90,12 +90,17 @@ def _values(faults, run_id: str) -> list:
 def test_worker_dying_in_finish_step_after_storing_the_checkpoint_continues_without_the_sweeper(faults):
     """The redelivered finish_step finds its checkpoint stored
     (StepAlreadyFinished), schedules the next step itself - guarded by the
-    step marker - and streams the step's events it had not streamed."""
+    step marker - and streams the step's events it had not streamed.
+
+    Durability "sync": the crash point follows the store of one step's own
+    transaction, which only "sync" makes (under "async" the same point
+    comes before the slice's store: the slice-crash test; a worker dying
+    after a slice's store is the slice-stored-crash test)."""
     thread_id = faults.thread_id("finish-crash")
     value = {"until": 5}
     crash_step = 2  # ticker: -1 input, 0 __start__, 1.. ticks
     faults.arm_crash("finish_step.stored", thread_id, crash_step)
-    run_id = faults.client.submit("ticker", value, thread_id)
+    run_id = faults.client.submit("ticker", value, thread_id, durability="sync")
 
     faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the worker to crash in finish_step")
     crashed = time.monotonic()
@@ -123,12 +128,15 @@ def test_a_node_task_retried_after_an_outage_past_its_store_goes_on_without_the_
     retry finds the step stored; the attempt before it is over, so the
     retry goes on from the stored step as a redelivery does, rather than
     stopping as a duplicate of a live message would (which left the thread
-    to the sweeper)."""
+    to the sweeper).
+
+    Durability "sync", for the same reason as the test above (the outage
+    after a slice's store under "async": the slice-stored-crash test)."""
     thread_id = faults.thread_id("outage-retry")
     value = {"until": 5}
     crash_step = 2  # ticker: -1 input, 0 __start__, 1.. ticks
     faults.arm_crash("finish_step.stored", thread_id, crash_step, outage=True)
-    run_id = faults.client.submit("ticker", value, thread_id)
+    run_id = faults.client.submit("ticker", value, thread_id, durability="sync")
 
     faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the injected outage")
     assert faults.wait_run(run_id, timeout=60)["status"] == "success"
@@ -143,11 +151,16 @@ def test_a_node_task_retried_after_an_outage_past_its_store_goes_on_without_the_
 
 
 @pytest.mark.fault("start-crash")
-def test_worker_dying_in_start_after_storing_the_input_continues_without_the_sweeper(faults):
-    thread_id = faults.thread_id("start-crash")
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_worker_dying_in_start_after_loading_the_input_continues_without_the_sweeper(faults, durability):
+    """Under "sync" the input's checkpoint was stored when the worker died:
+    the redelivered start goes on from it. Under "async" it was kept for
+    the start's slice, which died with it: the redelivered start loads the
+    input again (stored once, per run)."""
+    thread_id = faults.thread_id(f"start-crash-{durability}")
     value = {"until": 3}
     faults.arm_crash("start.loaded", thread_id, -1)
-    run_id = faults.client.submit("ticker", value, thread_id)
+    run_id = faults.client.submit("ticker", value, thread_id, durability=durability)
 
     faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the worker to crash in lgdist.start")
     crashed = time.monotonic()
@@ -188,3 +201,32 @@ def test_worker_dying_mid_slice_under_async_durability_reruns_the_slice_from_the
     assert _values(faults, run_id) == fault_free_values("ticker", value)
     record("slice-crash", runs=1, lost=lost, duplicated=duplicated, recover=recovered,
            by="redelivered message reruns the slice from the last stored checkpoint")  # fmt: skip
+
+
+@pytest.mark.fault("slice-stored-crash")
+@pytest.mark.parametrize("outage", [False, True], ids=["dies", "outage"])
+@pytest.mark.parametrize("crash_step", [2, 5], ids=["mid-run", "with-the-run-end"])
+def test_worker_dying_after_storing_its_slice_streams_every_step_once_without_the_sweeper(faults, crash_step, outage):
+    """Under durability "async" a worker stores its slice in one
+    transaction, then streams it. Dying (or meeting an outage) between the
+    two: the message runs again, finds the slice stored, streams the
+    values the first delivery did not and goes on from the thread's latest
+    checkpoint. At the last step the slice's transaction also ended the
+    run; the stream still gets the step's values and the run's end. The
+    history is the fault-free one, each step stored once."""
+    thread_id = faults.thread_id(f"slice-stored-{crash_step}")
+    value = {"until": 5}  # ticker: -1 input, 0 __start__, 1..5 ticks; 5 ends the run
+    faults.arm_crash("slice.stored", thread_id, crash_step, outage=outage)
+    run_id = faults.client.submit("ticker", value, thread_id, durability="async")
+
+    faults.wait_for(lambda: not faults.crash_file.exists(), timeout=30, what="the worker to crash after its store")
+    crashed = time.monotonic()
+    assert faults.wait_run(run_id, timeout=60)["status"] == "success"
+    faults.wait_for(lambda: faults.stream_ended(run_id), timeout=60, what="the run's end on its stream")
+    recovered = time.monotonic() - crashed
+
+    lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
+    assert not faults.swept(run_id), "the sweeper, not the message run again, recovered the thread"
+    assert _values(faults, run_id) == fault_free_values("ticker", value)
+    record("slice-stored-crash", runs=1, lost=lost, duplicated=duplicated, recover=recovered,
+           by="the message run again streams the stored slice and goes on")  # fmt: skip
