@@ -256,7 +256,7 @@ def schedule_step(
     if not lease_fresh:
         backend.runs.touch_thread(run.thread_id)
     has_writes = bool(loop.pending_writes) or resumed
-    remember_sent_step(run, loop, has_writes=has_writes)  # this process's tasks of it read nothing
+    remember_sent_step(run, loop, has_writes=has_writes, saver=backend.saver)  # this process's tasks of it read nothing
     send_wide_step(backend, run, checkpoint_id, tasks, finish, suffix=suffix, step_has_writes=has_writes)
     return None
 

@@ -206,7 +206,7 @@ def remember_loop(run_id: str, checkpoint_id: str, loop: Any) -> None:
             _LOOPS[(run_id, checkpoint_id)] = kept
 
 
-def remember_sent_step(run: Run, loop: Any, *, has_writes: bool) -> None:
+def remember_sent_step(run: Run, loop: Any, *, has_writes: bool, saver: Any) -> None:
     """Keep a wide step this process stored and is sending, for the tasks
     of it this process runs: they need no read, no restore and no plan.
     ``loop`` is at the step's stored checkpoint, planned. What is kept is
@@ -215,7 +215,10 @@ def remember_sent_step(run: Run, loop: Any, *, has_writes: bool) -> None:
     running (a step is sent only for a running run; one cancelled since
     runs its remaining nodes, as for a read kept by :func:`remember_step`).
     A step whose checkpoint has saved writes (``has_writes``: a resume's
-    answers, earlier outcomes) is not kept: its tasks read them."""
+    answers, earlier outcomes) is not kept: its tasks read them. ``saver``
+    is the worker's store: the sender's loop may be storing through its
+    slice (``slice_store``), which keeps what it is given for a store the
+    tasks' process never makes (a failed task's error would be lost)."""
     if has_writes:
         return
     from lgdist.checkpoint.sql_reads import checkpoint_config
@@ -224,6 +227,7 @@ def remember_sent_step(run: Run, loop: Any, *, has_writes: bool) -> None:
 
     checkpoint_id = loop.checkpoint["id"]
     kept = loop.sibling()
+    kept.saver = saver
     kept.checkpoint = copy_checkpoint(loop.checkpoint)
     kept.channels = {name: channel.copy() for name, channel in loop.channels.items()}
     # As a read of the stored row names it (the loop's own may still name
