@@ -145,10 +145,14 @@ class Client:
         as_node: Optional[str] = None,
         goto: Optional[str] = None,
         stream_mode: Union[str, Sequence[str]] = "values",
+        durability: str = "async",
     ) -> str:
         """Publish a ``lgdist.resume`` message (what any program can do with
         ``send_task``); returns the id the resumed run will have. A thread
-        that does not exist raises ``ThreadNotFoundError``."""
+        that does not exist raises ``ThreadNotFoundError``. ``durability``
+        as for :meth:`submit` (a message without it gets "async")."""
+        if durability not in ("sync", "async", "exit"):
+            raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
         if self.backend.runs.get_thread(check_thread_id(thread_id)) is None:
             raise ThreadNotFoundError(f"thread {thread_id!r} does not exist: nothing ran on it, so nothing can resume")
         run_id = uuid.uuid4().hex
@@ -161,6 +165,7 @@ class Client:
             "as_node": as_node,
             "goto": goto,
             "stream_mode": [stream_mode] if isinstance(stream_mode, str) else list(stream_mode),
+            "durability": durability,
         }
         self._send("lgdist.resume", {k: v for k, v in payload.items() if v is not None})
         return run_id

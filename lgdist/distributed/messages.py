@@ -45,6 +45,9 @@ class ResumeMessage(_Message):
     graph: Optional[str] = Field(default=None, max_length=255)
     run_id: Optional[str] = Field(default=None, max_length=64)
     stream_mode: list[str] = Field(default_factory=lambda: ["values"])
+    # When the resumed run's steps are stored, as ``invoke``'s ``durability``
+    # (LangGraph's default: "async").
+    durability: Literal["sync", "async", "exit"] = "async"
 
     @model_validator(mode="after")
     def _as_node_needs_update(self) -> "ResumeMessage":

@@ -38,8 +38,9 @@ from lgdist.distributed import lifecycle
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.runs import Run
 
-# The durability a run gets when its submitter did not say (lgdist's Client
-# and messages from older senders): a checkpoint stored per step.
+# The durability a run gets when its submitter did not say (runs submitted
+# by an older lgdist): a checkpoint stored per step, as that lgdist did.
+# Every sender now says, by default LangGraph's "async".
 DEFAULT_DURABILITY = "sync"
 
 

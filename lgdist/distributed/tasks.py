@@ -120,7 +120,7 @@ def handle_resume(backend: Any, payload: Any, args: tuple = ()) -> dict:
             update=msg.update if msg.as_node is None else None,
             goto=msg.goto or (),
         )
-    options = {"stream_modes": msg.stream_mode}
+    options = {"stream_modes": msg.stream_mode, "durability": msg.durability}
     if msg.as_node is not None:
         options.update(as_node=msg.as_node, update=msg.update)
     # Creating the run and claiming the thread is one transaction, and both

@@ -72,3 +72,20 @@ def test_client_and_remote_graph_default_to_async_as_langgraph(cluster):
     (remote_run,) = client.runs(thread_id)
     for run_id in (submitted, explicit_none, remote_run["run_id"]):
         assert client.backend.runs.get_run(run_id).options["durability"] == "async"
+
+
+def test_a_resume_message_defaults_to_async_and_can_say_otherwise(cluster):
+    """A resumed run stores its steps as its message says, by default as
+    LangGraph's ``invoke`` does ("async"), whether ``Client.resume`` or any
+    program sent the message."""
+    client = cluster.client
+    runs = []
+    for durability in (None, "sync"):
+        thread_id = cluster.thread_id("dur-resume")
+        first = client.submit("approval", {"request": "r1"}, thread_id)
+        assert cluster.wait_run(first)["status"] == "interrupted"
+        extra = {} if durability is None else {"durability": durability}
+        resumed = client.resume(thread_id, "yes", **extra)
+        assert cluster.wait_run(resumed)["status"] == "success"
+        runs.append(resumed)
+    assert [client.backend.runs.get_run(r).options["durability"] for r in runs] == ["async", "sync"]
