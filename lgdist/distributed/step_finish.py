@@ -223,11 +223,11 @@ def _go_on(backend: Backend, run: Run, loop: ThreadLoop, worker: str, inline: An
     thread's latest checkpoint, whose step no one claimed — the one run
     here if it did not store it, else the one after it (under "async" it
     finds the step unstored, the writes its tasks kept still in Redis,
-    and stores it first). A duplicate that
-    runs while this callback is alive (not a redelivery) goes on only from
-    this step's own checkpoint, through its claim: at worst it sends the
-    step this callback is running, whose node then runs twice and whose
-    checkpoint is stored once, as for any duplicated message."""
+    and stores it first). A duplicate that runs while this callback is
+    alive (not a redelivery) goes on only from this step's own checkpoint,
+    through its claim: at worst it sends the step this callback is
+    running, whose node then runs twice and whose checkpoint is stored
+    once, as for any duplicated message."""
     from lgdist.distributed.nodes import execute_task
     from lgdist.distributed.single_step import InlineSlice, finish_single_step
 
