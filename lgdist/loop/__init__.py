@@ -4,6 +4,7 @@ step, store the next checkpoint, stream events). The in-process drivers in
 :mod:`lgdist.local` and the Celery workers in :mod:`lgdist.distributed` run
 its tasks; it imports neither."""
 
-from lgdist.loop.thread_loop import DEFAULT_RECURSION_LIMIT, StepAlreadyFinished, ThreadLoop
+from lgdist.loop.checkpoint_writer import StepAlreadyFinished
+from lgdist.loop.thread_loop import DEFAULT_RECURSION_LIMIT, ThreadLoop
 
 __all__ = ["ThreadLoop", "StepAlreadyFinished", "DEFAULT_RECURSION_LIMIT"]
