@@ -6,12 +6,13 @@ import time
 import uuid
 from typing import Any, Iterator, Optional, Sequence, Union
 
+from lgdist.constants import INTERRUPT
 from lgdist.distributed import lifecycle
 from lgdist.distributed.app import create_app
 from lgdist.distributed.backend import Backend
 from lgdist.distributed.coordinator import WORKER_MODE
 from lgdist.distributed.run_end import fail_pending_run, publish_end, resting_status, start_next_enqueued
-from lgdist.distributed.events import END_MODE, SUBGRAPH_MODE
+from lgdist.distributed.events import END_MODE, FROM_RECORD, SUBGRAPH_MODE
 from lgdist.distributed.failure import run_failed_error, trusted_packages
 from lgdist.distributed.filesystem_broker import stall_report
 from lgdist.distributed.lifecycle import FINAL, RunStatus, ThreadStatus
@@ -278,6 +279,32 @@ class Client:
                 yield (ns, chunk) if single else (ns, mode, chunk)
             else:
                 yield chunk if single else (mode, chunk)
+
+    def outcome(self, run_id: str, *, timeout: Optional[float] = 300) -> tuple[Any, list]:
+        """A run's outcome once it is over: its last ``values`` chunk (every
+        state key) and the interrupts it stopped at; a failed run raises its
+        error. The run streams ``values`` and ``updates`` (``submit``'s
+        ``stream_mode``). When its stream lost events (its end came from the
+        run record: Redis lost the stream, or a worker stalled between
+        storing the run's end and streaming it), the outcome comes from the
+        thread's stored state — its latest checkpoint, the run's own unless
+        a run queued behind it on the thread stored one since."""
+        latest, interrupts, end = None, [], {}
+        for mode, chunk in self.events(run_id, timeout=timeout, live=False):
+            if mode == END_MODE:
+                end = chunk
+            elif mode == "values":
+                latest = chunk
+            elif mode == "updates" and isinstance(chunk, dict) and INTERRUPT in chunk:
+                interrupts.extend(chunk[INTERRUPT])
+        if end.get("status") == RunStatus.ERROR:
+            raise self._run_failed(run_id, end.get("error"))
+        if end.get(FROM_RECORD) and end.get("status") in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
+            run = self.backend.runs.get_run(run_id)
+            if run is not None:
+                snapshot = self.get_state(run.graph, run.thread_id)
+                return snapshot.values, list(snapshot.interrupts)
+        return latest, interrupts
 
     def _run_failed(self, run_id: str, error: Optional[str]) -> RunFailedError:
         """The error for a failed run: also an instance of the node's own

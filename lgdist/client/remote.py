@@ -113,16 +113,14 @@ class RemoteGraph(Runnable):
         """Run the graph on the workers and return its output, as the local
         ``invoke`` does; ``durability`` as for :meth:`stream` (default
         "async", as in LangGraph)."""
-        latest = None
-        interrupts: list = []
-        # The outcome only: the run's events are read once it is over.
         known = ("interrupt_before", "interrupt_after", "context", "durability")
         options = {k: kwargs[k] for k in known if k in kwargs}
-        for mode, chunk in self._stream(input, config, stream_mode=["values", "updates"], live=False, **options):
-            if mode == "values":
-                latest = chunk
-            elif isinstance(chunk, dict) and INTERRUPT in chunk:
-                interrupts.extend(chunk[INTERRUPT])
+        config = self._merged(config)
+        thread_id, _ = self._thread(config)
+        run_id = self.client.submit(
+            self.name, input, thread_id, config=dict(config), stream_mode=["values", "updates"], **options
+        )
+        latest, interrupts = self.client.outcome(run_id)
         latest = self._output(latest)
         if interrupts:
             return {**(latest or {}), INTERRUPT: interrupts} if isinstance(latest, dict) or latest is None else latest

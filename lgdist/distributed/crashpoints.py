@@ -10,7 +10,9 @@ that reaches that point for that thread and step deletes the file and exits
 at once (``os._exit``: no cleanup, no ack, like SIGKILL). Armed with a
 fourth word, ``outage``, it raises a ``ConnectionError`` there instead: a
 transient error, as a dropped connection raises, which Celery's autoretry
-answers with a retry of the same message.
+answers with a retry of the same message. Armed with ``stall <seconds>``,
+it sleeps there and goes on: a worker frozen for a while (a paused VM, a
+long GC) at that point.
 
 With the variable unset (production), :func:`crash_point` is one
 environment lookup and does nothing.
@@ -19,6 +21,7 @@ environment lookup and does nothing.
 from __future__ import annotations
 
 import os
+import time
 
 ENV_VAR = "LGDIST_TEST_CRASH_FILE"
 EXIT_CODE = 70
@@ -38,6 +41,9 @@ def crash_point(point: str, thread_id: str, step: int) -> None:
     try:
         os.unlink(path)  # exactly one process wins the crash
     except OSError:
+        return
+    if armed[3:4] == ["stall"] and len(armed) == 5:
+        time.sleep(float(armed[4]))
         return
     if armed[3:] == ["outage"]:
         raise ConnectionError(f"injected outage at {point} (thread {thread_id}, step {step})")

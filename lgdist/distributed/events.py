@@ -29,6 +29,9 @@ STREAM_MAXLEN = 100_000
 # How long a reader waits for a run's end event once the database says the
 # run is over (its publisher is normally a few milliseconds behind).
 END_GRACE_SECONDS = 2.0
+# Set in an end event a reader made from the run record (the stream lost
+# its end, and maybe other events): the run's outcome is in its stored state.
+FROM_RECORD = "from_record"
 
 # ``final_status()`` returns ``(status, error)`` once the run has ended, else None.
 FinalStatus = Callable[[], Optional[tuple[str, Optional[str]]]]
@@ -121,7 +124,7 @@ class _EndWatch:
         if now - self.seen_final_at < END_GRACE_SECONDS:
             return None
         status, error = final
-        return END_MODE, {"status": status, "error": error}
+        return END_MODE, {"status": status, "error": error, FROM_RECORD: True}
 
 
 class RedisEventBus(EventBus):

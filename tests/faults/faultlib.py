@@ -66,6 +66,7 @@ FAULTS = [
     ("redis-restart", "Redis restarted mid-run (all queues, results, streams lost)"),
     ("postgres-restart", "Postgres restarted mid-run (down ~2 s)"),
     ("stream-vanished", "a run's Redis stream deleted before its reader got the end"),
+    ("stream-publisher-stalled", "a worker frozen 15 s after storing a run's end, before streaming it; the caller uses RemoteGraph.invoke"),
     ("node-raises", "a node raises"),
     ("node-hangs", "a node hangs past LGDIST_TASK_TIME_LIMIT"),
     ("node-retried", "a node fails twice, RetryPolicy retries it, it succeeds"),
@@ -144,6 +145,13 @@ def fault_free_values(graph: str, value: Any) -> list:
     return list(compiled.stream(value, stream_mode="values"))
 
 
+def fault_free_output(graph: str, value: Any) -> Any:
+    """What ``invoke`` of a fault-free local run of ``graph`` returns."""
+    from lgdist.distributed.registry import GraphRegistry
+
+    return GraphRegistry({graph: {**GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph).invoke(value)
+
+
 def step_accounting(actual: list[tuple], expected: list[tuple]) -> tuple[int, int]:
     """(steps lost, steps duplicated) of a history against the reference."""
     have = Counter(k[0] for k in actual)
@@ -164,12 +172,16 @@ class FaultCluster(Cluster):
     def crash_file(self) -> Path:
         return Path(self.env["LGDIST_TEST_CRASH_FILE"])
 
-    def arm_crash(self, point: str, thread_id: str, step: int, *, outage: bool = False) -> None:
+    def arm_crash(
+        self, point: str, thread_id: str, step: int, *, outage: bool = False, stall: Optional[float] = None
+    ) -> None:
         """Make the first worker that reaches ``point`` for this thread and
         step exit on the spot, or with ``outage`` raise a transient error
-        there (see lgdist/distributed/crashpoints.py)."""
+        there, or with ``stall`` sleep that many seconds there and go on
+        (see lgdist/distributed/crashpoints.py)."""
         tmp = self.crash_file.with_suffix(".tmp")
-        tmp.write_text(f"{point} {thread_id} {step}" + (" outage" if outage else ""))
+        how = " outage" if outage else f" stall {stall}" if stall is not None else ""
+        tmp.write_text(f"{point} {thread_id} {step}{how}")
         os.replace(tmp, self.crash_file)
 
     def history_keys(self, graph: str, thread_id: str) -> list[tuple]:

@@ -9,8 +9,9 @@ import time
 
 import pytest
 import redis
-from faultlib import fault_free_values, record
+from faultlib import fault_free_output, fault_free_values, record
 
+from lgdist.client import RemoteGraph
 from lgdist.client.client import RunFailedError
 from lgdist.distributed.events import END_GRACE_SECONDS
 
@@ -38,7 +39,10 @@ def test_a_reader_of_a_finished_run_whose_stream_vanished_ends_from_the_run_reco
     assert ended < END_GRACE_SECONDS + 3
     with pytest.raises(RunFailedError, match="node 'boom' failed"):
         list(client.stream_run(failed, timeout=30))
-    assert list(client.events(ok, timeout=30)) == [("__end__", {"status": "success", "error": None})]
+    # The end a reader makes from the record says so: the run's outcome is
+    # in its stored state (``Client.outcome``).
+    assert list(client.events(ok, timeout=30)) == [("__end__", {"status": "success", "error": None, "from_record": True})]
+    assert client.outcome(ok, timeout=30) == ({"n": 2, "until": 2, "trail": [0, 1]}, [])
     lost, duplicated = faults.assert_fault_free("ticker", ok_thread, [{"until": 2}])
     lost2, duplicated2 = faults.assert_fault_free("failing", failed_thread, [{"n": 0}])
     record("stream-vanished", runs=2, lost=lost + lost2, duplicated=duplicated + duplicated2, recover=ended,
@@ -75,3 +79,31 @@ def test_a_stream_lost_mid_run_resumes_with_the_later_events(faults):
     assert positions == sorted(set(positions)), positions
     lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
     record("stream-vanished", runs=1, lost=lost, duplicated=duplicated)
+
+
+@pytest.mark.fault("stream-publisher-stalled")
+def test_invoke_returns_the_stored_output_when_its_publisher_stalls_past_the_grace(long_slices):
+    """A worker stores a run's only slice together with the run's end, then
+    freezes (15 s, far past ``END_GRACE_SECONDS``) before streaming it. The
+    reader ends from the run record with none of the run's chunks, and
+    ``RemoteGraph.invoke`` still returns the run's output: the stored state
+    is the run's record, the stream only its view."""
+    faults, client = long_slices.faults, long_slices.client
+    thread_id = faults.thread_id("stalled-publisher")
+    value = {"until": 5}
+    # ticker: -1 input, 0 __start__, 1..5 ticks; the run and its end are one
+    # slice, stored at step 5.
+    faults.arm_crash("slice.stored", thread_id, 5, stall=15)
+    output = RemoteGraph("ticker", client=client).invoke(value, {"configurable": {"thread_id": thread_id}})
+    (run,) = client.backend.runs.list_runs(thread_id)
+    assert not faults.crash_file.exists(), "no worker reached the stall"
+    assert not faults.stream_ended(run.run_id), "the stalled worker streamed before invoke returned"
+    assert output == fault_free_output("ticker", value)
+
+    # The worker wakes up and streams the slice once; the thread is intact.
+    faults.wait_for(lambda: faults.stream_ended(run.run_id), timeout=60, what="the stalled worker's stream")
+    values = [c for m, c in client.events(run.run_id, timeout=10) if m == "values"]
+    assert values == fault_free_values("ticker", value)
+    lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
+    record("stream-publisher-stalled", runs=1, lost=lost, duplicated=duplicated, recover=None,
+           by="invoke reads the run's output from the stored state")  # fmt: skip
