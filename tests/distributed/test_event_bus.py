@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from lgdist.distributed.events import END_MODE, RedisEventBus
+from lgdist.distributed.events import END_MODE, FROM_RECORD, RedisEventBus
 from tests.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -50,7 +50,7 @@ def test_a_reader_at_the_end_ends_from_the_run_record_when_the_stream_gets_no_en
     bus.publish(run_id, [("values", {"n": 1})])
     started = time.monotonic()
     events = list(bus.read(run_id, timeout=30, live=False, final_status=lambda: ("success", None)))
-    assert events == [("values", {"n": 1}), (END_MODE, {"status": "success", "error": None})]
+    assert events == [("values", {"n": 1}), (END_MODE, {"status": "success", "error": None, FROM_RECORD: True})]
     assert time.monotonic() - started < 15
 
 
