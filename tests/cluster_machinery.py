@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+import httpx
 import pytest
 
 REDIS_URL = os.environ.get("LGDIST_TEST_DIST_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -403,3 +404,46 @@ class Machinery:
         offsets = item.stash.get(self._log_offsets, {})
         for w in self.workers:
             report.sections.append((f"worker {w.nodename} log ({report.when})", w.log_since(offsets.get(w.name, 0))))
+
+
+# -- lgdist serve -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: Any  # the ServiceProcess running `lgdist serve`
+    cluster: Any
+
+    def thread_id(self, prefix: str = "api") -> str:
+        return self.cluster.thread_id(prefix)
+
+
+def wait_until_ok(url: str, process: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.proc.poll() is not None:
+            pytest.fail(f"lgdist serve exited with {process.proc.returncode}:\n{process.log_since()}", pytrace=False)
+        try:
+            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"lgdist serve did not answer /ok within {timeout}s:\n{process.log_since()}", pytrace=False)
+        time.sleep(0.1)
+
+
+def start_server(cluster: Any, name: str = "serve", extra_env: dict | None = None, host: str = "127.0.0.1") -> Server:
+    port = free_port()
+    env = {**cluster.process_env, **(extra_env or {})}
+    process = spawn(name, ["serve", "--host", host, "--port", str(port)], env, cluster.tmp)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ok(url, process)
+    return Server(url=url, process=process, cluster=cluster)

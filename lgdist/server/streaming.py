@@ -22,7 +22,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from lgdist.constants import INTERRUPT
 from lgdist.distributed.coordinator import WORKER_MODE
 from lgdist import serde
-from lgdist.distributed.events import END_GRACE_SECONDS, END_MODE, SUBGRAPH_MODE, RedisEventBus
+from lgdist.distributed.events import END_GRACE_SECONDS, END_MODE, FROM_RECORD, SUBGRAPH_MODE, RedisEventBus
 from lgdist.distributed.transient import TRANSIENT_ERRORS
 from lgdist.client.remote_events import TREE_MODES, RemoteRunTree
 from lgdist.server.serialize import jsonable
@@ -46,6 +46,8 @@ class EventTranslator:
         self.error: Optional[str] = None
         # The run's end deleted its thread (on_completion="delete").
         self.thread_deleted = False
+        # The end came from the run record: the stream may have lost events.
+        self.from_record = False
 
     def feed(self, mode: str, chunk: Any) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
@@ -63,6 +65,7 @@ class EventTranslator:
         if mode == END_MODE:
             self.status, self.error = chunk.get("status"), chunk.get("error")
             self.thread_deleted = bool(chunk.get("thread_deleted"))
+            self.from_record = bool(chunk.get(FROM_RECORD))
             if self.status == "error":
                 out.append(("error", error_body(self.error)))
             return out
@@ -93,6 +96,12 @@ class EventTranslator:
         elif mode in self.requested:
             out.append((mode, jsonable(chunk)))
         return out
+
+    def take_stored(self, values: Any, interrupts: list) -> None:
+        """The run's outcome read from its thread's stored state, in place
+        of what its stream carried (see ``from_record``)."""
+        self.values = values
+        self.interrupts = jsonable(interrupts)
 
     def output(self) -> Any:
         """What ``/wait`` and ``/join`` return: the last values, with the
@@ -166,7 +175,7 @@ async def redis_events(service: Any, run_id: str) -> AsyncIterator[tuple[str, An
             final_seen_at = time.monotonic()
             block_ms = int(END_GRACE_SECONDS * 1000)
         elif time.monotonic() - final_seen_at >= END_GRACE_SECONDS:
-            yield END_MODE, {"status": final[0], "error": final[1]}
+            yield END_MODE, {"status": final[0], "error": final[1], FROM_RECORD: True}
             return
 
 

@@ -66,7 +66,7 @@ FAULTS = [
     ("redis-restart", "Redis restarted mid-run (all queues, results, streams lost)"),
     ("postgres-restart", "Postgres restarted mid-run (down ~2 s)"),
     ("stream-vanished", "a run's Redis stream deleted before its reader got the end"),
-    ("stream-publisher-stalled", "a worker frozen 15 s after storing a run's end, before streaming it; the caller uses RemoteGraph.invoke"),
+    ("stream-publisher-stalled", "a worker frozen 15 s after storing a run's end, before streaming it; the caller waits with RemoteGraph.invoke or the server's runs.wait"),
     ("node-raises", "a node raises"),
     ("node-hangs", "a node hangs past LGDIST_TASK_TIME_LIMIT"),
     ("node-retried", "a node fails twice, RetryPolicy retries it, it succeeds"),

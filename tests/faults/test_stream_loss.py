@@ -1,6 +1,9 @@
 """A run's Redis stream vanishes (Redis restarted without persistence, a
 stream evicted): a reader does not wait forever - it ends from the run
-record - and a stream lost mid-run picks up the events published after."""
+record - and a stream lost mid-run picks up the events published after.
+A worker stalls between storing a run's end and streaming it: the callers
+that want the run's outcome (``RemoteGraph.invoke``, the server's
+``runs.wait``) read it from the stored state."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 
 import pytest
 import redis
+from cluster_machinery import start_server
 from faultlib import fault_free_output, fault_free_values, record
 
 from lgdist.client import RemoteGraph
@@ -106,4 +110,32 @@ def test_invoke_returns_the_stored_output_when_its_publisher_stalls_past_the_gra
     assert values == fault_free_values("ticker", value)
     lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
     record("stream-publisher-stalled", runs=1, lost=lost, duplicated=duplicated, recover=None,
-           by="invoke reads the run's output from the stored state")  # fmt: skip
+           by="invoke and the server's wait read the run's output from the stored state")  # fmt: skip
+
+
+@pytest.mark.fault("stream-publisher-stalled")
+def test_the_servers_wait_returns_the_stored_output_when_its_publisher_stalls_past_the_grace(long_slices):
+    """The same stall under ``lgdist serve``: ``runs.wait`` answers with the
+    run's stored output, not with what the stream carried."""
+    from langgraph_sdk import get_sync_client
+
+    faults, client = long_slices.faults, long_slices.client
+    queue = client.backend.settings.default_queue
+    server = start_server(faults, name="serve-stalled", extra_env={"LGDIST_DEFAULT_QUEUE": queue})
+    try:
+        sdk = get_sync_client(url=server.url)
+        thread_id = sdk.threads.create()["thread_id"]
+        value = {"until": 5}
+        faults.arm_crash("slice.stored", thread_id, 5, stall=15)
+        output = sdk.runs.wait(thread_id, "ticker", input=value)
+        (run,) = client.backend.runs.list_runs(thread_id)
+        assert not faults.crash_file.exists(), "no worker reached the stall"
+        assert not faults.stream_ended(run.run_id), "the stalled worker streamed before the server answered"
+        assert output == fault_free_output("ticker", value)
+
+        faults.wait_for(lambda: faults.stream_ended(run.run_id), timeout=60, what="the stalled worker's stream")
+        lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
+    finally:
+        server.process.stop()
+    record("stream-publisher-stalled", runs=1, lost=lost, duplicated=duplicated, recover=None,
+           by="invoke and the server's wait read the run's output from the stored state")  # fmt: skip

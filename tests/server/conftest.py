@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from cluster_machinery import Cluster
-from serverlib import Server, dist, start_server
+from cluster_machinery import Cluster, Server, start_server
+from serverlib import dist
 
 
 @pytest.fixture(scope="session")

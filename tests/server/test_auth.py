@@ -10,8 +10,7 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import AuthenticationError
 
-from cluster_machinery import LGDIST_BIN
-from serverlib import free_port, start_server
+from cluster_machinery import LGDIST_BIN, free_port, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 

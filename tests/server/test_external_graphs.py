@@ -13,7 +13,8 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from cluster_machinery import wait_until_pinged
-from serverlib import dist, start_server
+from cluster_machinery import start_server
+from serverlib import dist
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 

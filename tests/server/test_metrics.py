@@ -7,7 +7,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serverlib import dist, start_server
+from cluster_machinery import start_server
+from serverlib import dist
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed, pytest.mark.timeout(120)]
 
