@@ -41,6 +41,12 @@ def check_thread_id(thread_id: Any) -> str:
     return thread_id
 
 
+def _without_interrupts(values: Any) -> Any:
+    if isinstance(values, dict) and INTERRUPT in values:
+        return {k: v for k, v in values.items() if k != INTERRUPT}
+    return values
+
+
 class Client:
     """Talks to workers through the broker and reads state from the store.
 
@@ -261,18 +267,30 @@ class Client:
         subgraphs: bool = False,
         live: bool = True,
     ) -> Iterator[Any]:
+        """The chunks of run ``run_id`` as ``stream`` yields them. If the
+        stream lost events (its end came from the run record), a ``values``
+        stream still ends with the run's final state, read from the store
+        (see :meth:`final_values`)."""
         single = isinstance(stream_mode, str)
         modes = {stream_mode} if single else set(stream_mode)
+        last_values: Any = None
         for mode, chunk in self.events(run_id, timeout=timeout, live=live):
             if mode == END_MODE:
                 if chunk["status"] == "error":
                     raise self._run_failed(run_id, chunk.get("error"))
-                return
+                if "values" not in modes:
+                    return
+                stored = self.final_values(run_id, chunk, last_values)
+                if stored is None:
+                    return
+                mode, chunk = "values", stored
             ns: tuple = ()
             if mode == SUBGRAPH_MODE:
                 ns, mode, chunk = tuple(chunk["ns"]), chunk["mode"], chunk["chunk"]
                 if not subgraphs:
                     continue
+            elif mode == "values":
+                last_values = chunk
             if mode not in modes:
                 continue
             if subgraphs:
@@ -284,27 +302,47 @@ class Client:
         """A run's outcome once it is over: its last ``values`` chunk (every
         state key) and the interrupts it stopped at; a failed run raises its
         error. The run streams ``values`` and ``updates`` (``submit``'s
-        ``stream_mode``). When its stream lost events (its end came from the
-        run record: Redis lost the stream, or a worker stalled between
-        storing the run's end and streaming it), the outcome comes from the
-        thread's stored state — its latest checkpoint, the run's own unless
-        a run queued behind it on the thread stored one since."""
-        latest, interrupts, end = None, [], {}
+        ``stream_mode``). If the stream lost events, the outcome comes from
+        the store (see :meth:`final_values`)."""
+        latest, interrupts = None, []
         for mode, chunk in self.events(run_id, timeout=timeout, live=False):
             if mode == END_MODE:
-                end = chunk
+                if chunk["status"] == "error":
+                    raise self._run_failed(run_id, chunk.get("error"))
+                stored = self.final_values(run_id, chunk, latest)
+                if isinstance(stored, dict):
+                    latest = {k: v for k, v in stored.items() if k != INTERRUPT}
+                    interrupts = list(stored.get(INTERRUPT, ()))
+                elif stored is not None:
+                    latest, interrupts = stored, []
             elif mode == "values":
                 latest = chunk
             elif mode == "updates" and isinstance(chunk, dict) and INTERRUPT in chunk:
                 interrupts.extend(chunk[INTERRUPT])
-        if end.get("status") == RunStatus.ERROR:
-            raise self._run_failed(run_id, end.get("error"))
-        if end.get(FROM_RECORD) and end.get("status") in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
-            run = self.backend.runs.get_run(run_id)
-            if run is not None:
-                snapshot = self.get_state(run.graph, run.thread_id)
-                return snapshot.values, list(snapshot.interrupts)
         return latest, interrupts
+
+    def final_values(self, run_id: str, end: dict, streamed: Any) -> Any:
+        """For a run's end event: if a reader made it from the run record
+        (``FROM_RECORD``: Redis lost the stream, or a worker stalled between
+        storing the run's end and streaming it), the ``values`` chunk the
+        run's last step streams — its thread's stored state (the latest
+        checkpoint: the run's own unless a run queued behind it stored one
+        since), with ``__interrupt__`` when it stopped at interrupts — unless
+        it equals ``streamed``, the last one the reader got. Else None."""
+        if not end.get(FROM_RECORD) or end.get("status") not in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
+            return None
+        run = self.backend.runs.get_run(run_id)
+        if run is None:
+            return None
+        snapshot = self.get_state(run.graph, run.thread_id)
+        if snapshot.metadata is None:
+            return None
+        values = snapshot.values
+        if _without_interrupts(streamed) == values:
+            return None
+        if snapshot.interrupts and isinstance(values, dict):
+            return {**values, INTERRUPT: tuple(snapshot.interrupts)}
+        return values
 
     def _run_failed(self, run_id: str, error: Optional[str]) -> RunFailedError:
         """The error for a failed run: also an instance of the node's own

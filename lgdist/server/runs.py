@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from lgdist.distributed.lifecycle import ACTIVE, RunStatus
+from lgdist.distributed.lifecycle import ACTIVE
 from lgdist.distributed.runs import Run
 from lgdist.errors import ApiError
 from lgdist.server.schemas import CancelMany, RunCreate
@@ -83,13 +83,6 @@ async def _create(request: Request, thread_id: Optional[str], body: RunCreate, *
 async def _wait(service: Any, run: Run, translator: EventTranslator) -> Any:
     async for _ in api_events(service, run.run_id, translator):
         pass
-    if translator.from_record and translator.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
-        # The stream may have lost events (Redis lost it, or a worker stalled
-        # between storing the run's end and streaming it): the output is the
-        # thread's stored state, while the thread is there.
-        stored = await run_in_threadpool(service.stored_outcome, run)
-        if stored is not None:
-            translator.take_stored(*stored)
     return translator.output()
 
 

@@ -131,15 +131,6 @@ class ApiService:
                 out["interrupts"] = {t.id: jsonable(list(t.interrupts)) for t in snap.tasks if t.interrupts}
         return out
 
-    def stored_outcome(self, run: Run) -> Optional[tuple[Any, list]]:
-        """The values and interrupts of the run's thread's latest checkpoint
-        (the run's own unless a run queued behind it stored one since);
-        None when the thread is gone (a stateless run's end deletes it)."""
-        snap = self.compiled(run.graph).get_state({"configurable": {"thread_id": run.thread_id}})
-        if snap.metadata is None:
-            return None
-        return snap.values, list(snap.interrupts)
-
     def state(self, thread_id: str, checkpoint_id: Optional[str] = None, *, subgraphs: bool = False) -> dict:
         rec = self.thread_record(thread_id)
         graph = self.thread_graph(rec)

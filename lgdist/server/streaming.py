@@ -46,8 +46,6 @@ class EventTranslator:
         self.error: Optional[str] = None
         # The run's end deleted its thread (on_completion="delete").
         self.thread_deleted = False
-        # The end came from the run record: the stream may have lost events.
-        self.from_record = False
 
     def feed(self, mode: str, chunk: Any) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
@@ -65,7 +63,6 @@ class EventTranslator:
         if mode == END_MODE:
             self.status, self.error = chunk.get("status"), chunk.get("error")
             self.thread_deleted = bool(chunk.get("thread_deleted"))
-            self.from_record = bool(chunk.get(FROM_RECORD))
             if self.status == "error":
                 out.append(("error", error_body(self.error)))
             return out
@@ -96,12 +93,6 @@ class EventTranslator:
         elif mode in self.requested:
             out.append((mode, jsonable(chunk)))
         return out
-
-    def take_stored(self, values: Any, interrupts: list) -> None:
-        """The run's outcome read from its thread's stored state, in place
-        of what its stream carried (see ``from_record``)."""
-        self.values = values
-        self.interrupts = jsonable(interrupts)
 
     def output(self) -> Any:
         """What ``/wait`` and ``/join`` return: the last values, with the
@@ -192,15 +183,22 @@ async def api_events(
     with ``tree``, the ``events`` mode too."""
     seq = 0
     async for mode, chunk in _events(service, run_id):
-        pairs = translator.feed(mode, chunk)
-        if tree is not None:
-            pairs.extend(("events", e) for e in await tree.feed(mode, chunk))
-        for event, data in pairs:
-            seq += 1
-            if seq > skip:
-                yield seq, event, data
-        if mode == END_MODE:
-            return
+        events = [(mode, chunk)]
+        if mode == END_MODE and chunk.get(FROM_RECORD):
+            # The stream may have lost events: the run's final state, from the store.
+            stored = await run_in_threadpool(service.client.final_values, run_id, chunk, translator.values)
+            if stored is not None:
+                events.insert(0, ("values", stored))
+        for mode, chunk in events:
+            pairs = translator.feed(mode, chunk)
+            if tree is not None:
+                pairs.extend(("events", e) for e in await tree.feed(mode, chunk))
+            for event, data in pairs:
+                seq += 1
+                if seq > skip:
+                    yield seq, event, data
+            if mode == END_MODE:
+                return
 
 
 def metadata_event(run_id: str) -> dict:

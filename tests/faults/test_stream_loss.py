@@ -38,7 +38,9 @@ def test_a_reader_of_a_finished_run_whose_stream_vanished_ends_from_the_run_reco
     _drop_stream(faults, failed)
 
     started = time.monotonic()
-    assert list(client.stream_run(ok, timeout=30)) == []
+    # What the stream lost, a "values" reader gets from the store: the
+    # run's final state, as its last chunk.
+    assert list(client.stream_run(ok, timeout=30)) == [{"n": 2, "until": 2, "trail": [0, 1]}]
     ended = time.monotonic() - started
     assert ended < END_GRACE_SECONDS + 3
     with pytest.raises(RunFailedError, match="node 'boom' failed"):
@@ -103,6 +105,10 @@ def test_invoke_returns_the_stored_output_when_its_publisher_stalls_past_the_gra
     assert not faults.crash_file.exists(), "no worker reached the stall"
     assert not faults.stream_ended(run.run_id), "the stalled worker streamed before invoke returned"
     assert output == fault_free_output("ticker", value)
+    # A "values" reader of the same run (the stream still holds nothing)
+    # gets the run's final state as its last chunk, once.
+    assert list(client.stream_run(run.run_id, stream_mode="values", timeout=30)) == [fault_free_values("ticker", value)[-1]]
+    assert not faults.stream_ended(run.run_id), "the stalled worker streamed before the reader ended"
 
     # The worker wakes up and streams the slice once; the thread is intact.
     faults.wait_for(lambda: faults.stream_ended(run.run_id), timeout=60, what="the stalled worker's stream")
@@ -132,6 +138,11 @@ def test_the_servers_wait_returns_the_stored_output_when_its_publisher_stalls_pa
         assert not faults.crash_file.exists(), "no worker reached the stall"
         assert not faults.stream_ended(run.run_id), "the stalled worker streamed before the server answered"
         assert output == fault_free_output("ticker", value)
+        # A "values" stream of the same run (joined: the stream still holds
+        # nothing) ends with the run's final state, once.
+        parts = list(sdk.runs.join_stream(thread_id, run.run_id, stream_mode="values"))
+        assert [p.data for p in parts if p.event == "values"] == [fault_free_output("ticker", value)]
+        assert not faults.stream_ended(run.run_id), "the stalled worker streamed before the server's stream ended"
 
         faults.wait_for(lambda: faults.stream_ended(run.run_id), timeout=60, what="the stalled worker's stream")
         lost, duplicated = faults.assert_fault_free("ticker", thread_id, [value])
