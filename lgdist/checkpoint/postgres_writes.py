@@ -1,11 +1,11 @@
-"""Postgres: checkpoints, blobs and writes as one fixed statement, in autocommit.
+"""Postgres: checkpoints, blobs and writes as one statement, in autocommit.
 
 The local runtime stores a step (or, writing behind with
 ``durability="async"``, several steps queued together) as one statement of
 data-modifying CTEs — checkpoint rows, the blobs of their changed channels,
 their tasks' writes — atomic as any single statement. Rows travel as arrays
 (``unnest``), so the statement's text is the same whatever the number of
-rows: SQLAlchemy does not compile it per step (building a CTE with the rows
+rows (it names only the tables a store has rows for): SQLAlchemy does not compile it per step (building a CTE with the rows
 as literal ``VALUES`` did, at ~2 ms a step for a small row), and psycopg
 prepares it on the server after a few executions. The arrays go in
 binary (``%b``): psycopg's text form quotes every character of a 20 KB
@@ -27,12 +27,20 @@ _WRITE_ARRAYS = (
     "%({p}_idx)b::int[], %({p}_channel)b::text[], %({p}_type)b::text[], %({p}_blob)b::bytea[], %({p}_path)b::text[]"
 )
 
+# The statements are built from the parts a store has rows for (a step
+# with no special writes has no ``s`` part, ...): an empty part still costs
+# its arrays' encoding and its planning, ~a quarter of a small step's
+# statement. Each combination is one fixed text, prepared once per
+# connection.
+_PARTS = ("c", "b", "w", "s")
+
 # Checkpoint rows are upserted (the local runtime stores no idempotency
 # key); blob keys carry a random version suffix, so an existing blob row is
 # the same value written by a retried step: keep it. A task that runs twice
 # keeps its first writes (w); special channels (error, interrupt, resume,
 # ...) keep the latest (s).
-_STATEMENT = f"""WITH c AS (
+_UPSERT = {
+    "c": """c AS (
     INSERT INTO lgdist_checkpoints
         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
          checkpoint, metadata, value_chains, inline_values)
@@ -44,24 +52,33 @@ _STATEMENT = f"""WITH c AS (
         metadata = EXCLUDED.metadata, value_chains = EXCLUDED.value_chains,
         inline_values = EXCLUDED.inline_values
     RETURNING 1
-), b AS (
+)""",
+    "b": """b AS (
     INSERT INTO lgdist_blobs (thread_id, checkpoint_ns, channel, version, type, blob, base_version, level)
     SELECT * FROM unnest(%(b_thread)b::text[], %(b_ns)b::text[], %(b_channel)b::text[], %(b_version)b::text[],
                          %(b_type)b::text[], %(b_blob)b::bytea[], %(b_base)b::text[], %(b_level)b::smallint[])
     ON CONFLICT DO NOTHING
     RETURNING 1
-), w AS (
+)""",
+    "w": f"""w AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT * FROM unnest({_WRITE_ARRAYS.format(p="w")})
     ON CONFLICT DO NOTHING
     RETURNING 1
-), s AS (
+)""",
+    "s": f"""s AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT * FROM unnest({_WRITE_ARRAYS.format(p="s")})
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
         channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
     RETURNING 1
-) SELECT 1"""
+)""",
+}
+
+
+@lru_cache(maxsize=16)
+def _statement(parts: tuple[str, ...]) -> str:
+    return "WITH " + ", ".join(_UPSERT[p] for p in parts) + " SELECT 1"
 
 
 # A worker's rows: each checkpoint row is inserted once (under its
@@ -71,11 +88,8 @@ _STATEMENT = f"""WITH c AS (
 # data-modifying statement returning one row ``(ok, answer)``), nothing is
 # inserted unless it says ok. The statement answers the gate's row and how
 # many checkpoint rows it inserted.
-@lru_cache(maxsize=8)
-def _keyed_statement(gate: str) -> str:
-    return f"""WITH g AS (
-    {gate}
-), c AS (
+_KEYED = {
+    "c": """c AS (
     INSERT INTO lgdist_checkpoints
         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, idempotency_key,
          checkpoint, metadata, value_chains, inline_values)
@@ -85,32 +99,51 @@ def _keyed_statement(gate: str) -> str:
     WHERE EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
-), n AS (
-    SELECT count(*) AS stored FROM c
-), b AS (
+)""",
+    "b": """b AS (
     INSERT INTO lgdist_blobs (thread_id, checkpoint_ns, channel, version, type, blob, base_version, level)
     SELECT u.* FROM unnest(%(b_thread)b::text[], %(b_ns)b::text[], %(b_channel)b::text[], %(b_version)b::text[],
                            %(b_type)b::text[], %(b_blob)b::bytea[], %(b_base)b::text[], %(b_level)b::smallint[]) AS u, n
     WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
-), w AS (
+)""",
+    "w": f"""w AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="w")}) AS u, n
     WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT DO NOTHING
     RETURNING 1
-), s AS (
+)""",
+    "s": f"""s AS (
     INSERT INTO lgdist_writes ({_WRITE_COLUMNS})
     SELECT u.* FROM unnest({_WRITE_ARRAYS.format(p="s")}) AS u, n
     WHERE n.stored = %(c_count)s AND EXISTS (SELECT 1 FROM g WHERE g.ok)
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
         channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
     RETURNING 1
-) SELECT (SELECT ok FROM g), (SELECT answer FROM g), stored FROM n"""
+)""",
+}
+
+
+@lru_cache(maxsize=64)
+def _keyed_statement(gate: str, parts: tuple[str, ...]) -> str:
+    # n counts the inserted checkpoint rows (0 without a c part).
+    stored = "SELECT count(*) AS stored FROM c" if "c" in parts else "SELECT 0::bigint AS stored"
+    ctes = [f"g AS (\n    {gate}\n)"]
+    ctes += [_KEYED["c"]] if "c" in parts else []
+    ctes.append(f"n AS (\n    {stored}\n)")
+    ctes += [_KEYED[p] for p in parts if p != "c"]
+    return "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM g), (SELECT answer FROM g), stored FROM n"
 
 
 _UNGATED = "SELECT true AS ok, NULL::text AS answer"
+
+
+def _parts(params: dict[str, Any]) -> tuple[str, ...]:
+    """The parts with rows: a part's first array is not empty."""
+    firsts = {"c": "c_thread", "b": "b_thread", "w": "w_thread", "s": "s_thread"}
+    return tuple(p for p in _PARTS if params.get(firsts[p]))
 
 
 def _columns(rows: Sequence[dict], names: dict[str, str]) -> dict[str, list]:
@@ -168,7 +201,9 @@ def store_rows(
         **_columns(list(firsts.values()), _REGULAR_NAMES),
         **_columns(special, _SPECIAL_NAMES),
     }
-    conn.exec_driver_sql(_STATEMENT, params)
+    parts = _parts(params)
+    if parts:
+        conn.exec_driver_sql(_statement(parts), params)
 
 
 def _writes_params(regular: Sequence[dict], special: Sequence[dict]) -> dict[str, Any]:
@@ -202,5 +237,5 @@ def store_keyed_rows(
         **_writes_params(regular, special),
         "c_count": len(checkpoints),
     }
-    ok, answer, stored = conn.exec_driver_sql(_keyed_statement(gate_sql), params).one()
+    ok, answer, stored = conn.exec_driver_sql(_keyed_statement(gate_sql, _parts(params)), params).one()
     return bool(ok), answer, int(stored)
