@@ -5,9 +5,10 @@ The local runtime stores a step (or, writing behind with
 data-modifying CTEs — checkpoint rows, the blobs of their changed channels,
 their tasks' writes — atomic as any single statement. Rows travel as arrays
 (``unnest``), so the statement's text is the same whatever the number of
-rows (it names only the tables a store has rows for): SQLAlchemy does not compile it per step (building a CTE with the rows
-as literal ``VALUES`` did, at ~2 ms a step for a small row), and psycopg
-prepares it on the server after a few executions. The arrays go in
+rows (it names only the tables a store has rows for): SQLAlchemy does not
+compile it per step (building a CTE with the rows as literal ``VALUES``
+did, at ~2 ms a step for a small row), and psycopg prepares it on the
+server after a few executions. The arrays go in
 binary (``%b``): psycopg's text form quotes every character of a 20 KB
 checkpoint in Python (~1.5 ms a row), the binary form copies it.
 """
