@@ -143,8 +143,7 @@ _UNGATED = "SELECT true AS ok, NULL::text AS answer"
 
 def _parts(params: dict[str, Any]) -> tuple[str, ...]:
     """The parts with rows: a part's first array is not empty."""
-    firsts = {"c": "c_thread", "b": "b_thread", "w": "w_thread", "s": "s_thread"}
-    return tuple(p for p in _PARTS if params.get(firsts[p]))
+    return tuple(p for p in _PARTS if params.get(f"{p}_thread"))
 
 
 def _columns(rows: Sequence[dict], names: dict[str, str]) -> dict[str, list]:

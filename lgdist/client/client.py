@@ -310,11 +310,9 @@ class Client:
                 if chunk["status"] == "error":
                     raise self._run_failed(run_id, chunk.get("error"))
                 stored = self.final_values(run_id, chunk, latest)
-                if isinstance(stored, dict):
-                    latest = {k: v for k, v in stored.items() if k != INTERRUPT}
-                    interrupts = list(stored.get(INTERRUPT, ()))
-                elif stored is not None:
-                    latest, interrupts = stored, []
+                if stored is not None:
+                    latest = _without_interrupts(stored)
+                    interrupts = list(stored.get(INTERRUPT, ())) if isinstance(stored, dict) else []
             elif mode == "values":
                 latest = chunk
             elif mode == "updates" and isinstance(chunk, dict) and INTERRUPT in chunk:

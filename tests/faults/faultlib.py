@@ -137,19 +137,21 @@ def fault_free_history(graph: str, inputs: list[Any]) -> list[tuple]:
     return [snapshot_key(s) for s in reversed(list(local.get_state_history(config)))]
 
 
-def fault_free_values(graph: str, value: Any) -> list:
-    """The "values" chunks a fault-free local run of ``graph`` streams."""
+def _fault_free_graph(graph: str) -> Any:
+    """``graph`` compiled for a fault-free local run."""
     from lgdist.distributed.registry import GraphRegistry
 
-    compiled = GraphRegistry({graph: {**GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph)
-    return list(compiled.stream(value, stream_mode="values"))
+    return GraphRegistry({graph: {**GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph)
+
+
+def fault_free_values(graph: str, value: Any) -> list:
+    """The "values" chunks a fault-free local run of ``graph`` streams."""
+    return list(_fault_free_graph(graph).stream(value, stream_mode="values"))
 
 
 def fault_free_output(graph: str, value: Any) -> Any:
     """What ``invoke`` of a fault-free local run of ``graph`` returns."""
-    from lgdist.distributed.registry import GraphRegistry
-
-    return GraphRegistry({graph: {**GRAPHS, **FAULT_GRAPHS}[graph]}).get(graph).invoke(value)
+    return _fault_free_graph(graph).invoke(value)
 
 
 def step_accounting(actual: list[tuple], expected: list[tuple]) -> tuple[int, int]:
